@@ -1,0 +1,66 @@
+# Shared shell helpers for the test, demo and benchmark drivers (sourced, not run).
+#
+# Every run works on throw-away state: a private copy of the PostgreSQL 15
+# installation (so `make install` never touches the system and parallel runs
+# cannot overwrite each other's build) and clusters in a temporary directory,
+# listening only on a unix socket there and on a free loopback port.
+
+PG_BINDIR_SYSTEM=${PG_BINDIR_SYSTEM:-/usr/lib/postgresql/15/bin}
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# as_pg CMD... — run a command as the OS user that owns the clusters
+# (PostgreSQL refuses to run as root).
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# make_tree DIR — copy the PostgreSQL installation under DIR (it is relocatable:
+# binaries find share/ and lib/ relative to themselves), build and install the
+# extension there.  Sets PGBIN and PG_CONFIG.
+make_tree() {
+  local dir=$1
+  mkdir -p "$dir/usr/lib/postgresql" "$dir/usr/share/postgresql"
+  cp -a /usr/lib/postgresql/15 "$dir/usr/lib/postgresql/"
+  cp -a /usr/share/postgresql/15 "$dir/usr/share/postgresql/"
+  ln -sfn /usr/include "$dir/usr/include"
+  chmod 755 "$dir"
+  PGBIN=$dir/usr/lib/postgresql/15/bin
+  PG_CONFIG=$PGBIN/pg_config
+  make -C "$TOP" -s PG_CONFIG="$PG_CONFIG" >/dev/null
+  make -C "$TOP" -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+  export PGBIN PG_CONFIG
+}
+
+# free_port — a TCP port nobody listens on.
+free_port() {
+  local p
+  for p in $(seq 54320 54420 | shuf); do
+    if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "$p"; return; fi
+  done
+  echo "no free port" >&2; return 1
+}
+
+# start_cluster DATADIR PORT [postgresql.conf lines...] — initdb and start a
+# cluster owned by the postgres OS user, socket in DATADIR/..
+start_cluster() {
+  local data=$1 port=$2; shift 2
+  local sock; sock=$(dirname "$data")
+  mkdir -p "$data"; chmod 755 "$sock"
+  [ "$(id -u)" -eq 0 ] && chown postgres: "$data" "$sock"
+  as_pg "$PGBIN/initdb" -D "$data" -U postgres -A trust --no-sync -E UTF8 --locale=C >/dev/null
+  {
+    echo "port = $port"
+    echo "listen_addresses = '127.0.0.1'"
+    echo "unix_socket_directories = '$sock'"
+    echo "fsync = off"
+    echo "max_prepared_transactions = 10"
+    echo "log_min_messages = warning"
+    for line in "$@"; do echo "$line"; done
+  } | as_pg tee -a "$data/postgresql.conf" >/dev/null
+  as_pg "$PGBIN/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start >/dev/null
+}
+
+# stop_cluster DATADIR — stop the cluster we started there (and only it).
+stop_cluster() {
+  [ -f "$1/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$1" -m fast -w stop >/dev/null 2>&1 || true
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Runs every test of carm_deleg on throw-away clusters:
+#   1. pg_regress transcripts (test/sql -> expected/) and isolation specs (test/specs)
+#   2. pgTAP files (test/pgtap) through pg_prove
+#   3. cluster tests (test/cluster/*.sh): the preloaded background worker, hot standby
+# Installs missing Debian packages first.  Prints "N passed, N failed" last.
+# Usage: scripts/test.sh [--keep]   (--keep leaves the temporary directory for inspection)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+scripts/deps.sh || { echo "could not install dependencies" >&2; exit 2; }
+
+WORK=$(mktemp -d /tmp/carm_test.XXXXXX)
+chmod 755 "$WORK"
+KEEP=${1:-}
+cleanup() {
+  stop_cluster "$WORK/main/data"
+  for d in "$WORK"/*/data "$WORK"/*/*/data; do [ -d "$d" ] && stop_cluster "$d"; done
+  [ "$KEEP" = "--keep" ] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+echo "== building into a private PostgreSQL tree"
+make_tree "$WORK/pg" || { echo "build failed" >&2; exit 2; }
+export PGBIN WORK
+
+PORT=$(free_port)
+start_cluster "$WORK/main/data" "$PORT" || { echo "cluster did not start" >&2; exit 2; }
+export PGHOST="$WORK/main" PGPORT="$PORT" PGUSER=postgres
+
+passed=0; failed=0
+count() { # count NAME STATUS
+  if [ "$2" -eq 0 ]; then passed=$((passed+1)); echo "ok   $1"; else failed=$((failed+1)); echo "FAIL $1"; fi
+}
+
+echo "== pg_regress and isolation"
+out=$(make -s PG_CONFIG="$PG_CONFIG" installcheck 2>&1); status=$?
+echo "$out" | grep -E '^(ok|not ok|test|     |#)|tests (passed|failed)|permutation' || true
+n_ok=$(echo "$out" | grep -cE '^(ok|test .* \.\.\. ok|     .* \.\.\. ok)' || true)
+n_bad=$(echo "$out" | grep -cE '^(not ok|test .* \.\.\. FAILED|     .* \.\.\. FAILED)|FAILED' || true)
+passed=$((passed + n_ok))
+if [ $status -ne 0 ]; then
+  failed=$((failed + (n_bad > 0 ? n_bad : 1)))
+  for f in test/regression.diffs test/output_iso/regression.diffs; do [ -f "$f" ] && head -200 "$f"; done
+fi
+
+echo "== pgTAP"
+psql -q -X -d postgres -c "CREATE DATABASE carm_tap" >/dev/null
+for f in test/pgtap/*.sql; do
+  [ -e "$f" ] || continue
+  out=$(pg_prove -h "$PGHOST" -p "$PGPORT" -U postgres -d carm_tap "$f" 2>&1); st=$?
+  [ $st -eq 0 ] || echo "$out"
+  count "pgtap $(basename "$f" .sql)" $st
+done
+
+echo "== cluster tests"
+for t in test/cluster/*.sh; do
+  [ -e "$t" ] || continue
+  out=$(bash "$t" 2>&1); st=$?
+  [ $st -eq 0 ] || echo "$out"
+  count "cluster $(basename "$t" .sh)" $st
+done
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

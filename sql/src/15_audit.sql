@@ -1,0 +1,112 @@
+-- §9 audit and notifications.  Every API change calls carm._audit(); events a
+-- person must see also get a row in carm.notification through carm._notify().
+
+-- Appends one audit event and publishes it on channel carm_events (delivered
+-- at commit, dropped on rollback, like the event itself).
+CREATE FUNCTION carm._audit(p_event text,
+                            p_business bigint,
+                            p_other_business bigint DEFAULT NULL,
+                            p_target_user bigint DEFAULT NULL,
+                            p_relationship bigint DEFAULT NULL,
+                            p_group bigint DEFAULT NULL,
+                            p_details jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_id bigint;
+  v_at timestamptz;
+BEGIN
+  INSERT INTO carm.audit_event (actor_id, db_role, event, business_id, other_business_id,
+                                target_user_id, relationship_id, group_id, details)
+  VALUES (carm.actor(), carm._caller_role(), p_event, p_business, p_other_business,
+          p_target_user, p_relationship, p_group, coalesce(p_details, '{}'))
+  RETURNING id, at INTO v_id, v_at;
+  PERFORM pg_notify('carm_events', json_build_object(
+            'id', v_id, 'at', v_at, 'event', p_event, 'actor', carm.actor(),
+            'business', p_business, 'other_business', p_other_business,
+            'user', p_target_user, 'relationship', p_relationship,
+            'group', p_group, 'details', p_details)::text);
+  RETURN v_id;
+END
+$$;
+
+-- A notification for one person (§9: what they must see).
+CREATE FUNCTION carm._notify(p_user bigint, p_event text, p_message text, p_audit bigint DEFAULT NULL)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+  INSERT INTO carm.notification (user_id, event, message, audit_id)
+  VALUES (p_user, p_event, p_message, p_audit);
+$$;
+
+-- The audit trail is append-only (§9).
+CREATE FUNCTION carm._audit_append_only() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RAISE EXCEPTION 'the audit trail is append-only'
+    USING ERRCODE = '42501', DETAIL = format('%s on carm.audit_event refused', TG_OP);
+END
+$$;
+CREATE TRIGGER audit_event_append_only
+  BEFORE UPDATE OR DELETE ON carm.audit_event
+  FOR EACH ROW EXECUTE FUNCTION carm._audit_append_only();
+CREATE TRIGGER audit_event_no_truncate
+  BEFORE TRUNCATE ON carm.audit_event
+  FOR EACH STATEMENT EXECUTE FUNCTION carm._audit_append_only();
+
+CREATE FUNCTION carm.audit_events(bn9 text DEFAULT NULL)
+RETURNS TABLE (id bigint, at timestamptz, actor_id bigint, db_role name, event text,
+               business text, other_business text, target_user_id bigint,
+               relationship_id bigint, group_id bigint, details jsonb)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_business bigint;
+BEGIN
+  IF bn9 IS NULL THEN
+    PERFORM carm._require_admin();       -- the whole trail: carm_admin only
+  ELSE
+    IF NOT carm._bn9_is_valid(bn9) THEN
+      RAISE EXCEPTION 'invalid business number "%"', bn9 USING ERRCODE = '22023';
+    END IF;
+    SELECT b.id INTO v_business FROM carm.business b WHERE b.bn9 = audit_events.bn9;
+    IF v_business IS NULL THEN
+      RAISE EXCEPTION 'business % does not exist', bn9 USING ERRCODE = 'P0002';
+    END IF;
+    IF NOT carm._caller_is_admin() AND NOT EXISTS (
+         SELECT FROM carm.employee e
+         WHERE e.business_id = v_business AND e.user_id = carm._require_actor() AND e.role = 'BAM') THEN
+      RAISE EXCEPTION 'permission denied: only a business account manager of % reads its audit events', bn9
+        USING ERRCODE = '42501';
+    END IF;
+  END IF;
+  RETURN QUERY
+    SELECT a.id, a.at, a.actor_id, a.db_role, a.event, b1.bn9, b2.bn9, a.target_user_id,
+           a.relationship_id, a.group_id, a.details
+    FROM carm.audit_event a
+    LEFT JOIN carm.business b1 ON b1.id = a.business_id
+    LEFT JOIN carm.business b2 ON b2.id = a.other_business_id
+    WHERE v_business IS NULL OR a.business_id = v_business OR a.other_business_id = v_business
+    ORDER BY a.id;
+END
+$$;
+COMMENT ON FUNCTION carm.audit_events(text) IS
+  'Audit events of a business (its BAMs, carm_admin); all events when bn9 is NULL (carm_admin)';
+
+CREATE FUNCTION carm.my_notifications()
+RETURNS TABLE (id bigint, created_at timestamptz, event text, message text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT n.id, n.created_at, n.event, n.message
+  FROM carm.notification n
+  WHERE n.user_id = carm._require_actor()
+  ORDER BY n.id;
+$$;
+COMMENT ON FUNCTION carm.my_notifications() IS 'The acting user''s notifications (§9)';

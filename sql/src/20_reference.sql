@@ -1,0 +1,324 @@
+-- §2 reference data and identities: loaded by carm_admin (users also by
+-- carm_gateway).  SECURITY DEFINER: the tables are closed to callers.
+
+-- Validation helpers shared by every API file -------------------------------
+
+-- Raises 22004 when a required argument is NULL.
+CREATE FUNCTION carm._not_null(p_value anyelement, p_name text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF p_value IS NULL THEN
+    RAISE EXCEPTION '% must not be null', p_name USING ERRCODE = '22004';
+  END IF;
+END
+$$;
+
+-- Raises 22023 when a required text is NULL, blank, or too long.
+CREATE FUNCTION carm._not_blank(p_value text, p_name text, p_max integer DEFAULT 4000) RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF p_value IS NULL OR btrim(p_value) = '' THEN
+    RAISE EXCEPTION '% must not be blank', p_name USING ERRCODE = '22023';
+  END IF;
+  IF length(p_value) > p_max THEN
+    RAISE EXCEPTION '% is too long (% characters, at most %)', p_name, length(p_value), p_max
+      USING ERRCODE = '22023';
+  END IF;
+  RETURN btrim(p_value);
+END
+$$;
+
+-- The id of a business from its BN9: 22023 when malformed, P0002 when unknown.
+CREATE FUNCTION carm._business(p_bn9 text) RETURNS carm.business
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  b carm.business;
+BEGIN
+  IF p_bn9 IS NULL OR NOT carm._bn9_is_valid(p_bn9) THEN
+    RAISE EXCEPTION 'invalid business number "%"', p_bn9
+      USING ERRCODE = '22023', HINT = 'A BN9 is nine digits, the last a check digit.';
+  END IF;
+  SELECT * INTO b FROM carm.business WHERE bn9 = p_bn9;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'business % does not exist', p_bn9 USING ERRCODE = 'P0002';
+  END IF;
+  RETURN b;
+END
+$$;
+
+-- Program ids from a list of BN15 of one business (22023 otherwise).
+-- NULL stays NULL (= all programs); an empty list is refused.
+CREATE FUNCTION carm._programs_of(p_business bigint, p_bn15s text[]) RETURNS bigint[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_ids bigint[];
+  v_bad text;
+BEGIN
+  IF p_bn15s IS NULL THEN
+    RETURN NULL;
+  END IF;
+  IF cardinality(p_bn15s) = 0 THEN
+    RAISE EXCEPTION 'program list must not be empty'
+      USING ERRCODE = '22023', HINT = 'Pass NULL for all programs.';
+  END IF;
+  SELECT x INTO v_bad FROM unnest(p_bn15s) x WHERE x IS NULL OR NOT carm._bn15_is_valid(x) LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'invalid program account number "%"', v_bad
+      USING ERRCODE = '22023', HINT = 'A BN15 looks like 123456782RM0001.';
+  END IF;
+  SELECT x INTO v_bad FROM unnest(p_bn15s) x
+  WHERE NOT EXISTS (SELECT FROM carm.program p WHERE p.bn15 = x AND p.business_id = p_business)
+  LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'program account % does not belong to this business', v_bad
+      USING ERRCODE = '22023';
+  END IF;
+  SELECT array_agg(DISTINCT p.id ORDER BY p.id) INTO v_ids
+  FROM carm.program p WHERE p.bn15 = ANY (p_bn15s);
+  RETURN v_ids;
+END
+$$;
+
+-- BN15 list of program ids (for listings); NULL stays NULL.
+CREATE FUNCTION carm._bn15s(p_ids bigint[]) RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT CASE WHEN p_ids IS NULL THEN NULL
+              ELSE coalesce((SELECT array_agg(p.bn15 ORDER BY p.bn15) FROM carm.program p
+                             WHERE p.id = ANY (p_ids)), '{}') END;
+$$;
+
+CREATE FUNCTION carm._check_kinds(p_kinds text[]) RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_bad text;
+BEGIN
+  IF p_kinds IS NULL OR cardinality(p_kinds) = 0 THEN
+    RAISE EXCEPTION 'a business needs at least one kind' USING ERRCODE = '22023',
+      HINT = 'Kinds are IMPORTER, CUSTOMS_BROKER and TRADE_CONSULTANT.';
+  END IF;
+  SELECT k INTO v_bad FROM unnest(p_kinds) k
+  WHERE k IS NULL OR k NOT IN ('IMPORTER','CUSTOMS_BROKER','TRADE_CONSULTANT') LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'unknown business kind "%"', v_bad USING ERRCODE = '22023',
+      HINT = 'Kinds are IMPORTER, CUSTOMS_BROKER and TRADE_CONSULTANT.';
+  END IF;
+  RETURN ARRAY(SELECT DISTINCT k FROM unnest(p_kinds) k ORDER BY k);
+END
+$$;
+
+-- Users ----------------------------------------------------------------------
+
+CREATE FUNCTION carm.register_user(external_id text, full_name text, email text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_id bigint;
+  v_ext text := carm._not_blank(external_id, 'external_id', 256);
+  v_name text := carm._not_blank(full_name, 'full_name', 256);
+BEGIN
+  IF email IS NOT NULL AND (length(email) > 320 OR email !~ '^[^@\s]+@[^@\s]+$') THEN
+    RAISE EXCEPTION 'invalid email address "%"', left(email, 64) USING ERRCODE = '22023';
+  END IF;
+  IF EXISTS (SELECT FROM carm.app_user u WHERE u.external_id = v_ext) THEN
+    RAISE EXCEPTION 'a user with external id "%" already exists', v_ext USING ERRCODE = '23505';
+  END IF;
+  INSERT INTO carm.app_user (external_id, full_name, email)
+  VALUES (v_ext, v_name, email) RETURNING id INTO v_id;
+  PERFORM carm._audit('user_registered', NULL, NULL, v_id, NULL, NULL,
+                      jsonb_build_object('external_id', v_ext));
+  RETURN v_id;
+END
+$$;
+COMMENT ON FUNCTION carm.register_user(text, text, text) IS
+  'Create a user profile; external_id is the unique sign-in identity (carm_gateway, carm_admin)';
+
+CREATE FUNCTION carm._user(p_user bigint) RETURNS carm.app_user
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  u carm.app_user;
+BEGIN
+  PERFORM carm._not_null(p_user, 'user_id');
+  SELECT * INTO u FROM carm.app_user WHERE id = p_user;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'user % does not exist', p_user USING ERRCODE = 'P0002';
+  END IF;
+  RETURN u;
+END
+$$;
+
+CREATE FUNCTION carm.deactivate_user(user_id bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  u carm.app_user := carm._user(user_id);
+BEGIN
+  IF u.active THEN
+    UPDATE carm.app_user SET active = false WHERE id = u.id;
+    PERFORM carm._audit('user_deactivated', NULL, NULL, u.id);
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION carm.deactivate_user(bigint) IS
+  'A deactivated user has no access until reactivated (carm_admin)';
+
+CREATE FUNCTION carm.reactivate_user(user_id bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  u carm.app_user := carm._user(user_id);
+BEGIN
+  IF NOT u.active THEN
+    UPDATE carm.app_user SET active = true WHERE id = u.id;
+    PERFORM carm._audit('user_reactivated', NULL, NULL, u.id);
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION carm.reactivate_user(bigint) IS 'Give a deactivated user its access back (carm_admin)';
+
+CREATE FUNCTION carm.bind_login_role(user_id bigint, login regrole) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  u carm.app_user := carm._user(user_id);
+BEGIN
+  PERFORM carm._not_null(login, 'login');
+  INSERT INTO carm.login_binding (login_role, user_id) VALUES (login, u.id)
+  ON CONFLICT (login_role) DO UPDATE SET user_id = excluded.user_id;
+  PERFORM carm._audit('login_bound', NULL, NULL, u.id, NULL, NULL,
+                      jsonb_build_object('login', login::text));
+END
+$$;
+COMMENT ON FUNCTION carm.bind_login_role(bigint, regrole) IS
+  'Sessions whose session_user is this role act as this user by default (carm_admin)';
+
+-- Businesses and program accounts ------------------------------------------
+
+CREATE FUNCTION carm.add_business(bn9 text, legal_name text, kinds text[]) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_id bigint;
+  v_name text := carm._not_blank(legal_name, 'legal_name', 512);
+  v_kinds text[] := carm._check_kinds(kinds);
+BEGIN
+  IF bn9 IS NULL OR NOT carm._bn9_is_valid(bn9) THEN
+    RAISE EXCEPTION 'invalid business number "%"', left(bn9, 32)
+      USING ERRCODE = '22023', HINT = 'A BN9 is nine digits, the last a Luhn check digit.';
+  END IF;
+  IF EXISTS (SELECT FROM carm.business b WHERE b.bn9 = add_business.bn9) THEN
+    RAISE EXCEPTION 'business % already exists', bn9 USING ERRCODE = '23505';
+  END IF;
+  INSERT INTO carm.business (bn9, legal_name, kinds) VALUES (bn9, v_name, v_kinds)
+  RETURNING id INTO v_id;
+  PERFORM carm._audit('business_added', v_id, NULL, NULL, NULL, NULL,
+                      jsonb_build_object('bn9', bn9, 'kinds', v_kinds));
+  RETURN v_id;
+END
+$$;
+COMMENT ON FUNCTION carm.add_business(text, text, text[]) IS
+  'Load a business account (BN9 with check digit) and its kinds (carm_admin)';
+
+CREATE FUNCTION carm.add_program_account(bn15 text, name text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_id bigint;
+  b carm.business;
+BEGIN
+  IF bn15 IS NULL OR NOT carm._bn15_is_valid(bn15) THEN
+    RAISE EXCEPTION 'invalid program account number "%"', left(bn15, 32)
+      USING ERRCODE = '22023', HINT = 'A BN15 is a BN9, RM and four digits, e.g. 123456782RM0001.';
+  END IF;
+  b := carm._business(left(bn15, 9));
+  IF EXISTS (SELECT FROM carm.program p WHERE p.bn15 = add_program_account.bn15) THEN
+    RAISE EXCEPTION 'program account % already exists', bn15 USING ERRCODE = '23505';
+  END IF;
+  IF name IS NOT NULL AND length(name) > 512 THEN
+    RAISE EXCEPTION 'name is too long' USING ERRCODE = '22023';
+  END IF;
+  INSERT INTO carm.program (business_id, bn15, name) VALUES (b.id, bn15, name)
+  RETURNING id INTO v_id;
+  PERFORM carm._audit('program_added', b.id, NULL, NULL, NULL, NULL,
+                      jsonb_build_object('bn15', bn15));
+  RETURN v_id;
+END
+$$;
+COMMENT ON FUNCTION carm.add_program_account(text, text) IS
+  'Load a program account (BN15) of an existing business (carm_admin); E12: all-programs grants cover it at once';
+
+CREATE FUNCTION carm.set_business_kinds(bn9 text, kinds text[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  b carm.business := carm._business(bn9);
+  v_kinds text[] := carm._check_kinds(kinds);
+BEGIN
+  UPDATE carm.business SET kinds = v_kinds WHERE id = b.id;
+  PERFORM carm._audit('business_kinds_set', b.id, NULL, NULL, NULL, NULL,
+                      jsonb_build_object('before', b.kinds, 'after', v_kinds));
+END
+$$;
+COMMENT ON FUNCTION carm.set_business_kinds(text, text[]) IS
+  'Replace the kinds of a business (carm_admin)';
+
+CREATE FUNCTION carm.business_id(bn9 text) RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT (carm._business(bn9)).id $$;
+COMMENT ON FUNCTION carm.business_id(text) IS
+  'Internal id of a business, for application tables (22023 malformed, P0002 unknown)';
+
+CREATE FUNCTION carm.program_id(bn15 text) RETURNS bigint
+LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_id bigint;
+BEGIN
+  IF bn15 IS NULL OR NOT carm._bn15_is_valid(bn15) THEN
+    RAISE EXCEPTION 'invalid program account number "%"', left(bn15, 32)
+      USING ERRCODE = '22023', HINT = 'A BN15 looks like 123456782RM0001.';
+  END IF;
+  SELECT p.id INTO v_id FROM carm.program p WHERE p.bn15 = program_id.bn15;
+  IF v_id IS NULL THEN
+    RAISE EXCEPTION 'program account % does not exist', bn15 USING ERRCODE = 'P0002';
+  END IF;
+  RETURN v_id;
+END
+$$;
+COMMENT ON FUNCTION carm.program_id(text) IS
+  'Internal id of a program account, for application tables (22023 malformed, P0002 unknown)';
+
+REVOKE ALL ON FUNCTION carm.register_user(text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION carm.register_user(text, text, text) TO carm_gateway, carm_admin;
+REVOKE ALL ON FUNCTION carm.deactivate_user(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION carm.reactivate_user(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION carm.bind_login_role(bigint, regrole) FROM PUBLIC;
+REVOKE ALL ON FUNCTION carm.add_business(text, text, text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION carm.add_program_account(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION carm.set_business_kinds(text, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION carm.deactivate_user(bigint), carm.reactivate_user(bigint),
+  carm.bind_login_role(bigint, regrole), carm.add_business(text, text, text[]),
+  carm.add_program_account(text, text), carm.set_business_kinds(text, text[]) TO carm_admin;

@@ -1,0 +1,51 @@
+-- Closing statements: cache invalidation triggers, table privileges, dumps.
+
+-- Every table whose rows change a decision invalidates the grant cache of
+-- every backend at commit (src/cache.c).
+DO $inval$
+DECLARE
+  t text;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['business','program','app_user','login_binding','employee',
+                           'relationship','client_assignment','client_group',
+                           'group_client','group_employee']
+  LOOP
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON carm.%I '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION carm._invalidate_cache()',
+                   t || '_invalidate_cache', t);
+  END LOOP;
+END
+$inval$;
+
+-- Application roles reach state only through the API (§2).
+REVOKE ALL ON ALL TABLES IN SCHEMA carm FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA carm FROM PUBLIC;
+
+-- Internal functions are not part of the API.
+DO $internal$
+DECLARE
+  f regprocedure;
+BEGIN
+  FOR f IN
+    SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+    WHERE p.pronamespace = 'carm'::regnamespace AND p.proname LIKE '\_%'
+      AND p.proname NOT IN ('_row_visible', '_row_writable', '_visible_programs',
+                            '_bn9_is_valid', '_bn15_is_valid')
+  LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+  END LOOP;
+END
+$internal$;
+
+-- pg_dump keeps the delegation state with the extension.
+DO $dump$
+DECLARE
+  t text;
+BEGIN
+  FOR t IN SELECT c.relname FROM pg_catalog.pg_class c
+           WHERE c.relnamespace = 'carm'::regnamespace AND c.relkind = 'r'
+  LOOP
+    PERFORM pg_catalog.pg_extension_config_dump(format('carm.%I', t), '');
+  END LOOP;
+END
+$dump$;

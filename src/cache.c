@@ -1,0 +1,402 @@
+/*
+ * cache.c — per-backend cache of one user's grants, exact at commit.
+ *
+ * Design (the pg_cron / acl.c idiom):
+ *  - every table that holds delegation state has a statement-level trigger,
+ *    carm._invalidate_cache(), that calls CacheInvalidateRelcacheByRelid() on
+ *    the anchor relation carm.business;
+ *  - relcache invalidations are transactional: other backends receive them
+ *    when the change commits, our own backend at the next command, and hot
+ *    standbys when they replay the commit record;
+ *  - the registered relcache callback only marks the cache stale; the next
+ *    check rebuilds it lazily from carm._grants() through one kept SPI plan.
+ * Time-based expiry (R9) is not cached: grants keep expires_at and every
+ * check compares it with the transaction's time.
+ *
+ * One user's grants are cached at a time (the actor's, in practice); a check
+ * for another user (carm.user_has_access) simply rebuilds.
+ */
+#include "carm_deleg.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+PG_FUNCTION_INFO_V1(carm_invalidate_cache);
+
+static MemoryContext cache_cxt = NULL;
+static HTAB *program_grants = NULL;
+static HTAB *business_grants = NULL;
+static int64 cached_user = 0;
+static bool cache_valid = false;
+static uint64 inval_count = 0;	/* bumped by every relevant invalidation */
+static Oid	anchor_relid = InvalidOid;
+static SPIPlanPtr grants_plan = NULL;
+static int64 total_programs = 0;
+
+/* Relcache callback: mark stale only; never do catalog access here. */
+static void
+carm_relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == anchor_relid || anchor_relid == InvalidOid)
+	{
+		cache_valid = false;
+		inval_count++;
+		carm_actor_invalidate_binding();
+	}
+}
+
+void
+carm_cache_init(void)
+{
+	CacheRegisterRelcacheCallback(carm_relcache_callback, (Datum) 0);
+}
+
+static Oid
+lookup_anchor(void)
+{
+	Oid			nsp = carm_schema_oid(true);
+
+	return OidIsValid(nsp) ? get_relname_relid("business", nsp) : InvalidOid;
+}
+
+/*
+ * carm._invalidate_cache() — AFTER … FOR EACH STATEMENT trigger on every
+ * state table: every backend's cache is stale once this transaction commits.
+ */
+Datum
+carm_invalidate_cache(PG_FUNCTION_ARGS)
+{
+	Oid			anchor = lookup_anchor();
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "carm._invalidate_cache() must be called as a trigger");
+	if (OidIsValid(anchor))
+		CacheInvalidateRelcacheByRelid(anchor);
+	return PointerGetDatum(NULL);
+}
+
+static CarmGrantSource
+source_from_name(const char *s)
+{
+	if (strcmp(s, "employee") == 0)
+		return CARM_SRC_EMPLOYEE;
+	if (strcmp(s, "closed") == 0)
+		return CARM_SRC_CLOSED;
+	return CARM_SRC_PROXY;
+}
+
+/* Append one grant to the list stored under key in htab. */
+static void
+add_grant(HTAB *htab, int64 key, const CarmGrant *g)
+{
+	bool		found;
+	CarmGrantList *list = hash_search(htab, &key, HASH_ENTER, &found);
+
+	if (!found)
+	{
+		list->ngrants = 0;
+		list->grants = MemoryContextAlloc(cache_cxt, sizeof(CarmGrant) * 2);
+	}
+	else if ((list->ngrants & (list->ngrants - 1)) == 0 && list->ngrants >= 2)
+		list->grants = repalloc(list->grants, sizeof(CarmGrant) * list->ngrants * 2);
+	list->grants[list->ngrants++] = *g;
+}
+
+static HTAB *
+new_table(const char *name)
+{
+	HASHCTL		ctl;
+
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(CarmGrantList);
+	ctl.hcxt = cache_cxt;
+	return hash_create(name, 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+/* Rebuild the cache for user_id from carm._grants(). */
+static void
+rebuild(int64 user_id)
+{
+	CarmOwnerSave save;
+	uint64		inval_before;
+
+	if (cache_cxt == NULL)
+		cache_cxt = AllocSetContextCreate(CacheMemoryContext, "carm_deleg grants",
+										  ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(cache_cxt);
+	program_grants = new_table("carm_deleg program grants");
+	business_grants = new_table("carm_deleg business grants");
+	cache_valid = false;
+	cached_user = 0;
+
+	anchor_relid = lookup_anchor();
+	if (!OidIsValid(anchor_relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension carm_deleg is not installed in this database")));
+
+	inval_before = inval_count;
+	carm_become_owner(&save);
+	PG_TRY();
+	{
+		Oid			argtype = INT8OID;
+		Datum		arg = Int64GetDatum(user_id);
+
+		SPI_connect();
+		if (grants_plan == NULL)
+		{
+			SPIPlanPtr	plan = SPI_prepare(
+										   "SELECT business_id, program_id, role, source, provider_bam, "
+										   "via_business_id, see_client, see_other, all_programs, expires_at "
+										   "FROM carm._grants($1)", 1, &argtype);
+
+			if (plan == NULL)
+				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+			SPI_keepplan(plan);
+			grants_plan = plan;
+		}
+		if (SPI_execute_plan(grants_plan, &arg, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "carm._grants() failed");
+
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			bool		program_null;
+			CarmGrant	g;
+			int64		program_id;
+			Datum		d;
+			char	   *role;
+
+			g.business_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			program_id = DatumGetInt64(SPI_getbinval(tup, desc, 2, &program_null));
+			role = SPI_getvalue(tup, desc, 3);
+			g.role = carm_role_from_name(role);
+			g.source = source_from_name(SPI_getvalue(tup, desc, 4));
+			g.provider_bam = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+			g.via_business_id = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
+			g.see_client = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
+			g.see_other = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
+			g.all_programs = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull));
+			d = SPI_getbinval(tup, desc, 10, &isnull);
+			g.expires_at = isnull ? DT_NOEND : DatumGetTimestampTz(d);
+			if (g.role == CARM_ROLE_NONE)
+				elog(ERROR, "unexpected role \"%s\" from carm._grants()", role);
+
+			if (program_null)
+				add_grant(business_grants, g.business_id, &g);
+			else
+				add_grant(program_grants, program_id, &g);
+		}
+
+		if (SPI_execute("SELECT greatest(reltuples, 1)::bigint FROM pg_catalog.pg_class "
+						"WHERE oid = 'carm.program'::regclass", true, 1) == SPI_OK_SELECT
+			&& SPI_processed == 1)
+		{
+			bool		isnull;
+
+			total_programs = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+														 SPI_tuptable->tupdesc, 1, &isnull));
+		}
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		carm_restore_user(&save);
+	}
+	PG_END_TRY();
+
+	cached_user = user_id;
+	/* An invalidation that arrived while we were reading makes us stale again. */
+	cache_valid = (inval_count == inval_before);
+}
+
+static void
+ensure_cache(int64 user_id)
+{
+	if (!cache_valid || cached_user != user_id || program_grants == NULL)
+		rebuild(user_id);
+}
+
+static const CarmGrantList empty_list = {0, 0, NULL};
+
+/* Every grant the user holds on one program (never NULL). */
+const CarmGrantList *
+carm_program_grants(int64 user_id, int64 program_id)
+{
+	const CarmGrantList *list;
+
+	ensure_cache(user_id);
+	list = hash_search(program_grants, &program_id, HASH_FIND, NULL);
+	return list ? list : &empty_list;
+}
+
+/* Every business-level grant the user holds on one business (never NULL). */
+const CarmGrantList *
+carm_business_grants(int64 user_id, int64 business_id)
+{
+	const CarmGrantList *list;
+
+	ensure_cache(user_id);
+	list = hash_search(business_grants, &business_id, HASH_FIND, NULL);
+	return list ? list : &empty_list;
+}
+
+/*
+ * The role a grant confers at time 'now'.  R9/V4: once a proxy grant's
+ * relationship has expired, a provider BAM holds EXPIRED and everyone else
+ * nothing — whether or not maintenance has run.
+ */
+CarmRole
+carm_grant_effective_role(const CarmGrant *g, TimestampTz now)
+{
+	if (g->source != CARM_SRC_PROXY || now < g->expires_at)
+		return g->role;
+	return g->provider_bam ? CARM_ROLE_EXPIRED : CARM_ROLE_NONE;
+}
+
+/*
+ * Programs on which some grant gives at least view on fn, ignoring who
+ * submitted the row: the superset the planner turns into an index condition.
+ * Palloc'd in the caller's context.
+ */
+int64 *
+carm_visible_programs(int64 user_id, CarmFunction fn, int *count)
+{
+	HASH_SEQ_STATUS seq;
+	CarmGrantList *list;
+	int64	   *result;
+	int			n = 0;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+
+	ensure_cache(user_id);
+	result = palloc(sizeof(int64) * (hash_get_num_entries(program_grants) + 1));
+	hash_seq_init(&seq, program_grants);
+	while ((list = hash_seq_search(&seq)) != NULL)
+	{
+		for (int i = 0; i < list->ngrants; i++)
+		{
+			if (carm_role_level(carm_grant_effective_role(&list->grants[i], now), fn) >= CARM_LEVEL_VIEW)
+			{
+				result[n++] = list->key;
+				break;
+			}
+		}
+	}
+	*count = n;
+	return result;
+}
+
+/* Number of program accounts (planner estimate, refreshed with the cache). */
+int64
+carm_total_programs(void)
+{
+	return total_programs > 0 ? total_programs : 1;
+}
+
+/* ---- business numbers to ids ---- */
+
+typedef struct CarmTargetEntry
+{
+	char		bn[16];
+	CarmTarget	target;
+} CarmTargetEntry;
+
+static MemoryContext target_cxt = NULL;
+static HTAB *targets = NULL;
+static uint64 targets_inval_seen = 0;
+
+/*
+ * Resolve a BN9 or BN15 to its ids, with a per-backend cache: a number's id
+ * never changes while the extension exists, but any invalidation (which also
+ * covers DROP/CREATE EXTENSION) empties the cache.
+ */
+void
+carm_lookup_target(const char *bn, CarmTarget *target)
+{
+	size_t		len = strlen(bn);
+	bool		is_program = (len == 15);
+	CarmTargetEntry *entry;
+	char		key[16] = {0};
+	CarmOwnerSave save;
+	volatile bool found = false;
+
+	if (len == 15 ? !carm_bn15_is_valid(bn) : (len != 9 || !carm_bn9_is_valid(bn)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid business or program number \"%s\"", bn),
+				 errhint("A target is a BN9 (nine digits with a check digit) or a BN15 such as 123456782RM0001.")));
+
+	if (target_cxt == NULL)
+		target_cxt = AllocSetContextCreate(CacheMemoryContext, "carm_deleg targets",
+										   ALLOCSET_SMALL_SIZES);
+	if (targets == NULL || targets_inval_seen != inval_count)
+	{
+		HASHCTL		ctl;
+
+		MemoryContextReset(target_cxt);
+		ctl.keysize = sizeof(key);
+		ctl.entrysize = sizeof(CarmTargetEntry);
+		ctl.hcxt = target_cxt;
+		targets = hash_create("carm_deleg targets", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		targets_inval_seen = inval_count;
+	}
+	memcpy(key, bn, len);
+	entry = hash_search(targets, key, HASH_FIND, NULL);
+	if (entry)
+	{
+		*target = entry->target;
+		return;
+	}
+
+	carm_become_owner(&save);
+	PG_TRY();
+	{
+		Oid			argtype = TEXTOID;
+		Datum		arg = CStringGetTextDatum(bn);
+		bool		isnull;
+
+		SPI_connect();
+		if (SPI_execute_with_args(is_program ?
+								  "SELECT id, business_id FROM carm.program WHERE bn15 = $1" :
+								  "SELECT id, id FROM carm.business WHERE bn9 = $1",
+								  1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "target lookup failed");
+		if (SPI_processed == 1)
+		{
+			found = true;
+			target->is_program = is_program;
+			target->id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													 SPI_tuptable->tupdesc, 1, &isnull));
+			target->business_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+															  SPI_tuptable->tupdesc, 2, &isnull));
+		}
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		carm_restore_user(&save);
+	}
+	PG_END_TRY();
+
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("%s %s does not exist", is_program ? "program account" : "business", bn)));
+	/* only cache what was read in a state no invalidation has overtaken */
+	if (targets_inval_seen == inval_count)
+	{
+		entry = hash_search(targets, key, HASH_ENTER, NULL);
+		entry->target = *target;
+	}
+}

@@ -1,0 +1,45 @@
+/*
+ * carm_deleg.c — module entry point: settings, cache callbacks and, when the
+ * library is preloaded, the maintenance background worker.
+ */
+#include "carm_deleg.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+PG_MODULE_MAGIC;
+
+int			carm_maintenance_interval = 60;
+char	   *carm_maintenance_database = NULL;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	/* settings, alphabetically */
+	carm_define_actor_guc();
+	DefineCustomStringVariable("carm_deleg.database",
+							   "Database in which the maintenance worker runs carm.run_maintenance().",
+							   NULL,
+							   &carm_maintenance_database,
+							   "postgres",
+							   PGC_SIGHUP,	/* read when the worker starts */
+							   0,
+							   NULL, NULL, NULL);
+	DefineCustomIntVariable("carm_deleg.maintenance_interval",
+							"Seconds between two runs of carm.run_maintenance() by the worker (0 disables it).",
+							NULL,
+							&carm_maintenance_interval,
+							60, 0, 86400,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+	MarkGUCPrefixReserved("carm_deleg");
+
+	carm_cache_init();
+
+	if (process_shared_preload_libraries_in_progress && !IsBinaryUpgrade)
+		carm_worker_register();
+}

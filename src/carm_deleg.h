@@ -1,0 +1,144 @@
+/*
+ * carm_deleg.h — declarations shared by the extension's C files.
+ *
+ * Layout of the C side (one job per file):
+ *   carm_deleg.c  _PG_init: GUCs, cache callbacks, background worker registration
+ *   actor.c       who is acting: the guarded carm_deleg.actor setting, set_actor()
+ *   owner.c       running internal SPI queries as the extension owner
+ *   bn.c          BN9 / BN15 validation
+ *   matrix.c      the §3.2 role x function matrix and permission parsing
+ *   cache.c       per-backend cache of the actor's grants, relcache invalidation
+ *   check.c       has_access() and the row-level-security checks (V1-V5)
+ *   planner.c     planner support: index condition and selectivity for the row check
+ *   hierarchy.c   triggers enforcing E5-E10 on carm.employee
+ *   worker.c      the maintenance background worker (R12)
+ */
+#ifndef CARM_DELEG_H
+#define CARM_DELEG_H
+
+#include "postgres.h"
+#include "datatype/timestamp.h"
+#include "utils/palloc.h"
+
+/* ---- matrix.c: roles, functions, levels (SPEC §3) ---- */
+
+typedef enum CarmRole
+{
+	CARM_ROLE_NONE = -1,
+	CARM_ROLE_BAM = 0,
+	CARM_ROLE_PAM,
+	CARM_ROLE_EDITOR,
+	CARM_ROLE_VIEWER,
+	CARM_ROLE_PBAM,
+	CARM_ROLE_PPAM,
+	CARM_ROLE_PEDITOR,
+	CARM_ROLE_PVIEWER,
+	CARM_ROLE_EXPIRED,
+	CARM_ROLE_SPMGR,			/* V3: provider BAM/PAM reading what the SP submitted */
+	CARM_NUM_ROLES
+} CarmRole;
+
+typedef enum CarmFunction
+{
+	CARM_FN_BUSINESS_PROFILE = 0,
+	CARM_FN_PROGRAM_PROFILE,
+	CARM_FN_EMPLOYEE_ACCESS,
+	CARM_FN_RELATIONSHIPS,
+	CARM_FN_RULINGS,
+	CARM_FN_PAYMENTS,
+	CARM_FN_STATEMENTS,
+	CARM_FN_NOTIFICATIONS,
+	CARM_FN_BANKING,
+	CARM_NUM_FUNCTIONS
+} CarmFunction;
+
+typedef enum CarmLevel
+{
+	CARM_LEVEL_NONE = 0,
+	CARM_LEVEL_VIEW = 1,
+	CARM_LEVEL_EDIT = 2,
+	CARM_LEVEL_MANAGE = 3
+} CarmLevel;
+
+extern CarmRole carm_role_from_name(const char *name);
+extern const char *carm_role_name(CarmRole role);
+extern CarmFunction carm_function_from_name(const char *name);	/* ereports 22023 */
+extern void carm_parse_permission(const char *perm, CarmFunction *fn, CarmLevel *level);
+extern CarmLevel carm_role_level(CarmRole role, CarmFunction fn);
+
+/* ---- bn.c ---- */
+extern bool carm_bn9_is_valid(const char *s);
+extern bool carm_bn15_is_valid(const char *s);
+
+/* ---- owner.c ---- */
+typedef struct CarmOwnerSave
+{
+	Oid			saved_userid;
+	int			saved_sec_context;
+} CarmOwnerSave;
+extern void carm_become_owner(CarmOwnerSave *save);
+extern void carm_restore_user(CarmOwnerSave *save);
+extern Oid	carm_schema_oid(bool missing_ok);
+
+/* ---- actor.c ---- */
+extern char *carm_actor_setting;	/* GUC carm_deleg.actor: "" or "uid" or "uid/bid" */
+extern void carm_define_actor_guc(void);
+extern int64 carm_current_actor(int64 *on_behalf_of);	/* 0 when none */
+extern int64 carm_require_actor(void);	/* ereports 42501 'no acting user' */
+extern void carm_actor_invalidate_binding(void);
+
+/* ---- cache.c ---- */
+
+typedef enum CarmGrantSource
+{
+	CARM_SRC_EMPLOYEE = 0,		/* the client's own employee (V1) */
+	CARM_SRC_PROXY,				/* a proxy role through an active relationship (V2) */
+	CARM_SRC_CLOSED				/* EXPIRED: relationship expired or ended (V4) */
+} CarmGrantSource;
+
+/* One path by which the actor holds a role on one program (or business). */
+typedef struct CarmGrant
+{
+	CarmRole	role;
+	CarmGrantSource source;
+	bool		provider_bam;	/* proxy role held as a BAM of the provider (R6) */
+	bool		see_client;		/* V2(b) */
+	bool		see_other;		/* V2(c) */
+	bool		all_programs;	/* business-level grant: role held at all-programs scope */
+	int64		business_id;	/* the business that owns the program (the client) */
+	int64		via_business_id;	/* the acting business: client, or the provider */
+	TimestampTz expires_at;		/* DT_NOEND when none (R9) */
+} CarmGrant;
+
+typedef struct CarmGrantList
+{
+	int64		key;			/* program id or business id */
+	int			ngrants;
+	CarmGrant  *grants;
+} CarmGrantList;
+
+extern void carm_cache_init(void);
+extern const CarmGrantList *carm_program_grants(int64 user_id, int64 program_id);
+extern const CarmGrantList *carm_business_grants(int64 user_id, int64 business_id);
+extern int64 *carm_visible_programs(int64 user_id, CarmFunction fn, int *count);
+extern int64 carm_total_programs(void);
+
+/* A grant's role as it stands at time 'now' (R9: expiry without a sweep). */
+extern CarmRole carm_grant_effective_role(const CarmGrant *g, TimestampTz now);
+
+/* ---- worker.c ---- */
+extern int	carm_maintenance_interval;	/* seconds */
+extern char *carm_maintenance_database;
+extern void carm_worker_register(void);
+
+
+
+/* ---- cache.c: business numbers to ids ---- */
+typedef struct CarmTarget
+{
+	bool		is_program;
+	int64		id;				/* program id or business id */
+	int64		business_id;	/* owning business */
+} CarmTarget;
+extern void carm_lookup_target(const char *bn, CarmTarget *target);	/* ereports 22023 / P0002 */
+#endif							/* CARM_DELEG_H */

@@ -1,0 +1,51 @@
+/*
+ * owner.c — run internal catalog reads as the extension's owner.
+ *
+ * The extension's tables are closed to application roles (§2), yet the
+ * row-level-security check and set_actor() run as the caller and must read
+ * them.  Like the RI triggers, we switch the current user to the owner of
+ * schema carm for the duration of an internal SPI query, with
+ * SECURITY_LOCAL_USERID_CHANGE so that nothing the query does can escape.
+ */
+#include "carm_deleg.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "miscadmin.h"
+#include "utils/syscache.h"
+
+/* The oid of schema carm (InvalidOid when missing and missing_ok). */
+Oid
+carm_schema_oid(bool missing_ok)
+{
+	return get_namespace_oid("carm", missing_ok);
+}
+
+static Oid
+carm_schema_owner(void)
+{
+	Oid			nsp = carm_schema_oid(false);
+	HeapTuple	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for schema %u", nsp);
+	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+void
+carm_become_owner(CarmOwnerSave *save)
+{
+	GetUserIdAndSecContext(&save->saved_userid, &save->saved_sec_context);
+	SetUserIdAndSecContext(carm_schema_owner(),
+						   save->saved_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+void
+carm_restore_user(CarmOwnerSave *save)
+{
+	SetUserIdAndSecContext(save->saved_userid, save->saved_sec_context);
+}
