@@ -266,12 +266,13 @@ carm_grant_effective_role(const CarmGrant *g, TimestampTz now)
 }
 
 /*
- * Programs on which some grant gives at least view on fn, ignoring who
- * submitted the row: the superset the planner turns into an index condition.
+ * Programs on which some grant gives at least this level on fn.  With
+ * CARM_LEVEL_VIEW, and ignoring who submitted a row, it is the superset of
+ * programs with a visible row that the planner turns into an index condition.
  * Palloc'd in the caller's context.
  */
 int64 *
-carm_visible_programs(int64 user_id, CarmFunction fn, int *count)
+carm_visible_programs(int64 user_id, CarmFunction fn, CarmLevel level, int *count)
 {
 	HASH_SEQ_STATUS seq;
 	CarmGrantList *list;
@@ -286,7 +287,7 @@ carm_visible_programs(int64 user_id, CarmFunction fn, int *count)
 	{
 		for (int i = 0; i < list->ngrants; i++)
 		{
-			if (carm_role_level(carm_grant_effective_role(&list->grants[i], now), fn) >= CARM_LEVEL_VIEW)
+			if (carm_role_level(carm_grant_effective_role(&list->grants[i], now), fn) >= level)
 			{
 				result[n++] = list->key;
 				break;

@@ -31,6 +31,7 @@ PG_FUNCTION_INFO_V1(carm_row_visible);
 PG_FUNCTION_INFO_V1(carm_row_writable);
 PG_FUNCTION_INFO_V1(carm_visible_programs_sql);
 PG_FUNCTION_INFO_V1(carm_fill_submitter);
+PG_FUNCTION_INFO_V1(carm_accessible_program_ids);
 
 /* ---- point checks ---- */
 
@@ -243,6 +244,16 @@ carm_row_writable(PG_FUNCTION_ARGS)
 							  PG_GETARG_INT64(1), fn) != 0);
 }
 
+static ArrayType *
+id_array(const int64 *ids, int n)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * (n + 1));
+
+	for (int i = 0; i < n; i++)
+		elems[i] = Int64GetDatum(ids[i]);
+	return construct_array(elems, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+}
+
 /*
  * carm._visible_programs(function text) — the programs where the actor may
  * see some row: the runtime side of the index condition (planner.c).
@@ -253,15 +264,31 @@ carm_visible_programs_sql(PG_FUNCTION_ARGS)
 	int64		actor;
 	int			n = 0;
 	int64	   *ids;
-	Datum	   *elems;
 	CarmFunction fn = row_function(fcinfo, 0);
 
 	actor = carm_current_actor(NULL);
-	ids = actor ? carm_visible_programs(actor, fn, &n) : NULL;
-	elems = palloc(sizeof(Datum) * (n + 1));
-	for (int i = 0; i < n; i++)
-		elems[i] = Int64GetDatum(ids[i]);
-	PG_RETURN_ARRAYTYPE_P(construct_array(elems, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	ids = actor ? carm_visible_programs(actor, fn, CARM_LEVEL_VIEW, &n) : NULL;
+	PG_RETURN_ARRAYTYPE_P(id_array(ids, n));
+}
+
+/*
+ * carm._accessible_program_ids(permission text) — programs where the actor
+ * holds the permission (carm.accessible_programs() maps them to BN15s).
+ */
+Datum
+carm_accessible_program_ids(PG_FUNCTION_ARGS)
+{
+	CarmFunction fn;
+	CarmLevel	level;
+	int64		actor;
+	int64	   *ids;
+	int			n;
+
+	require_args(fcinfo, 1);
+	carm_parse_permission(text_to_cstring(PG_GETARG_TEXT_PP(0)), &fn, &level);
+	actor = carm_require_actor();
+	ids = carm_visible_programs(actor, fn, level, &n);
+	PG_RETURN_ARRAYTYPE_P(id_array(ids, n));
 }
 
 /*

@@ -95,7 +95,7 @@ visible_fraction(SupportRequestSelectivity *req)
 	if (!IsA(fnarg, Const) || ((Const *) fnarg)->constisnull || actor == 0)
 		return 0.0001;
 	fn = carm_function_from_name(TextDatumGetCString(((Const *) fnarg)->constvalue));
-	ids = carm_visible_programs(actor, fn, &n);
+	ids = carm_visible_programs(actor, fn, CARM_LEVEL_VIEW, &n);
 	if (n == 0)
 		return 0.0001;
 
