@@ -87,6 +87,21 @@ check_actor(char **newval, void **extra, GucSource source)
 	return false;
 }
 
+/*
+ * The parsed actor, kept by the assign hook: every assignment, including the
+ * revert at transaction end, RESET and the restore in a parallel worker,
+ * goes through it, so checks read two integers instead of parsing a string.
+ */
+static int64 actor_uid = 0;
+static int64 actor_bid = 0;
+
+static void
+assign_actor_setting(const char *newval, void *extra)
+{
+	if (!parse_actor(newval, &actor_uid, &actor_bid))
+		actor_uid = actor_bid = 0;
+}
+
 void
 carm_define_actor_guc(void)
 {
@@ -97,7 +112,7 @@ carm_define_actor_guc(void)
 							   "",
 							   PGC_SUSET,
 							   GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
-							   check_actor, NULL, NULL);
+							   check_actor, assign_actor_setting, NULL);
 }
 
 /* ---- login binding (carm.bind_login_role) ---- */
@@ -156,19 +171,15 @@ login_binding_user(void)
 int64
 carm_current_actor(int64 *on_behalf_of)
 {
-	int64		uid,
-				bid;
-
-	if (!parse_actor(carm_actor_setting, &uid, &bid))
-		uid = bid = 0;
-	if (uid == 0)
+	if (actor_uid != 0)
 	{
-		uid = login_binding_user();
-		bid = 0;
+		if (on_behalf_of)
+			*on_behalf_of = actor_bid;
+		return actor_uid;
 	}
 	if (on_behalf_of)
-		*on_behalf_of = bid;
-	return uid;
+		*on_behalf_of = 0;
+	return login_binding_user();
 }
 
 int64

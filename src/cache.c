@@ -28,7 +28,10 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
+#include "access/htup_details.h"
+#include "catalog/pg_class.h"
 
 PG_FUNCTION_INFO_V1(carm_invalidate_cache);
 
@@ -40,7 +43,11 @@ static bool cache_valid = false;
 static uint64 inval_count = 0;	/* bumped by every relevant invalidation */
 static Oid	anchor_relid = InvalidOid;
 static SPIPlanPtr grants_plan = NULL;
-static int64 total_programs = 0;
+static uint64 cache_generation = 0;	/* bumped by every rebuild */
+
+/* the last program looked up, valid for one build of the cache */
+static int64 memo_program = 0;
+static const CarmGrantList *memo_list = NULL;
 
 /* Relcache callback: mark stale only; never do catalog access here. */
 static void
@@ -137,6 +144,7 @@ rebuild(int64 user_id)
 	business_grants = new_table("carm_deleg business grants");
 	cache_valid = false;
 	cached_user = 0;
+	memo_list = NULL;
 
 	anchor_relid = lookup_anchor();
 	if (!OidIsValid(anchor_relid))
@@ -199,15 +207,6 @@ rebuild(int64 user_id)
 				add_grant(program_grants, program_id, &g);
 		}
 
-		if (SPI_execute("SELECT greatest(reltuples, 1)::bigint FROM pg_catalog.pg_class "
-						"WHERE oid = 'carm.program'::regclass", true, 1) == SPI_OK_SELECT
-			&& SPI_processed == 1)
-		{
-			bool		isnull;
-
-			total_programs = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-														 SPI_tuptable->tupdesc, 1, &isnull));
-		}
 		SPI_finish();
 	}
 	PG_FINALLY();
@@ -217,6 +216,7 @@ rebuild(int64 user_id)
 	PG_END_TRY();
 
 	cached_user = user_id;
+	cache_generation++;
 	/* An invalidation that arrived while we were reading makes us stale again. */
 	cache_valid = (inval_count == inval_before);
 }
@@ -230,15 +230,22 @@ ensure_cache(int64 user_id)
 
 static const CarmGrantList empty_list = {0, 0, NULL};
 
-/* Every grant the user holds on one program (never NULL). */
+/*
+ * Every grant the user holds on one program (never NULL).  Scans meet the
+ * rows of one program in runs, so the last answer is remembered.
+ */
 const CarmGrantList *
 carm_program_grants(int64 user_id, int64 program_id)
 {
 	const CarmGrantList *list;
 
 	ensure_cache(user_id);
+	if (memo_list != NULL && memo_program == program_id)
+		return memo_list;
 	list = hash_search(program_grants, &program_id, HASH_FIND, NULL);
-	return list ? list : &empty_list;
+	memo_program = program_id;
+	memo_list = list ? list : &empty_list;
+	return memo_list;
 }
 
 /* Every business-level grant the user holds on one business (never NULL). */
@@ -298,11 +305,34 @@ carm_visible_programs(int64 user_id, CarmFunction fn, CarmLevel level, int *coun
 	return result;
 }
 
-/* Number of program accounts (planner estimate, refreshed with the cache). */
+/* Number of program accounts, from pg_class.reltuples (planner estimate). */
 int64
 carm_total_programs(void)
 {
-	return total_programs > 0 ? total_programs : 1;
+	Oid			nsp = carm_schema_oid(true);
+	Oid			relid = OidIsValid(nsp) ? get_relname_relid("program", nsp) : InvalidOid;
+	HeapTuple	tup;
+	int64		n = 1;
+
+	if (!OidIsValid(relid))
+		return n;
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (HeapTupleIsValid(tup))
+	{
+		n = Max(1, (int64) ((Form_pg_class) GETSTRUCT(tup))->reltuples);
+		ReleaseSysCache(tup);
+	}
+	return n;
+}
+
+/*
+ * The cache build a row-check memo may rely on: 0 while the cache is stale
+ * (the next check rebuilds it), else a number that changes at every rebuild.
+ */
+uint64
+carm_cache_generation(int64 user_id)
+{
+	return (cache_valid && cached_user == user_id && program_grants != NULL) ? cache_generation : 0;
 }
 
 /* ---- business numbers to ids ---- */

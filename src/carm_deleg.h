@@ -122,6 +122,7 @@ extern const CarmGrantList *carm_program_grants(int64 user_id, int64 program_id)
 extern const CarmGrantList *carm_business_grants(int64 user_id, int64 business_id);
 extern int64 *carm_visible_programs(int64 user_id, CarmFunction fn, CarmLevel level, int *count);
 extern int64 carm_total_programs(void);
+extern uint64 carm_cache_generation(int64 user_id);
 
 /* A grant's role as it stands at time 'now' (R9: expiry without a sweep). */
 extern CarmRole carm_grant_effective_role(const CarmGrant *g, TimestampTz now);

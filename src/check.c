@@ -122,25 +122,72 @@ carm_user_has_access(PG_FUNCTION_ARGS)
 /* ---- row-level security ---- */
 
 /*
- * The function argument of a row check is a constant in every policy, so it
- * is parsed once per call site and kept in fn_extra.
+ * Per-call-site state of a row check, kept in fn_extra.  The function
+ * argument is a constant in every policy, so it is parsed once.  The last
+ * decision is remembered with everything it depends on (the cache build,
+ * the actor, the row's program and submitter): rows of one program and
+ * submitter come in runs, and the full-visibility scan of §11 is mostly one
+ * such run.  A non-constant function argument is parsed for every row and
+ * never memoised.
  */
-static CarmFunction
-row_function(FunctionCallInfo fcinfo, int argno)
+typedef struct RowCheckState
 {
 	CarmFunction fn;
+	bool		fn_constant;
+	uint64		generation;		/* carm_cache_generation() of the memo, 0 = none */
+	int64		actor;
+	int64		on_behalf_of;
+	int64		program_id;
+	int64		submitter;
+	bool		result;
+} RowCheckState;
 
-	if (fcinfo->flinfo->fn_extra != NULL)
-		return *(CarmFunction *) fcinfo->flinfo->fn_extra;
-	fn = carm_function_from_name(text_to_cstring(PG_GETARG_TEXT_PP(argno)));
-	if (get_fn_expr_arg_stable(fcinfo->flinfo, argno))
+static RowCheckState *
+row_state(FunctionCallInfo fcinfo, int argno)
+{
+	RowCheckState *st = (RowCheckState *) fcinfo->flinfo->fn_extra;
+
+	if (st == NULL)
 	{
-		CarmFunction *cached = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(CarmFunction));
-
-		*cached = fn;
-		fcinfo->flinfo->fn_extra = cached;
+		st = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(RowCheckState));
+		st->fn_constant = get_fn_expr_arg_stable(fcinfo->flinfo, argno);
+		if (st->fn_constant)
+			st->fn = carm_function_from_name(text_to_cstring(PG_GETARG_TEXT_PP(argno)));
+		fcinfo->flinfo->fn_extra = st;
 	}
-	return fn;
+	if (!st->fn_constant)
+	{
+		st->fn = carm_function_from_name(text_to_cstring(PG_GETARG_TEXT_PP(argno)));
+		st->generation = 0;
+	}
+	return st;
+}
+
+/* The remembered decision, if it applies to this row; else -1. */
+static inline int
+memo_lookup(RowCheckState *st, int64 actor, int64 on_behalf_of, int64 program_id, int64 submitter)
+{
+	if (st->generation != 0 && st->program_id == program_id && st->submitter == submitter &&
+		st->actor == actor && st->on_behalf_of == on_behalf_of &&
+		st->generation == carm_cache_generation(actor))
+		return st->result;
+	return -1;
+}
+
+static inline bool
+memo_store(RowCheckState *st, int64 actor, int64 on_behalf_of, int64 program_id, int64 submitter,
+		   bool result)
+{
+	if (st->fn_constant)
+	{
+		st->generation = carm_cache_generation(actor);
+		st->actor = actor;
+		st->on_behalf_of = on_behalf_of;
+		st->program_id = program_id;
+		st->submitter = submitter;
+		st->result = result;
+	}
+	return result;
 }
 
 /*
@@ -216,32 +263,49 @@ row_writer(int64 actor, int64 on_behalf_of, int64 program_id, int64 submitter, C
 Datum
 carm_row_visible(PG_FUNCTION_ARGS)
 {
-	int64		actor;
-	CarmFunction fn = row_function(fcinfo, 2);
+	RowCheckState *st = row_state(fcinfo, 2);
+	int64		actor,
+				program_id,
+				submitter;
+	int			memo;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_BOOL(false);
 	actor = carm_current_actor(NULL);
 	if (actor == 0)
 		PG_RETURN_BOOL(false);
-	PG_RETURN_BOOL(row_visible(actor, PG_GETARG_INT64(0), PG_GETARG_INT64(1), fn));
+	program_id = PG_GETARG_INT64(0);
+	submitter = PG_GETARG_INT64(1);
+	memo = memo_lookup(st, actor, 0, program_id, submitter);
+	if (memo >= 0)
+		PG_RETURN_BOOL(memo);
+	PG_RETURN_BOOL(memo_store(st, actor, 0, program_id, submitter,
+							  row_visible(actor, program_id, submitter, st->fn)));
 }
 
 /* carm._row_writable(program bigint, submitter bigint, function text) */
 Datum
 carm_row_writable(PG_FUNCTION_ARGS)
 {
-	int64		actor;
-	int64		on_behalf_of;
-	CarmFunction fn = row_function(fcinfo, 2);
+	RowCheckState *st = row_state(fcinfo, 2);
+	int64		actor,
+				on_behalf_of,
+				program_id,
+				submitter;
+	int			memo;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_BOOL(false);
 	actor = carm_current_actor(&on_behalf_of);
 	if (actor == 0)
 		PG_RETURN_BOOL(false);
-	PG_RETURN_BOOL(row_writer(actor, on_behalf_of, PG_GETARG_INT64(0),
-							  PG_GETARG_INT64(1), fn) != 0);
+	program_id = PG_GETARG_INT64(0);
+	submitter = PG_GETARG_INT64(1);
+	memo = memo_lookup(st, actor, on_behalf_of, program_id, submitter);
+	if (memo >= 0)
+		PG_RETURN_BOOL(memo);
+	PG_RETURN_BOOL(memo_store(st, actor, on_behalf_of, program_id, submitter,
+							  row_writer(actor, on_behalf_of, program_id, submitter, st->fn) != 0));
 }
 
 static ArrayType *
@@ -264,7 +328,7 @@ carm_visible_programs_sql(PG_FUNCTION_ARGS)
 	int64		actor;
 	int			n = 0;
 	int64	   *ids;
-	CarmFunction fn = row_function(fcinfo, 0);
+	CarmFunction fn = row_state(fcinfo, 0)->fn;
 
 	actor = carm_current_actor(NULL);
 	ids = actor ? carm_visible_programs(actor, fn, CARM_LEVEL_VIEW, &n) : NULL;
