@@ -10,7 +10,7 @@ SET LOCAL client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 DROP EXTENSION IF EXISTS carm_deleg CASCADE;
 CREATE EXTENSION carm_deleg;
-SELECT plan(81);
+SELECT plan(88);
 
 -- Setup: providers, clients, users, employees, relationships -------------
 SELECT carm.add_business('100000009', 'Broker One', '{CUSTOMS_BROKER}') AS broker \gset
@@ -132,6 +132,8 @@ SELECT throws_ok(format('SELECT carm.add_group_clients(%s, ARRAY[%L])', :beta, '
                  '§10: a malformed BN9 in the list is 22023');
 SELECT throws_ok(format('SELECT carm.add_group_clients(%s, %L)', :beta, '{}'), '22023', NULL,
                  '§10: an empty client list is 22023');
+SELECT lives_ok(format('SELECT carm.add_group_clients(%s, ARRAY[%L])', :beta, '200000032'),
+                'G3: a client already in this very group is left as it is');
 SELECT carm.set_actor(:cbam);
 SELECT lives_ok($$SELECT carm.create_client_group('100000017', 'Gamma', ARRAY['200000008'])$$,
                 'G3: a client may be in groups of different providers');
@@ -181,6 +183,17 @@ SELECT ok(NOT carm.user_has_access(:ed, '200000008RM0001', 'rulings.edit')
           AND carm.user_has_access(:ed, '200000008RM0001', 'rulings.view')
           AND carm.user_has_access(:ed, '200000016RM0001', 'rulings.manage'),
           'G5: an individual assignment overrides the group role for that client only, even when lower');
+
+-- unassigning ends the group role only; an individual assignment is not the group's
+INSERT INTO carm.client_assignment (relationship_id, user_id, role)
+SELECT r.id, :vi, 'PEDITOR' FROM carm.relationship r WHERE r.provider_id = :broker AND r.client_id = :cb;
+SELECT lives_ok(format('SELECT carm.unassign_group_employees(%s, ARRAY[%s]::bigint[])', :beta, :vi),
+                'unassign an employee from a group');
+SELECT ok(NOT carm.user_has_access(:vi, '200000032RM0001', 'rulings.view')
+          AND carm.user_has_access(:vi, '200000016RM0001', 'rulings.edit'),
+          'G4: the unassigned employee loses the group role but keeps individual assignments');
+SELECT lives_ok(format('SELECT carm.assign_group_employees(%s, ARRAY[%s]::bigint[], %L)', :beta, :vi, 'PVIEWER'),
+                'G4: assign the employee again');
 
 -- G6 / G7 --------------------------------------------------------------------
 SELECT lives_ok(format('SELECT carm.remove_group_clients(%s, ARRAY[%L])', :beta, '200000032'),
@@ -248,10 +261,11 @@ SELECT throws_ok(format('SELECT carm.delete_client_group(%s, deferred => true)',
 SELECT results_eq(
   $$SELECT operation, status, item_count FROM carm.group_requests('100000009') ORDER BY request_id$$,
   $$VALUES ('CREATE_GROUP', 'COMPLETED', 0), ('CREATE_GROUP', 'COMPLETED', 0), ('DELETE_GROUP', 'COMPLETED', 0),
-           ('ADD_CLIENTS', 'COMPLETED', 2), ('CREATE_GROUP', 'COMPLETED', 1), ('ASSIGN_EMPLOYEES', 'COMPLETED', 2),
-           ('ASSIGN_EMPLOYEES', 'COMPLETED', 1), ('ASSIGN_EMPLOYEES', 'COMPLETED', 1), ('REMOVE_CLIENTS', 'COMPLETED', 1),
-           ('ADD_CLIENTS', 'COMPLETED', 1), ('REMOVE_CLIENTS', 'COMPLETED', 1), ('ADD_CLIENTS', 'COMPLETED', 1),
-           ('DELETE_GROUP', 'COMPLETED', 3)$$,
+           ('ADD_CLIENTS', 'COMPLETED', 2), ('CREATE_GROUP', 'COMPLETED', 1), ('ADD_CLIENTS', 'COMPLETED', 1),
+           ('ASSIGN_EMPLOYEES', 'COMPLETED', 2), ('ASSIGN_EMPLOYEES', 'COMPLETED', 1), ('ASSIGN_EMPLOYEES', 'COMPLETED', 1),
+           ('UNASSIGN_EMPLOYEES', 'COMPLETED', 1), ('ASSIGN_EMPLOYEES', 'COMPLETED', 1),
+           ('REMOVE_CLIENTS', 'COMPLETED', 1), ('ADD_CLIENTS', 'COMPLETED', 1), ('REMOVE_CLIENTS', 'COMPLETED', 1),
+           ('ADD_CLIENTS', 'COMPLETED', 1), ('DELETE_GROUP', 'COMPLETED', 3)$$,
   'G9: every operation, creation included, is recorded COMPLETED with its item count; refused ones leave no row');
 SELECT throws_ok(format('SELECT carm.add_group_clients(%s, ARRAY[%L], deferred => true)', :beta, 'x'), '22023', NULL,
                  'G9: a deferred request checks the form of its arguments');
@@ -281,6 +295,16 @@ SELECT ok((SELECT bool_and(status = 'COMPLETED' AND finished_at >= started_at)
 SELECT results_eq($$SELECT action, count FROM carm._process_group_requests(now()) ORDER BY action$$,
                   $$VALUES ('group_requests_completed', 0::bigint), ('group_requests_failed', 0::bigint)$$,
                   'G9: a request is processed once');
+SELECT carm.delete_client_group(:beta, deferred => true) AS req_delete \gset
+SELECT ok((SELECT deleted_at IS NULL FROM carm.client_group WHERE id = :beta),
+          'G9: a deferred deletion leaves the group until maintenance');
+SELECT results_eq($$SELECT action, count FROM carm._process_group_requests(now()) ORDER BY action$$,
+                  $$VALUES ('group_requests_completed', 1::bigint), ('group_requests_failed', 0::bigint)$$,
+                  'G9: maintenance applies the deferred deletion');
+SELECT ok((SELECT deleted_at IS NOT NULL FROM carm.client_group WHERE id = :beta)
+          AND NOT carm.user_has_access(:ed, '200000016RM0001', 'rulings.view')
+          AND (SELECT item_count FROM carm.group_request WHERE id = :req_delete) = 2,
+          'G8/G9: the deferred deletion is applied and counted its 2 clients');
 SELECT ok(EXISTS (SELECT FROM carm.my_notifications() WHERE event = 'group_request_failed')
           AND EXISTS (SELECT FROM carm.audit_events('100000009')
                       WHERE event = 'group_client_added' AND other_business = '200000016'),
