@@ -93,6 +93,8 @@ AS $$
               ELSE array_to_string(p_items[1:p_max], ', ')
                    || format(' and %s more', cardinality(p_items) - p_max) END;
 $$;
+COMMENT ON FUNCTION carm._name_list(text[], integer) IS
+  'Internal: a list for an error message, cut after p_max items';
 
 -- The clients argument: every element a well-formed BN9 (22023, naming the
 -- malformed ones), duplicates dropped, sorted.  NULL is 22004; an empty list
@@ -118,6 +120,8 @@ BEGIN
   RETURN ARRAY(SELECT DISTINCT x FROM unnest(p_bn9s) x ORDER BY x);
 END
 $$;
+COMMENT ON FUNCTION carm._bn9_list(text[], boolean) IS
+  'Internal: the checked, distinct, sorted BN9 list of a group operation';
 
 -- The user_ids argument: no NULL element, not empty (22023), distinct, sorted.
 CREATE FUNCTION carm._user_list(p_users bigint[]) RETURNS bigint[]
@@ -135,6 +139,8 @@ BEGIN
   RETURN ARRAY(SELECT DISTINCT u FROM unnest(p_users) u ORDER BY u);
 END
 $$;
+COMMENT ON FUNCTION carm._user_list(bigint[]) IS
+  'Internal: the checked, distinct, sorted user id list of a group operation';
 
 -- G4: a group's default role.
 CREATE FUNCTION carm._group_role(p_role text) RETURNS text
@@ -150,6 +156,8 @@ BEGIN
   RETURN p_role;
 END
 $$;
+COMMENT ON FUNCTION carm._group_role(text) IS
+  'Internal: G4, checks a group''s default role (22023)';
 
 -- One audit event of a group operation, attributed to its initiator, also
 -- when maintenance applies a deferred request (the same columns and
@@ -872,6 +880,8 @@ BEGIN
   RETURN b;
 END
 $$;
+COMMENT ON FUNCTION carm._group_listing_provider(text) IS
+  'Internal: the provider of a group listing, for its BAMs (G1) or carm_admin';
 
 CREATE FUNCTION carm.client_groups(provider_bn9 text)
 RETURNS TABLE (group_id bigint, name text, clients bigint, employees bigint,
@@ -963,6 +973,8 @@ BEGIN
   RETURN g;
 END
 $$;
+COMMENT ON FUNCTION carm._group_listing(bigint) IS
+  'Internal: the group of a member listing, for its provider''s BAMs (G1) or carm_admin';
 
 CREATE FUNCTION carm.group_clients(group_id bigint)
 RETURNS TABLE (client text, legal_name text, added_at timestamptz)
