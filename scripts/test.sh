@@ -34,16 +34,33 @@ count() { # count NAME STATUS
   if [ "$2" -eq 0 ]; then passed=$((passed+1)); echo "ok   $1"; else failed=$((failed+1)); echo "FAIL $1"; fi
 }
 
-echo "== pg_regress and isolation"
-out=$(make -s PG_CONFIG="$PG_CONFIG" installcheck 2>&1); status=$?
-echo "$out" | grep -E '^(ok|not ok|test|     |#)|tests (passed|failed)|permutation' || true
-n_ok=$(echo "$out" | grep -cE '^(ok|test .* \.\.\. ok|     .* \.\.\. ok)' || true)
-n_bad=$(echo "$out" | grep -cE '^(not ok|test .* \.\.\. FAILED|     .* \.\.\. FAILED)|FAILED' || true)
-passed=$((passed + n_ok))
-if [ $status -ne 0 ]; then
-  failed=$((failed + (n_bad > 0 ? n_bad : 1)))
-  for f in test/regression.diffs test/output_iso/regression.diffs; do [ -f "$f" ] && head -200 "$f"; done
-fi
+# pg_regress and pg_isolation_regress run separately, so that a failure in
+# one suite does not hide the other; each prints one line per test.
+PGXS_DIR=$("$PG_CONFIG" --pkglibdir)/pgxs/src/test
+run_suite() { # run_suite NAME DRIVER OUTPUTDIR DIFFS TESTS...
+  local name=$1 driver=$2 outdir=$3 diffs=$4; shift 4
+  [ $# -gt 0 ] || return 0
+  echo "== $name"
+  mkdir -p "$outdir"
+  out=$("$driver" --inputdir=test --outputdir="$outdir" --bindir="$PGBIN" \
+        --host="$PGHOST" --port="$PGPORT" --user=postgres "$@" 2>&1); status=$?
+  echo "$out" | grep -E '^(test|     |permutation|ok|not ok)' || true
+  n_ok=$(echo "$out" | grep -cE '\.\.\. ok' || true)
+  n_bad=$(echo "$out" | grep -cE '\.\.\. FAILED' || true)
+  passed=$((passed + n_ok))
+  if [ $status -ne 0 ]; then
+    failed=$((failed + (n_bad > 0 ? n_bad : 1)))
+    echo "$out" | tail -5
+    [ -f "$diffs" ] && head -300 "$diffs"
+  fi
+}
+regress=$(ls test/sql/*.sql 2>/dev/null | xargs -rn1 basename | sed 's/\.sql$//' | sort)
+specs=$(ls test/specs/*.spec 2>/dev/null | xargs -rn1 basename | sed 's/\.spec$//' | sort)
+# shellcheck disable=SC2086
+run_suite "pg_regress" "$PGXS_DIR/regress/pg_regress" test test/regression.diffs $regress
+# shellcheck disable=SC2086
+run_suite "isolation" "$PGXS_DIR/isolation/pg_isolation_regress" test/output_iso \
+  test/output_iso/regression.diffs $specs
 
 echo "== pgTAP"
 psql -q -X -d postgres -c "CREATE DATABASE carm_tap" >/dev/null
