@@ -42,7 +42,8 @@ static int64 cached_user = 0;
 static bool cache_valid = false;
 static uint64 inval_count = 0;	/* bumped by every relevant invalidation */
 static Oid	anchor_relid = InvalidOid;
-static SPIPlanPtr grants_plan = NULL;
+static bool cache_complete = false;	/* all grants loaded, not only some businesses' */
+static HTAB *loaded_businesses = NULL;	/* businesses loaded while not complete */
 static uint64 cache_generation = 0;	/* bumped by every rebuild */
 
 /* the last program looked up, valid for one build of the cache */
@@ -129,12 +130,15 @@ new_table(const char *name)
 	return hash_create(name, 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 }
 
-/* Rebuild the cache for user_id from carm._grants(). */
+/*
+ * Start an empty cache for user_id.  It is valid from now on, until the
+ * relcache callback says otherwise (also while a load below is reading:
+ * an invalidation that arrives then leaves the cache stale).
+ */
 static void
-rebuild(int64 user_id)
+reset_cache(int64 user_id)
 {
-	CarmOwnerSave save;
-	uint64		inval_before;
+	HASHCTL		ctl;
 
 	if (cache_cxt == NULL)
 		cache_cxt = AllocSetContextCreate(CacheMemoryContext, "carm_deleg grants",
@@ -142,37 +146,73 @@ rebuild(int64 user_id)
 	MemoryContextReset(cache_cxt);
 	program_grants = new_table("carm_deleg program grants");
 	business_grants = new_table("carm_deleg business grants");
-	cache_valid = false;
-	cached_user = 0;
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(int64);
+	ctl.hcxt = cache_cxt;
+	loaded_businesses = hash_create("carm_deleg loaded businesses", 16, &ctl,
+									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	memo_list = NULL;
+	cache_complete = false;
+	cache_generation++;
 
 	anchor_relid = lookup_anchor();
 	if (!OidIsValid(anchor_relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("extension carm_deleg is not installed in this database")));
+	cached_user = user_id;
+	cache_valid = true;
+}
 
-	inval_before = inval_count;
+/* One kept plan per query shape: all of a user's grants, or one business's. */
+static SPIPlanPtr
+grants_plan(bool one_business)
+{
+	static SPIPlanPtr plans[2] = {NULL, NULL};
+	Oid			argtypes[2] = {INT8OID, INT8OID};
+
+	if (plans[one_business] == NULL)
+	{
+		/*
+		 * A generic plan: every parameter is an equality on an indexed key,
+		 * and replanning the inlined resolver would cost more than running it.
+		 */
+		SPIPlanPtr	plan = SPI_prepare_cursor(one_business ?
+									   "SELECT business_id, program_id, role, source, provider_bam, "
+									   "via_business_id, see_client, see_other, all_programs, expires_at "
+									   "FROM carm._grants($1) WHERE business_id = $2" :
+									   "SELECT business_id, program_id, role, source, provider_bam, "
+									   "via_business_id, see_client, see_other, all_programs, expires_at "
+									   "FROM carm._grants($1)",
+									   one_business ? 2 : 1, argtypes,
+									   CURSOR_OPT_GENERIC_PLAN);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		plans[one_business] = plan;
+	}
+	return plans[one_business];
+}
+
+/*
+ * Load the user's grants from carm._grants(): all of them (business_id 0),
+ * or only those on one business, which is what a point check needs and costs
+ * the same whatever the user's reach (a provider employee may hold grants on
+ * thousands of clients).
+ */
+static void
+load_grants(int64 user_id, int64 business_id)
+{
+	CarmOwnerSave save;
+
 	carm_become_owner(&save);
 	PG_TRY();
 	{
-		Oid			argtype = INT8OID;
-		Datum		arg = Int64GetDatum(user_id);
+		Datum		args[2] = {Int64GetDatum(user_id), Int64GetDatum(business_id)};
 
 		SPI_connect();
-		if (grants_plan == NULL)
-		{
-			SPIPlanPtr	plan = SPI_prepare(
-										   "SELECT business_id, program_id, role, source, provider_bam, "
-										   "via_business_id, see_client, see_other, all_programs, expires_at "
-										   "FROM carm._grants($1)", 1, &argtype);
-
-			if (plan == NULL)
-				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-			SPI_keepplan(plan);
-			grants_plan = plan;
-		}
-		if (SPI_execute_plan(grants_plan, &arg, NULL, true, 0) != SPI_OK_SELECT)
+		if (SPI_execute_plan(grants_plan(business_id != 0), args, NULL, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "carm._grants() failed");
 
 		for (uint64 i = 0; i < SPI_processed; i++)
@@ -206,29 +246,52 @@ rebuild(int64 user_id)
 			else
 				add_grant(program_grants, program_id, &g);
 		}
-
 		SPI_finish();
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		carm_restore_user(&save);
+		cache_valid = false;	/* half loaded: start again next time */
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	carm_restore_user(&save);
 
-	cached_user = user_id;
+	memo_list = NULL;
 	cache_generation++;
-	/* An invalidation that arrived while we were reading makes us stale again. */
-	cache_valid = (inval_count == inval_before);
+	if (business_id == 0)
+		cache_complete = true;
+	else
+		(void) hash_search(loaded_businesses, &business_id, HASH_ENTER, NULL);
 }
 
+/* All of the user's grants (row checks, the index condition). */
 static void
 ensure_cache(int64 user_id)
 {
 	if (!cache_valid || cached_user != user_id || program_grants == NULL)
-		rebuild(user_id);
+		reset_cache(user_id);
+	if (!cache_complete)
+	{
+		/* a partial cache may hold some businesses already: start clean */
+		if (hash_get_num_entries(loaded_businesses) > 0)
+			reset_cache(user_id);
+		load_grants(user_id, 0);
+	}
+}
+
+/* At least the user's grants on one business (point checks). */
+static void
+ensure_business(int64 user_id, int64 business_id)
+{
+	if (!cache_valid || cached_user != user_id || program_grants == NULL)
+		reset_cache(user_id);
+	if (!cache_complete && hash_search(loaded_businesses, &business_id, HASH_FIND, NULL) == NULL)
+		load_grants(user_id, business_id);
 }
 
 static const CarmGrantList empty_list = {0, 0, NULL};
+static const CarmGrantList *lookup_program(int64 program_id);
 
 /*
  * Every grant the user holds on one program (never NULL).  Scans meet the
@@ -237,9 +300,23 @@ static const CarmGrantList empty_list = {0, 0, NULL};
 const CarmGrantList *
 carm_program_grants(int64 user_id, int64 program_id)
 {
+	ensure_cache(user_id);
+	return lookup_program(program_id);
+}
+
+/* Every grant the user holds on one program of a known business (point checks). */
+const CarmGrantList *
+carm_target_program_grants(int64 user_id, int64 program_id, int64 business_id)
+{
+	ensure_business(user_id, business_id);
+	return lookup_program(program_id);
+}
+
+static const CarmGrantList *
+lookup_program(int64 program_id)
+{
 	const CarmGrantList *list;
 
-	ensure_cache(user_id);
 	if (memo_list != NULL && memo_program == program_id)
 		return memo_list;
 	list = hash_search(program_grants, &program_id, HASH_FIND, NULL);
@@ -254,7 +331,7 @@ carm_business_grants(int64 user_id, int64 business_id)
 {
 	const CarmGrantList *list;
 
-	ensure_cache(user_id);
+	ensure_business(user_id, business_id);
 	list = hash_search(business_grants, &business_id, HASH_FIND, NULL);
 	return list ? list : &empty_list;
 }
@@ -332,7 +409,7 @@ carm_total_programs(void)
 uint64
 carm_cache_generation(int64 user_id)
 {
-	return (cache_valid && cached_user == user_id && program_grants != NULL) ? cache_generation : 0;
+	return (cache_valid && cache_complete && cached_user == user_id) ? cache_generation : 0;
 }
 
 /* ---- business numbers to ids ---- */

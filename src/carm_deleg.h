@@ -120,6 +120,8 @@ typedef struct CarmGrantList
 extern void carm_cache_init(void);
 extern const CarmGrantList *carm_program_grants(int64 user_id, int64 program_id);
 extern const CarmGrantList *carm_business_grants(int64 user_id, int64 business_id);
+extern const CarmGrantList *carm_target_program_grants(int64 user_id, int64 program_id,
+														int64 business_id);
 extern int64 *carm_visible_programs(int64 user_id, CarmFunction fn, CarmLevel level, int *count);
 extern int64 carm_total_programs(void);
 extern uint64 carm_cache_generation(int64 user_id);

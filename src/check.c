@@ -67,7 +67,7 @@ target_level(int64 user_id, const CarmTarget *t, CarmFunction fn, CarmLevel want
 		return best;
 	}
 
-	list = carm_program_grants(user_id, t->id);
+	list = carm_target_program_grants(user_id, t->id, t->business_id);
 	for (int i = 0; i < list->ngrants; i++)
 	{
 		CarmRole	role = carm_grant_effective_role(&list->grants[i], now);

@@ -111,6 +111,7 @@ CREATE UNIQUE INDEX relationship_one_open
   ON carm.relationship (provider_id, client_id)
   WHERE status IN ('pending','rejected','active');                          -- R2
 CREATE INDEX ON carm.relationship (client_id);
+CREATE INDEX ON carm.relationship (provider_id);
 CREATE INDEX relationship_due ON carm.relationship (expires_at) WHERE status = 'active';
 
 -- Individual assignment of a provider employee to one client (R7).  Tied to

@@ -21,14 +21,14 @@ RETURNS TABLE (business_id bigint, program_id bigint, role text, source text,
                expires_at timestamptz, relationship_id bigint, group_id bigint)
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-WITH emp AS (
+WITH emp AS NOT MATERIALIZED (
   SELECT e.business_id, e.role, e.programs
   FROM carm.employee e
   JOIN carm.app_user u ON u.id = e.user_id AND u.active          -- deactivated: nothing (§2)
   WHERE e.user_id = p_user
 ),
 -- relationships of the providers I am a BAM or PAM of
-managed AS (
+managed AS NOT MATERIALIZED (
   SELECT r.*, e.role AS my_role
   FROM emp e
   JOIN carm.relationship r ON r.provider_id = e.business_id
@@ -36,7 +36,7 @@ managed AS (
 ),
 -- proxy roles of a non-BAM provider employee: individual assignments (R7) and
 -- group defaults (G4) not overridden by an individual assignment (G5)
-assigned AS (
+assigned AS NOT MATERIALIZED (
   SELECT a.relationship_id, a.role, a.programs, NULL::bigint AS group_id
   FROM carm.client_assignment a
   WHERE a.user_id = p_user
