@@ -217,7 +217,7 @@ lookup_actor(bool by_id, Datum key, text *volatile on_behalf_of, int64 *bid)
 	if (bn9 && !carm_bn9_is_valid(bn9))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid business number \"%s\"", bn9),
+				 errmsg("invalid business number \"%.32s\"", bn9),
 				 errhint("A BN9 is nine digits, the last a check digit.")));
 
 	carm_become_owner(&save);
