@@ -87,6 +87,11 @@ check_actor(char **newval, void **extra, GucSource source)
 	return false;
 }
 
+/*
+ * PGC_USERSET on purpose: the check hook, not the context, is the guard (it
+ * refuses superusers too), and a user-settable context lets any role RESET
+ * the actor, as connection poolers and applications clearing it expect.
+ */
 void
 carm_define_actor_guc(void)
 {
@@ -95,7 +100,7 @@ carm_define_actor_guc(void)
 							   NULL,
 							   &carm_actor_setting,
 							   "",
-							   PGC_SUSET,
+							   PGC_USERSET,
 							   GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
 							   check_actor, NULL, NULL);
 }
