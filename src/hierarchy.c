@@ -13,8 +13,9 @@
  *       E10 a change that leaves exactly one BAM warns.
  *
  * E6 and E7 apply only when an actor is set (carm.actor()): the extension
- * owner writing directly, or maintenance, is trusted and only the invariants
- * E5 and E9 apply.
+ * owner writing directly, maintenance or pg_restore is trusted and only the
+ * invariants E5 and E9 apply (E5's "programs of this business" then only
+ * refuses programs of another business: see check_programs_of_business).
  *
  * Locking (E9, and E1's "first user"): before counting the BAMs of a
  * business, the trigger UPDATEs that business's bam_version.  Two
@@ -142,6 +143,7 @@ enum
 {
 	Q_BN9,
 	Q_FOREIGN_PROGRAM,
+	Q_OTHER_BUSINESS_PROGRAM,
 	Q_MANAGER,
 	Q_LOCK_BUSINESS,
 	Q_COUNT_BAMS,
@@ -154,6 +156,8 @@ static const char *const query_text[NUM_QUERIES] = {
 	"SELECT x FROM pg_catalog.unnest($2) x "
 	"WHERE NOT EXISTS (SELECT 1 FROM carm.program p WHERE p.id = x AND p.business_id = $1) "
 	"LIMIT 1",
+	[Q_OTHER_BUSINESS_PROGRAM] =
+	"SELECT p.id FROM carm.program p WHERE p.id = ANY ($2) AND p.business_id <> $1 LIMIT 1",
 	[Q_MANAGER] =
 	"SELECT e.role, e.programs FROM carm.employee e "
 	"JOIN carm.app_user u ON u.id = e.user_id AND u.active "
@@ -164,9 +168,10 @@ static const char *const query_text[NUM_QUERIES] = {
 	"SELECT count(*) FROM carm.employee WHERE business_id = $1 AND role = 'BAM'",
 };
 
-static const int query_nargs[NUM_QUERIES] = {1, 2, 2, 1, 1};
+static const int query_nargs[NUM_QUERIES] = {1, 2, 2, 2, 1, 1};
 static const Oid query_types[NUM_QUERIES][2] = {
-	{INT8OID}, {INT8OID, INT8ARRAYOID}, {INT8OID, INT8OID}, {INT8OID}, {INT8OID},
+	{INT8OID}, {INT8OID, INT8ARRAYOID}, {INT8OID, INT8ARRAYOID}, {INT8OID, INT8OID},
+	{INT8OID}, {INT8OID},
 };
 
 static SPIPlanPtr plans[NUM_QUERIES];
@@ -287,9 +292,14 @@ check_row_shape(const EmployeeRow *row)
 				 errmsg("program list must not contain nulls")));
 }
 
-/* Every listed program belongs to the employee's business. */
+/*
+ * Every listed program belongs to the employee's business.  For a write
+ * without an actor (the owner, and pg_restore, which loads carm.employee
+ * before carm.program: no foreign key orders them) only a program of another
+ * business is refused; ids not loaded yet pass.
+ */
 static void
-check_programs_of_business(const EmployeeRow *row)
+check_programs_of_business(const EmployeeRow *row, bool strict)
 {
 	Datum		args[2];
 	bool		found;
@@ -299,7 +309,7 @@ check_programs_of_business(const EmployeeRow *row)
 		return;
 	args[0] = Int64GetDatum(row->business_id);
 	args[1] = PointerGetDatum(row->programs_array);
-	run(Q_FOREIGN_PROGRAM, args, true, SPI_OK_SELECT);
+	run(strict ? Q_FOREIGN_PROGRAM : Q_OTHER_BUSINESS_PROGRAM, args, true, SPI_OK_SELECT);
 	bad = first_int8(&found);
 	if (found)
 		ereport(ERROR,
@@ -494,7 +504,7 @@ carm_employee_guard(PG_FUNCTION_ARGS)
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		if (new_row)
-			check_programs_of_business(new_row);	/* E5 */
+			check_programs_of_business(new_row, actor != 0);	/* E5 */
 		if (actor != 0)
 		{
 			int64		target = new_row ? new_row->user_id : old_row->user_id;

@@ -13,7 +13,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 DROP EXTENSION IF EXISTS carm_deleg CASCADE;
 CREATE EXTENSION carm_deleg;
 
-SELECT plan(156);
+SELECT plan(158);
 
 DO $$
 BEGIN
@@ -430,6 +430,15 @@ SELECT throws_ok($$INSERT INTO carm.employee (business_id, user_id, role, progra
                  '22023', NULL, 'E5: the trigger refuses programs of another business');
 SELECT throws_ok($$INSERT INTO carm.employee (business_id, user_id, role, programs) VALUES (carm.business_id('123456782'), pg_temp.uid('mallory'), 'BAM', '{1}')$$,
                  '22023', NULL, 'E5: the trigger refuses a BAM with a list');
+-- pg_restore loads carm.employee before carm.program: without an actor, a
+-- program id not loaded yet passes; with an actor it is refused
+SELECT lives_ok($$INSERT INTO carm.employee (business_id, user_id, role, programs) VALUES (carm.business_id('123456782'), pg_temp.uid('mallory'), 'VIEWER', '{999999}')$$,
+                'E5: without an actor (a restore), a program id not loaded yet passes');
+DELETE FROM carm.employee WHERE user_id = pg_temp.uid('mallory');
+SELECT pg_temp.act('bob');
+SELECT throws_ok($$INSERT INTO carm.employee (business_id, user_id, role, programs) VALUES (carm.business_id('123456782'), pg_temp.uid('mallory'), 'VIEWER', '{999999}')$$,
+                 '22023', NULL, 'E5: with an actor, an unknown program id is refused');
+SELECT carm.reset_actor() \g /dev/null
 
 -- E12 --------------------------------------------------------------------------------------------
 SELECT lives_ok($$SELECT carm.add_program_account('123456782RM0004')$$, 'E12: a program account is added later');
