@@ -312,11 +312,14 @@ check_programs_of_business(const EmployeeRow *row, bool strict)
 	run(strict ? Q_FOREIGN_PROGRAM : Q_OTHER_BUSINESS_PROGRAM, args, true, SPI_OK_SELECT);
 	bad = first_int8(&found);
 	if (found)
+	{
+		char	   *bn9 = business_bn9(row->business_id);
+
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("program %lld is not a program account of business %s",
-						(long long) bad, business_bn9(row->business_id)),
+				 errmsg("program %lld is not a program account of business %s", (long long) bad, bn9),
 				 errhint("An employee's programs are program accounts of its own business.")));
+	}
 }
 
 /* ---- E6, E7: who may write the row ---- */
@@ -345,11 +348,14 @@ check_self(const EmployeeRow *new_row, bool is_insert)
 	if (lock_and_count_bams(new_row->business_id) == 0)
 		return;
 	if (is_insert)
+	{
+		char	   *bn9 = business_bn9(new_row->business_id);
+
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("business %s already has a business account manager",
-						business_bn9(new_row->business_id)),
+				 errmsg("business %s already has a business account manager", bn9),
 				 errhint("Request access from its business account manager with carm.request_employee_access().")));
+	}
 	refuse_self();
 }
 
