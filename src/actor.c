@@ -102,6 +102,11 @@ assign_actor_setting(const char *newval, void *extra)
 		actor_uid = actor_bid = 0;
 }
 
+/*
+ * PGC_USERSET on purpose: the check hook, not the context, is the guard (it
+ * refuses superusers too), and a user-settable context lets any role RESET
+ * the actor, as connection poolers and applications clearing it expect.
+ */
 void
 carm_define_actor_guc(void)
 {
@@ -110,7 +115,7 @@ carm_define_actor_guc(void)
 							   NULL,
 							   &carm_actor_setting,
 							   "",
-							   PGC_SUSET,
+							   PGC_USERSET,
 							   GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
 							   check_actor, assign_actor_setting, NULL);
 }
@@ -228,7 +233,7 @@ lookup_actor(bool by_id, Datum key, text *volatile on_behalf_of, int64 *bid)
 	if (bn9 && !carm_bn9_is_valid(bn9))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid business number \"%s\"", bn9),
+				 errmsg("invalid business number \"%.32s\"", bn9),
 				 errhint("A BN9 is nine digits, the last a check digit.")));
 
 	carm_become_owner(&save);

@@ -41,7 +41,7 @@ DECLARE
   b carm.business;
 BEGIN
   IF p_bn9 IS NULL OR NOT carm._bn9_is_valid(p_bn9) THEN
-    RAISE EXCEPTION 'invalid business number "%"', p_bn9
+    RAISE EXCEPTION 'invalid business number "%"', left(p_bn9, 32)
       USING ERRCODE = '22023', HINT = 'A BN9 is nine digits, the last a check digit.';
   END IF;
   SELECT * INTO b FROM carm.business WHERE bn9 = p_bn9;
@@ -71,7 +71,7 @@ BEGIN
   END IF;
   SELECT x INTO v_bad FROM unnest(p_bn15s) x WHERE x IS NULL OR NOT carm._bn15_is_valid(x) LIMIT 1;
   IF FOUND THEN
-    RAISE EXCEPTION 'invalid program account number "%"', v_bad
+    RAISE EXCEPTION 'invalid program account number "%"', left(v_bad, 32)
       USING ERRCODE = '22023', HINT = 'A BN15 looks like 123456782RM0001.';
   END IF;
   SELECT x INTO v_bad FROM unnest(p_bn15s) x
@@ -201,6 +201,10 @@ DECLARE
   u carm.app_user := carm._user(user_id);
 BEGIN
   PERFORM carm._not_null(login, 'login');
+  -- a numeric regrole is not checked by the cast
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.oid = login) THEN
+    RAISE EXCEPTION 'role with oid % does not exist', login::oid USING ERRCODE = '42704';
+  END IF;
   INSERT INTO carm.login_binding (login_role, user_id) VALUES (login, u.id)
   ON CONFLICT (login_role) DO UPDATE SET user_id = excluded.user_id;
   PERFORM carm._audit('login_bound', NULL, NULL, u.id, NULL, NULL,
