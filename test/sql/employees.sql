@@ -3,7 +3,9 @@
 -- roles and removes them; Northern Brokers (a customs broker) shows what
 -- removal revokes on the service-provider side (E8).
 \set VERBOSITY terse
+SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS carm_deleg CASCADE;
+RESET client_min_messages;
 CREATE EXTENSION carm_deleg;
 
 DO $$

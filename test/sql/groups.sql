@@ -194,11 +194,13 @@ SELECT client, legal_name FROM carm.group_clients(:east) ORDER BY client;
 -- a deferred request fails when its initiator is no longer a BAM at apply time
 SELECT carm.unassign_group_employees(:east, ARRAY[:ed]::bigint[], deferred => true) AS req_demoted \gset
 RESET ROLE;
+SELECT carm.reset_actor();   -- the owner's direct write, not the BAM's own (E6)
 UPDATE carm.employee SET role = 'PAM' WHERE business_id = :broker AND user_id = :bam;
 SELECT * FROM carm._process_group_requests(now());
 UPDATE carm.employee SET role = 'BAM' WHERE business_id = :broker AND user_id = :bam;
 SELECT count(*) AS still_assigned FROM carm.group_employee WHERE user_id = :ed;
 SET ROLE regress_groups_gw;
+SELECT carm.set_actor(:bam, false);
 
 -- the request-processing table
 SELECT request_id - :req_ok AS rel_id, operation, group_name, initiator_name, status, item_count,

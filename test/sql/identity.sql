@@ -2,7 +2,9 @@
 -- for the session), reset_actor, actor(), login bindings, and the guarded
 -- setting that nothing but set_actor() can assign.
 \set VERBOSITY terse
+SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS carm_deleg CASCADE;
+RESET client_min_messages;
 CREATE EXTENSION carm_deleg;
 
 DO $$

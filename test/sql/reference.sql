@@ -1,7 +1,9 @@
 -- §2 reference data loaded by carm_admin: businesses, program accounts, kinds,
 -- users, deactivation, id lookups — and every refusal with its SQLSTATE (§10).
 \set VERBOSITY terse
+SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS carm_deleg CASCADE;
+RESET client_min_messages;
 CREATE EXTENSION carm_deleg;
 
 DO $$

@@ -1,7 +1,9 @@
 -- §6 visibility of submissions and §8 row-level security through carm.protect():
 -- V1-V5 on a protected rulings table and a payments table, each actor in turn.
 \set VERBOSITY terse
+SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS carm_deleg CASCADE;
+RESET client_min_messages;
 CREATE EXTENSION carm_deleg;
 DROP SCHEMA IF EXISTS app CASCADE;
 DO $$ BEGIN

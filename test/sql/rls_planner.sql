@@ -3,7 +3,9 @@
 -- time for the executing actor; a user who sees most rows gets a sequential
 -- scan.  Parallel workers decide like the leader.
 \set VERBOSITY terse
+SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS carm_deleg CASCADE;
+RESET client_min_messages;
 CREATE EXTENSION carm_deleg;
 DROP SCHEMA IF EXISTS app CASCADE;
 DO $$ BEGIN
