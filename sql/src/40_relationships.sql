@@ -611,23 +611,22 @@ BEGIN
 END
 $$;
 
--- R7: the programs of the relationship on which this provider BAM or PAM may
+-- R7: the delegated programs on which this provider BAM or PAM may
 -- assign employees, and whether that scope follows later changes of the
 -- relationship.  A provider BAM is PBAM/PPAM on every delegated program (R6).
 -- A provider PAM only where it is itself PPAM (§6.2): by its individual
 -- assignment, else by the default role of a group holding the client (G5).
 -- programs is NULL when the actor may assign nothing.
-CREATE FUNCTION carm._rel_assigner(p_rel carm.relationship, p_member carm.employee,
+CREATE FUNCTION carm._rel_assigner(p_rel carm.relationship, p_delegated bigint[], p_member carm.employee,
                                    OUT programs bigint[], OUT follows boolean)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_delegated bigint[] := carm._rel_delegated(p_rel);
   v_own carm.client_assignment;
 BEGIN
   IF p_member.role = 'BAM' THEN
-    programs := v_delegated;
+    programs := p_delegated;
     follows := true;
     RETURN;
   END IF;
@@ -638,7 +637,7 @@ BEGIN
   WHERE a.relationship_id = p_rel.id AND a.user_id = p_member.user_id;
   IF FOUND THEN
     IF v_own.role = 'PPAM' THEN
-      programs := ARRAY(SELECT x FROM unnest(v_delegated) x
+      programs := ARRAY(SELECT x FROM unnest(p_delegated) x
                         WHERE v_own.programs IS NULL OR x = ANY (v_own.programs) ORDER BY x);
       follows := v_own.programs IS NULL;
     END IF;
@@ -649,16 +648,17 @@ BEGIN
              JOIN carm.group_client gc ON gc.group_id = g.id
              WHERE ge.user_id = p_member.user_id AND ge.role = 'PPAM'
                AND gc.provider_id = p_rel.provider_id AND gc.client_id = p_rel.client_id) THEN
-    programs := v_delegated;
+    programs := p_delegated;
     follows := true;
   END IF;
 END
 $$;
 
--- Common checks of assign/revoke: returns the relationship, the actor's
--- assigning scope and the target's current assignment.
+-- Common checks of assign/revoke: returns the relationship and the programs
+-- it delegates, the actor's assigning scope and the target's current
+-- assignment.
 CREATE FUNCTION carm._rel_assignment_context(p_provider_bn9 text, p_client_bn9 text, p_user bigint,
-                                             OUT rel carm.relationship,
+                                             OUT rel carm.relationship, OUT delegated bigint[],
                                              OUT actor_programs bigint[], OUT actor_follows boolean,
                                              OUT actor_is_bam boolean,
                                              OUT existing carm.client_assignment)
@@ -680,8 +680,9 @@ BEGIN
       USING ERRCODE = '42501';
   END IF;
   rel := carm._rel_active(v_provider, v_client);
+  delegated := carm._rel_delegated(rel);
   SELECT a.programs, a.follows INTO actor_programs, actor_follows
-  FROM carm._rel_assigner(rel, v_member) a;
+  FROM carm._rel_assigner(rel, delegated, v_member) a;
   IF actor_programs IS NULL OR cardinality(actor_programs) = 0 THEN
     RAISE EXCEPTION 'permission denied: you are not PBAM or PPAM on %', v_client.bn9
       USING ERRCODE = '42501',
@@ -715,7 +716,7 @@ BEGIN
   IF NOT actor_is_bam AND existing.user_id IS NOT NULL
      AND NOT (CASE WHEN existing.programs IS NULL THEN actor_follows
                    ELSE ARRAY(SELECT x FROM unnest(existing.programs) x
-                              WHERE x = ANY (carm._rel_delegated(rel))) <@ actor_programs END) THEN
+                              WHERE x = ANY (delegated)) <@ actor_programs END) THEN
     RAISE EXCEPTION 'permission denied: user %''s access to % reaches beyond your own programs', v_target.id, v_client.bn9
       USING ERRCODE = '42501';
   END IF;
@@ -749,7 +750,7 @@ BEGIN
   -- listed subset of the delegated programs
   v_programs := carm._programs_of((ctx.rel).client_id, assign_client_access.programs);
   IF v_programs IS NOT NULL THEN
-    v_outside := ARRAY(SELECT unnest(v_programs) EXCEPT SELECT unnest(carm._rel_delegated(ctx.rel)));
+    v_outside := ARRAY(SELECT unnest(v_programs) EXCEPT SELECT unnest(ctx.delegated));
     IF cardinality(v_outside) > 0 THEN
       RAISE EXCEPTION 'program account % is not delegated by the relationship', (carm._bn15s(v_outside))[1]
         USING ERRCODE = '22023';

@@ -9,7 +9,7 @@ DROP EXTENSION IF EXISTS carm_deleg CASCADE;
 CREATE EXTENSION carm_deleg;
 RESET client_min_messages;
 
-SELECT plan(135);
+SELECT plan(138);
 
 -- Act as a user (sign-in id) for the rest of the transaction; prints a TAP comment.
 CREATE FUNCTION pg_temp.act(who text) RETURNS text LANGUAGE plpgsql AS $$
@@ -374,6 +374,11 @@ INSERT INTO carm.client_group (provider_id, name) VALUES (:acme, 'Atlantic') RET
 INSERT INTO carm.group_client (group_id, provider_id, client_id) VALUES (:atlantic, :acme, :cedar);
 INSERT INTO carm.group_employee (group_id, user_id, role) VALUES (:atlantic, :vic, 'PVIEWER');
 SELECT is(pg_temp.can('vic', '400000006RM0001', 'rulings.view'), true, 'G4: the group gives access before expiry');
+INSERT INTO carm.group_employee (group_id, user_id, role) VALUES (:atlantic, :pam, 'PPAM');
+SELECT pg_temp.act('pam');
+SELECT lives_ok(format('SELECT carm.assign_client_access(%L, %L, %s, %L)', '100000009', '400000006', :vic, 'PEDITOR'),
+                'R7, G4: a provider PAM that is PPAM through a client group assigns on every delegated program');
+SELECT is(pg_temp.can('vic', '400000006RM0001', 'rulings.edit'), true, 'R7, G5: the individual assignment overrides the group role');
 UPDATE carm.relationship SET expires_at = now() - interval '1 second' WHERE id = :r_cedar;
 -- Beta-Maple: expires in 10 days.
 SELECT pg_temp.act('bob');
@@ -385,7 +390,9 @@ SELECT results_eq($$SELECT * FROM carm.run_maintenance() WHERE action IN ('relat
                   'R12: maintenance expires the due relationship and announces the one expiring within 30 days');
 SELECT is((SELECT count(*) FROM carm.group_client WHERE group_id = :atlantic), 0::bigint,
           'R9, R12: the client leaves the provider''s group');
-SELECT is(pg_temp.can('vic', '400000006RM0001', 'rulings.view'), false, 'R9: the group''s access is gone');
+SELECT is(pg_temp.can('vic', '400000006RM0001', 'rulings.view'), false, 'R9: the group''s and the assignment''s access is gone');
+SELECT is((SELECT count(*) FROM carm.client_assignment WHERE relationship_id = :r_cedar), 0::bigint,
+          'R9, R12: maintenance deletes the expired relationship''s assignments');
 SELECT results_eq($$SELECT * FROM carm.run_maintenance() WHERE action IN ('relationships_expired', 'expiry_notices')$$,
                   $$VALUES ('relationships_expired', 0::bigint), ('expiry_notices', 0::bigint)$$,
                   'R12: a second run does nothing again: the notice goes once');
