@@ -8,8 +8,13 @@
  * settings, SIGTERM ends it, and the postmaster restarts it after a crash.
  * Correctness never depends on it: expiry is decided by time in the check
  * (R9); the worker only applies the cascades and deferred group requests.
- * A run that fails (for example before CREATE EXTENSION) is logged and
- * retried at the next interval.
+ * A run that fails is logged and retried at the next interval; a database
+ * without the extension is skipped.  Concurrent runs (an operator, pg_cron)
+ * are safe: carm.run_maintenance() locks what it handles SKIP LOCKED.
+ *
+ * A background worker cannot switch databases, so when a reload changes
+ * carm_deleg.database the worker exits with status 1 and the postmaster
+ * starts it again, after bgw_restart_time, connected to the new one.
  */
 #include "carm_deleg.h"
 
@@ -46,6 +51,9 @@ carm_worker_register(void)
 	RegisterBackgroundWorker(&worker);
 }
 
+/* The database this worker is connected to (carm_deleg.database at start). */
+static char *connected_database = NULL;
+
 /* One maintenance run in its own transaction; errors are logged, not fatal. */
 static void
 run_once(MemoryContext run_cxt)
@@ -66,8 +74,14 @@ run_once(MemoryContext run_cxt)
 			int64		installed = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 																SPI_tuptable->tupdesc, 1, &isnull));
 
-			if (installed > 0)
-				SPI_execute("SELECT carm.run_maintenance()", false, 0);
+			if (installed > 0 &&
+				SPI_execute("SELECT action, count FROM carm.run_maintenance()", false, 0) == SPI_OK_SELECT)
+			{
+				for (uint64 i = 0; i < SPI_processed; i++)
+					elog(DEBUG1, "carm_deleg maintenance: %s %s",
+						 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1),
+						 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2));
+			}
 		}
 		SPI_finish();
 		PopActiveSnapshot();
@@ -96,6 +110,10 @@ carm_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(carm_maintenance_database, NULL, 0);
+	connected_database = MemoryContextStrdup(TopMemoryContext, carm_maintenance_database);
+	ereport(LOG,
+			(errmsg("carm_deleg maintenance worker started in database \"%s\"",
+					connected_database)));
 
 	run_cxt = AllocSetContextCreate(TopMemoryContext, "carm_deleg maintenance run",
 									ALLOCSET_DEFAULT_SIZES);
@@ -113,6 +131,13 @@ carm_worker_main(Datum main_arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			if (strcmp(carm_maintenance_database, connected_database) != 0)
+			{
+				ereport(LOG,
+						(errmsg("carm_deleg maintenance worker restarting: carm_deleg.database changed from \"%s\" to \"%s\"",
+								connected_database, carm_maintenance_database)));
+				proc_exit(1);	/* 1: the postmaster restarts us */
+			}
 		}
 		if (carm_maintenance_interval > 0)
 			run_once(run_cxt);

@@ -102,6 +102,7 @@ CREATE TABLE carm.relationship (
   created_at    timestamptz NOT NULL DEFAULT now(),
   decided_at    timestamptz,
   closed_at     timestamptz,                   -- when it became expired/ended/cancelled
+  expiry_notice_for timestamptz,               -- the expires_at the 30-day notice was sent for (R12)
   CHECK (provider_id <> client_id),
   CHECK (status <> 'active' OR access_type IS NOT NULL),
   CHECK (access_type IS DISTINCT FROM 'BUSINESS' OR programs IS NULL),

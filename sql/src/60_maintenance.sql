@@ -1,0 +1,111 @@
+-- R12 maintenance: applies what time has decided.  Correctness never waits
+-- for it (R9: the check compares expires_at with the transaction time); it
+-- brings stored state in line, sends the notices, and runs deferred group
+-- requests (G9).  Run by the background worker when the library is preloaded
+-- (src/worker.c), else by pg_cron or an operator.
+--
+-- Concurrent runs never apply anything twice: each step locks the rows it
+-- handles FOR UPDATE SKIP LOCKED and re-checks their state, so a second run
+-- skips what the first holds, and finds it done once the first commits.
+
+-- R9: the expiry cascade for every relationship due at p_as_of, in one
+-- set-based statement.  Returns how many expired.
+CREATE FUNCTION carm._expire_relationships(p_as_of timestamptz) RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT carm._close_relationships(
+           ARRAY(SELECT r.id FROM carm.relationship r
+                 WHERE r.status = 'active' AND r.expires_at <= p_as_of
+                 ORDER BY r.id
+                 FOR UPDATE SKIP LOCKED),
+           'expired', p_as_of);
+$$;
+COMMENT ON FUNCTION carm._expire_relationships(timestamptz) IS
+  'Internal (R9, R12): applies the expiry cascade to every relationship due at as_of; returns how many';
+
+-- §9: BAMs of both businesses are told when a relationship will expire within
+-- 30 days, once per expiry date (a new date set by update_relationship gets
+-- its own notice).  Returns how many relationships were announced.
+CREATE FUNCTION carm._notify_expiring(p_as_of timestamptz) RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+  WITH due AS (
+    SELECT r.id
+    FROM carm.relationship r
+    WHERE r.status = 'active' AND r.expires_at > p_as_of
+      AND r.expires_at <= p_as_of + interval '30 days'
+      AND r.expiry_notice_for IS DISTINCT FROM r.expires_at
+    ORDER BY r.id
+    FOR UPDATE SKIP LOCKED
+  ),
+  marked AS (
+    UPDATE carm.relationship r SET expiry_notice_for = r.expires_at
+    FROM due WHERE r.id = due.id
+    RETURNING r.id, r.provider_id, r.client_id, r.expires_at
+  ),
+  events AS (
+    INSERT INTO carm.audit_event (actor_id, db_role, event, business_id, other_business_id,
+                                  relationship_id, details)
+    SELECT carm.actor(), carm._caller_role(), 'relationship_expiring', m.provider_id, m.client_id, m.id,
+           jsonb_build_object('as_of', p_as_of, 'expires_at', m.expires_at)
+    FROM marked m ORDER BY m.id
+    RETURNING id, at, event, business_id, other_business_id, relationship_id, details
+  ),
+  recipients AS (
+    SELECT ev.id AS audit_id, ev.relationship_id, e.user_id
+    FROM events ev JOIN carm.employee e ON e.business_id = ev.business_id AND e.role = 'BAM'
+    UNION
+    SELECT ev.id, ev.relationship_id, e.user_id
+    FROM events ev JOIN carm.employee e ON e.business_id = ev.other_business_id AND e.role = 'BAM'
+  ),
+  notes AS (
+    INSERT INTO carm.notification (user_id, event, message, audit_id)
+    SELECT x.user_id, 'relationship_expiring',
+           format('The business relationship between %s (%s) and %s (%s) expires on %s UTC',
+                  pb.legal_name, pb.bn9, cb.legal_name, cb.bn9,
+                  to_char(m.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')),
+           x.audit_id
+    FROM recipients x
+    JOIN marked m ON m.id = x.relationship_id
+    JOIN carm.business pb ON pb.id = m.provider_id
+    JOIN carm.business cb ON cb.id = m.client_id
+    ORDER BY x.audit_id, x.user_id
+    RETURNING 1
+  )
+  SELECT count(*) FROM (
+    SELECT pg_notify('carm_events', json_build_object(
+             'id', ev.id, 'at', ev.at, 'event', ev.event, 'actor', carm.actor(),
+             'business', ev.business_id, 'other_business', ev.other_business_id,
+             'user', NULL, 'relationship', ev.relationship_id, 'group', NULL,
+             'details', ev.details)::text)
+    FROM events ev ORDER BY ev.id
+  ) published;
+$$;
+COMMENT ON FUNCTION carm._notify_expiring(timestamptz) IS
+  'Internal (§9, R12): notifies the BAMs of both businesses of relationships expiring within 30 days, once per expiry date';
+
+CREATE FUNCTION carm.run_maintenance(as_of timestamptz DEFAULT now())
+RETURNS TABLE (action text, count bigint)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM carm._require_admin();
+  PERFORM carm._not_null(as_of, 'as_of');
+  action := 'relationships_expired';
+  count := carm._expire_relationships(as_of);
+  RETURN NEXT;
+  action := 'expiry_notices';
+  count := carm._notify_expiring(as_of);
+  RETURN NEXT;
+  -- G9: deferred group requests (client groups, sql/src: groups)
+  RETURN QUERY SELECT * FROM carm._process_group_requests(as_of);
+END
+$$;
+COMMENT ON FUNCTION carm.run_maintenance(timestamptz) IS
+  'R12: applies due expiry cascades (R9), sends 30-day expiry notices, runs deferred group requests (G9); returns what it did (carm_admin)';
+
+REVOKE ALL ON FUNCTION carm.run_maintenance(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION carm.run_maintenance(timestamptz) TO carm_admin;

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# R12: with carm_deleg in shared_preload_libraries, the maintenance worker
+# applies an expiry cascade on its own, shows in pg_stat_activity, and
+# follows a change of carm_deleg.database on reload.
+# Run by scripts/test.sh (PGBIN and WORK exported); exits non-zero on failure.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+. scripts/lib.sh
+: "${PGBIN:?PGBIN is not set}" "${WORK:?WORK is not set}"
+
+DIR="$WORK/worker"
+DATA="$DIR/data"
+PORT=$(free_port) || exit 2
+fail() { echo "worker test: $*" >&2; tail -n 30 "$DATA/server.log" >&2 2>/dev/null; exit 1; }
+
+start_cluster "$DATA" "$PORT" \
+  "shared_preload_libraries = 'carm_deleg'" \
+  "carm_deleg.database = 'postgres'" \
+  "carm_deleg.maintenance_interval = 1" || fail "cluster did not start"
+trap 'stop_cluster "$DATA"' EXIT
+
+sql() { "$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -U postgres "$@"; }
+
+# Poll a query until it prints the expected value (up to $3 seconds).
+wait_for() {
+  local query=$1 want=$2 seconds=$3 db=${4:-postgres} got=""
+  for _ in $(seq 1 $((seconds * 4))); do
+    got=$(sql -d "$db" -c "$query" 2>/dev/null) && [ "$got" = "$want" ] && return 0
+    sleep 0.25
+  done
+  echo "waited ${seconds}s for [$query] = [$want], last saw [$got]" >&2
+  return 1
+}
+
+wait_for "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'carm_deleg maintenance' AND datname = 'postgres'" \
+         1 20 || fail "the maintenance worker is not running in database postgres"
+
+sql -d postgres >/dev/null <<'SQL' || fail "setup failed"
+BEGIN;   -- the worker must not see the extension without the stand-in below
+CREATE EXTENSION carm_deleg;
+DO $$
+BEGIN
+  -- until the client-group engineer's function is installed (G9)
+  IF to_regprocedure('carm._process_group_requests(timestamptz)') IS NULL THEN
+    CREATE FUNCTION carm._process_group_requests(as_of timestamptz)
+      RETURNS TABLE (action text, count bigint) LANGUAGE sql
+      AS $f$ SELECT NULL::text, 0::bigint WHERE false $f$;
+  END IF;
+END
+$$;
+COMMIT;
+SELECT carm.add_business('100000009', 'Acme Brokers', '{CUSTOMS_BROKER}'),
+       carm.add_business('300000007', 'Maple Imports', '{IMPORTER}'),
+       carm.add_program_account('300000007RM0001'),
+       carm.register_user('paula', 'Paula'), carm.register_user('clara', 'Clara');
+INSERT INTO carm.employee (business_id, user_id, role) VALUES (1, 1, 'BAM'), (2, 2, 'BAM');
+BEGIN;
+SELECT carm.set_actor('paula');
+SELECT carm.request_relationship('100000009', '300000007', 'customs clearance');
+SELECT carm.set_actor('clara');
+SELECT carm.approve_relationship(1, 'BUSINESS', expires_at => clock_timestamp() + interval '1 second');
+COMMIT;
+SQL
+
+# Nobody touches the pair: only the worker can turn it into 'expired'.
+wait_for "SELECT status FROM carm.relationship WHERE id = 1" expired 20 \
+  || fail "the relationship did not expire on its own"
+[ "$(sql -d postgres -c "SELECT count(*) FROM carm.audit_event WHERE event = 'relationship_expired' AND actor_id IS NULL")" = 1 ] \
+  || fail "expected one relationship_expired audit event written by maintenance"
+[ "$(sql -d postgres -c "SELECT count(*) FROM carm.notification WHERE event = 'relationship_expired'")" = 2 ] \
+  || fail "expected both BAMs to be notified of the expiry"
+
+# A reload that moves the worker to another database restarts it there.
+sql -d postgres -c "CREATE DATABASE carm_worker_other" || fail "could not create a database"
+sql -d postgres -c "ALTER SYSTEM SET carm_deleg.database = 'carm_worker_other'" -c "SELECT pg_reload_conf()" >/dev/null \
+  || fail "reload failed"
+wait_for "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'carm_deleg maintenance' AND datname = 'carm_worker_other'" \
+         1 30 || fail "the worker did not move to the new database"
+
+grep -q 'ERROR' "$DATA/server.log" && fail "errors in the server log"
+echo "worker test passed"
+exit 0
