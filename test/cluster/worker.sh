@@ -36,19 +36,7 @@ wait_for "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'carm_deleg
          1 20 || fail "the maintenance worker is not running in database postgres"
 
 sql -d postgres >/dev/null <<'SQL' || fail "setup failed"
-BEGIN;   -- the worker must not see the extension without the stand-in below
 CREATE EXTENSION carm_deleg;
-DO $$
-BEGIN
-  -- until the client-group engineer's function is installed (G9)
-  IF to_regprocedure('carm._process_group_requests(timestamptz)') IS NULL THEN
-    CREATE FUNCTION carm._process_group_requests(as_of timestamptz)
-      RETURNS TABLE (action text, count bigint) LANGUAGE sql
-      AS $f$ SELECT NULL::text, 0::bigint WHERE false $f$;
-  END IF;
-END
-$$;
-COMMIT;
 SELECT carm.add_business('100000009', 'Acme Brokers', '{CUSTOMS_BROKER}'),
        carm.add_business('300000007', 'Maple Imports', '{IMPORTER}'),
        carm.add_program_account('300000007RM0001'),

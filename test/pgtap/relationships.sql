@@ -20,15 +20,6 @@ END $$;
 CREATE FUNCTION pg_temp.can(who text, target text, perm text) RETURNS boolean LANGUAGE sql AS $$
   SELECT carm.user_has_access((SELECT u.id FROM carm.app_user u WHERE u.external_id = who), target, perm);
 $$;
--- until the client-group engineer's function is installed (G9)
-DO $$
-BEGIN
-  IF to_regprocedure('carm._process_group_requests(timestamptz)') IS NULL THEN
-    CREATE FUNCTION carm._process_group_requests(as_of timestamptz)
-      RETURNS TABLE (action text, count bigint) LANGUAGE sql AS $f$ SELECT NULL::text, 0::bigint WHERE false $f$;
-  END IF;
-END
-$$;
 
 SELECT carm.add_business('100000009', 'Acme Brokers', '{CUSTOMS_BROKER}') AS acme,
        carm.add_business('200000008', 'Beta Consulting', '{TRADE_CONSULTANT}') AS beta,

@@ -168,6 +168,7 @@ SELECT * FROM pg_temp.access('{paula}',
     "300000007 business_profile.edit","300000007RM0001 program_profile.edit","300000007RM0001 banking.view"}');
 -- R6: a provider employee promoted to BAM gains PBAM at once; demoted, loses it.
 RESET ROLE;
+SELECT carm.reset_actor();          -- the owner writes directly, as nobody (E6, E7 not applied)
 UPDATE carm.employee SET role = 'BAM' WHERE user_id = :peter;
 SELECT * FROM pg_temp.access('{peter}', '{"300000007RM0002 rulings.manage","300000007 business_profile.view"}');
 UPDATE carm.employee SET role = 'EDITOR' WHERE user_id = :peter;
@@ -186,12 +187,16 @@ SELECT carm.assign_client_access('100000009', '300000007', :ed, 'PBAM');
 SELECT carm.assign_client_access('100000009', '300000007', :ed, 'BOSS');
 SELECT carm.assign_client_access('100000009', '300000007', :paula, 'PPAM');
 RESET ROLE;
+SELECT carm.reset_actor();
 UPDATE carm.employee SET role = 'BAM' WHERE user_id = :peter;
 SET ROLE regress_gateway;
+SELECT pg_temp.act('paula');
 SELECT carm.assign_client_access('100000009', '300000007', :peter, 'PPAM');
 RESET ROLE;
+SELECT carm.reset_actor();
 UPDATE carm.employee SET role = 'EDITOR' WHERE user_id = :peter;
 SET ROLE regress_gateway;
+SELECT pg_temp.act('paula');
 SELECT carm.assign_client_access('100000009', '300000007', :olga, 'PVIEWER');
 SELECT carm.assign_client_access('100000009', '300000007', :bea, 'PVIEWER');
 SELECT carm.assign_client_access('100000009', '300000007', :ed, 'PVIEWER', '{400000006RM0001}');
@@ -320,15 +325,6 @@ SELECT * FROM pg_temp.access('{bob,bea}', '{"400000006RM0001 rulings.manage","40
 -- relationships expiring within 30 days, once.
 SELECT carm.run_maintenance();                                  -- carm_admin only
 RESET ROLE;
-DO $$
-BEGIN
-  -- until the client-group engineer's function is installed (G9)
-  IF to_regprocedure('carm._process_group_requests(timestamptz)') IS NULL THEN
-    CREATE FUNCTION carm._process_group_requests(as_of timestamptz)
-      RETURNS TABLE (action text, count bigint) LANGUAGE sql AS $f$ SELECT NULL::text, 0::bigint WHERE false $f$;
-  END IF;
-END
-$$;
 SELECT count(*) AS atlantic_clients FROM carm.group_client WHERE group_id = :atlantic;
 SET ROLE regress_gateway;
 SELECT pg_temp.act('clara');
@@ -362,5 +358,4 @@ FROM carm.audit_events('100000009') WHERE event = 'relationship_expired';
 
 RESET ROLE;
 DROP EXTENSION carm_deleg CASCADE;
-DROP FUNCTION IF EXISTS carm._process_group_requests(timestamptz);   -- the stand-in, if any
 DROP ROLE regress_gateway;
