@@ -150,9 +150,11 @@ AS $$
   SELECT relid, program_column, submitter_column, function, protected_at
   FROM carm.protected_table ORDER BY relid::text;
 $$;
-COMMENT ON FUNCTION carm.protected_tables() IS 'Tables protected with carm.protect()';
+COMMENT ON FUNCTION carm.protected_tables() IS 'Tables protected with carm.protect() (carm_admin)';
 
 REVOKE ALL ON FUNCTION carm.protect(regclass, name, name, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION carm.protected_tables() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION carm.protected_tables() TO carm_admin;
 REVOKE ALL ON FUNCTION carm.unprotect(regclass) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION carm.protect(regclass, name, name, text),
   carm.unprotect(regclass) TO carm_admin;
