@@ -318,9 +318,12 @@ assign_actor(int64 uid, int64 bid, bool is_local)
 	PG_END_TRY();
 }
 
-/* carm.set_actor(user_id bigint, is_local boolean, on_behalf_of text) */
-Datum
-carm_set_actor_id(PG_FUNCTION_ARGS)
+/*
+ * Both forms of carm.set_actor(): the user by id or by sign-in identity,
+ * then is_local (NULL = true) and on_behalf_of.
+ */
+static void
+set_actor(FunctionCallInfo fcinfo, bool by_id)
 {
 	int64		bid;
 	int64		uid;
@@ -329,10 +332,17 @@ carm_set_actor_id(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("user_id must not be null")));
-	uid = lookup_actor(true, PG_GETARG_DATUM(0),
+				 errmsg("%s must not be null", by_id ? "user_id" : "external_id")));
+	uid = lookup_actor(by_id, PG_GETARG_DATUM(0),
 					   PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2), &bid);
 	assign_actor(uid, bid, PG_ARGISNULL(1) ? true : PG_GETARG_BOOL(1));
+}
+
+/* carm.set_actor(user_id bigint, is_local boolean, on_behalf_of text) */
+Datum
+carm_set_actor_id(PG_FUNCTION_ARGS)
+{
+	set_actor(fcinfo, true);
 	PG_RETURN_VOID();
 }
 
@@ -340,17 +350,7 @@ carm_set_actor_id(PG_FUNCTION_ARGS)
 Datum
 carm_set_actor_external(PG_FUNCTION_ARGS)
 {
-	int64		bid;
-	int64		uid;
-
-	require_gateway();
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("external_id must not be null")));
-	uid = lookup_actor(false, PG_GETARG_DATUM(0),
-					   PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2), &bid);
-	assign_actor(uid, bid, PG_ARGISNULL(1) ? true : PG_GETARG_BOOL(1));
+	set_actor(fcinfo, false);
 	PG_RETURN_VOID();
 }
 
