@@ -15,7 +15,8 @@ ISOLATION      = $(sort $(basename $(notdir $(wildcard test/specs/*.spec))))
 ISOLATION_OPTS = --inputdir=test --outputdir=test
 
 PG_CPPFLAGS = -DCARM_VERSION='"$(EXTVERSION)"' -Isrc
-PG_CFLAGS   = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Werror=implicit-function-declaration
+# -Wno-unused-parameter: fmgr and hook signatures fix parameters a function may not use
+PG_CFLAGS   = -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration
 
 EXTRA_CLEAN = $(DATA_built) test/results test/output_iso test/regression.diffs test/regression.out
 
