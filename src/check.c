@@ -56,8 +56,18 @@ target_level(int64 user_id, const CarmTarget *t, CarmFunction fn, CarmLevel want
 		{
 			const CarmGrant *g = &list->grants[i];
 			CarmRole	role = carm_grant_effective_role(g, now);
-			CarmLevel	lvl = carm_role_level(role, fn);
+			CarmLevel	lvl;
 
+			/*
+			 * R9, V4: EXPIRED is held on the delegated programs only.  A
+			 * BUSINESS relationship's business-level PBAM grant that expired
+			 * by time confers nothing, exactly as after the maintenance
+			 * cascade, when the closed relationship has no business-level
+			 * row at all: the decision must not depend on the sweep.
+			 */
+			if (role == CARM_ROLE_EXPIRED)
+				continue;
+			lvl = carm_role_level(role, fn);
 			if (!g->all_programs && !(fn == CARM_FN_BUSINESS_PROFILE && wanted == CARM_LEVEL_VIEW))
 				continue;
 			if (!g->all_programs)

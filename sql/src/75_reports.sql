@@ -63,15 +63,19 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   t record;
-  u carm.app_user := carm._user(user_id);
+  u carm.app_user;
   v_now timestamptz := now();
 BEGIN
   t := carm._target(target);
+  -- Authorise before looking the user up: a refused caller must not learn
+  -- whether a user id exists (P0002) where it is simply not allowed (42501).
   IF NOT carm._require_admin_or_bam(t.business_id)
-     AND NOT EXISTS (SELECT FROM carm.employee e WHERE e.business_id = t.business_id AND e.user_id = u.id) THEN
-    RAISE EXCEPTION 'permission denied: user % is not an employee of this business', u.id
+     AND NOT EXISTS (SELECT FROM carm.employee e
+                     WHERE e.business_id = t.business_id AND e.user_id = explain_access.user_id) THEN
+    RAISE EXCEPTION 'permission denied: user % is not an employee of this business', explain_access.user_id
       USING ERRCODE = '42501', HINT = 'A business account manager explains its own employees'' access.';
   END IF;
+  u := carm._user(explain_access.user_id);
 
   RETURN QUERY
   WITH rel AS (            -- relationships of the providers the user works for, with this client
@@ -178,6 +182,15 @@ BEGIN
       AND (r.expires_at IS NULL OR r.expires_at > v_now)
       AND (t.program_id IS NULL OR r.access_type = 'BUSINESS' OR t.program_id = ANY (r.programs))
   ),
+  -- carm_admin: relationships ended or expired (by time, whether or not the
+  -- cascade has run, R9), whose provider BAMs still hold EXPIRED (V4)
+  closed AS (
+    SELECT r.*, pb.bn9 AS provider_bn9
+    FROM carm.relationship r JOIN carm.business pb ON pb.id = r.provider_id
+    WHERE v_admin AND r.client_id = t.business_id
+      AND (r.status IN ('expired', 'ended') OR (r.status = 'active' AND r.expires_at <= v_now))
+      AND (t.program_id IS NULL OR r.access_type = 'BUSINESS' OR t.program_id = ANY (r.programs))
+  ),
   paths AS (
     -- the business's own employees
     SELECT e.user_id AS uid, e.role AS r_role, b.bn9 AS r_via,
@@ -213,6 +226,8 @@ BEGIN
     FROM rel r JOIN carm.client_assignment a ON a.relationship_id = r.id
     JOIN carm.employee e ON e.business_id = r.provider_id AND e.user_id = a.user_id AND e.role <> 'BAM'
     WHERE v_admin
+      -- R7: an assignment to a listed subset covers only those programs
+      AND (t.program_id IS NULL OR a.programs IS NULL OR t.program_id = ANY (a.programs))
     UNION ALL
     SELECT ge.user_id, ge.role, r.provider_bn9, 'all delegated programs',
            'group "' || g.name || '", relationship #' || r.id, r.expires_at
@@ -224,6 +239,16 @@ BEGIN
     WHERE v_admin
       AND NOT EXISTS (SELECT FROM carm.client_assignment a
                       WHERE a.relationship_id = r.id AND a.user_id = ge.user_id)
+    UNION ALL
+    -- V4: the provider's BAMs hold EXPIRED (read-only, own submissions); they
+    -- have access, so "everyone" lists them, as the check decides
+    SELECT e.user_id, 'EXPIRED', r.provider_bn9,
+           CASE WHEN r.access_type = 'BUSINESS' THEN 'all programs'
+                ELSE array_to_string(carm._bn15s(r.programs), ', ') END,
+           'provider BAM, relationship #' || r.id
+             || CASE WHEN r.status = 'ended' THEN ' (ended)' ELSE ' (expired)' END,
+           r.expires_at
+    FROM closed r JOIN carm.employee e ON e.business_id = r.provider_id AND e.role = 'BAM'
   )
   SELECT p.uid, u.full_name, p.r_role, p.r_via, p.r_scope, p.r_path, p.r_exp
   FROM paths p LEFT JOIN carm.app_user u ON u.id = p.uid
