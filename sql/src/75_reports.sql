@@ -10,9 +10,15 @@ RETURNS TABLE (bn15 text, business text, name text)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+  -- the C function validates the permission and requires an actor, always
+  WITH ids AS MATERIALIZED (SELECT carm._accessible_program_ids(permission) AS ids)
   SELECT p.bn15, b.bn9, p.name
-  FROM carm.program p JOIN carm.business b ON b.id = p.business_id
-  WHERE p.id = ANY (carm._accessible_program_ids(permission))
+  FROM ids, carm.program p JOIN carm.business b ON b.id = p.business_id
+  WHERE CASE WHEN split_part(permission, '.', 1) = 'business_profile'
+             -- a business-scope function (§3): the answer of the program's business
+             THEN b.id IN (SELECT g.business_id FROM carm._grants(carm.actor()) g)
+                  AND carm.has_access(b.bn9, permission)
+             ELSE p.id = ANY (ids.ids) END
   ORDER BY p.bn15;
 $$;
 COMMENT ON FUNCTION carm.accessible_programs(text) IS

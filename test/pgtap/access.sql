@@ -80,14 +80,14 @@ LANGUAGE sql AS $$
   FROM carm.explain_access(pg_temp.uid(ext), target) x
 $$;
 -- the (permission, BN15) pairs on which accessible_programs() and has_access()
--- disagree for a user, over every program account and program-scope function
+-- disagree for a user, over every program account and function
 CREATE FUNCTION pg_temp.disagreements(ext text) RETURNS text[] LANGUAGE plpgsql AS $$
 DECLARE
   v text[];
 BEGIN
   PERFORM carm.set_actor(ext);
   SELECT coalesce(array_agg(perm || ' ' || p.bn15 ORDER BY 1), '{}') INTO v
-  FROM unnest(ARRAY['program_profile','employee_access','relationships','rulings','payments',
+  FROM unnest(ARRAY['business_profile','program_profile','employee_access','relationships','rulings','payments',
                     'statements','notifications','banking']) f
   CROSS JOIN unnest(ARRAY['view','edit','manage']) l
   CROSS JOIN LATERAL (SELECT f || '.' || l AS perm) x
