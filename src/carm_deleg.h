@@ -75,6 +75,7 @@ typedef struct CarmOwnerSave
 {
 	Oid			saved_userid;
 	int			saved_sec_context;
+	int			guc_nestlevel;	/* search_path pinned while switched */
 } CarmOwnerSave;
 extern void carm_become_owner(CarmOwnerSave *save);
 extern void carm_restore_user(CarmOwnerSave *save);
