@@ -22,6 +22,8 @@
 #include "catalog/pg_namespace.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
+#include "access/xact.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 /* The oid of schema carm (InvalidOid when missing and missing_ok). */
@@ -66,3 +68,21 @@ carm_restore_user(CarmOwnerSave *save)
 	AtEOXact_GUC(false, save->guc_nestlevel);
 }
 
+/*
+ * The snapshot internal reads of delegation state use: the latest one, like
+ * the catalog caches.  The relcache invalidation that makes a cache stale is
+ * processed when this backend next takes a lock, which may be long after the
+ * transaction's (REPEATABLE READ) or the statement's snapshot was taken; a
+ * rebuild read with that older snapshot would put the revoked grant back
+ * and keep it, in later statements and transactions, until some other change
+ * came along.  A snapshot taken now includes every change whose invalidation
+ * has been processed.  Parallel workers cannot take snapshots: they read with
+ * the leader's, and their caches live only as long as the query.
+ */
+Snapshot
+carm_read_snapshot(void)
+{
+	if (IsInParallelMode())
+		return ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+	return GetLatestSnapshot();
+}
