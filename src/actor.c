@@ -150,11 +150,16 @@ login_binding_user(void)
 		Datum		arg = ObjectIdGetDatum(role);
 		Oid			argtype = OIDOID;
 		bool		isnull;
+		SPIPlanPtr	plan;
 
 		SPI_connect();
-		if (SPI_execute_with_args("SELECT b.user_id FROM carm.login_binding b "
-								  "WHERE b.login_role = $1",
-								  1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		plan = SPI_prepare("SELECT b.user_id FROM carm.login_binding b "
+						   "WHERE b.login_role = $1", 1, &argtype);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		/* cached below: read the latest state (see carm_read_snapshot()) */
+		if (SPI_execute_snapshot(plan, &arg, NULL, carm_read_snapshot(), InvalidSnapshot,
+								 true, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "login binding lookup failed");
 		binding_user = 0;
 		if (SPI_processed == 1)

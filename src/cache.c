@@ -13,6 +13,11 @@
  * Time-based expiry (R9) is not cached: grants keep expires_at and every
  * check compares it with the transaction's time.
  *
+ * Rebuilds read with the latest snapshot (carm_read_snapshot()), as the
+ * catalog caches do: a rebuild with the transaction's or statement's older
+ * snapshot, after the invalidation of a newer commit was processed, would
+ * keep a revoked grant past the end of the transaction.
+ *
  * One user's grants are cached at a time (the actor's, in practice); a check
  * for another user (carm.user_has_access) simply rebuilds.
  */
@@ -212,7 +217,10 @@ load_grants(int64 user_id, int64 business_id)
 		Datum		args[2] = {Int64GetDatum(user_id), Int64GetDatum(business_id)};
 
 		SPI_connect();
-		if (SPI_execute_plan(grants_plan(business_id != 0), args, NULL, true, 0) != SPI_OK_SELECT)
+		/* the latest snapshot, not the caller's: see carm_read_snapshot() */
+		if (SPI_execute_snapshot(grants_plan(business_id != 0), args, NULL,
+								 carm_read_snapshot(), InvalidSnapshot,
+								 true, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "carm._grants() failed");
 
 		for (uint64 i = 0; i < SPI_processed; i++)

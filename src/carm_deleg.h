@@ -19,6 +19,7 @@
 #include "postgres.h"
 #include "datatype/timestamp.h"
 #include "utils/palloc.h"
+#include "utils/snapshot.h"
 
 /* ---- matrix.c: roles, functions, levels (SPEC §3) ---- */
 
@@ -75,10 +76,12 @@ typedef struct CarmOwnerSave
 {
 	Oid			saved_userid;
 	int			saved_sec_context;
+	int			guc_nestlevel;	/* search_path pinned while switched */
 } CarmOwnerSave;
 extern void carm_become_owner(CarmOwnerSave *save);
 extern void carm_restore_user(CarmOwnerSave *save);
 extern Oid	carm_schema_oid(bool missing_ok);
+extern Snapshot carm_read_snapshot(void);
 
 /* ---- actor.c ---- */
 extern char *carm_actor_setting;	/* GUC carm_deleg.actor: "" or "uid" or "uid/bid" */

@@ -273,14 +273,16 @@ row_writer(int64 actor, int64 on_behalf_of, int64 program_id, int64 submitter, C
 Datum
 carm_row_visible(PG_FUNCTION_ARGS)
 {
-	RowCheckState *st = row_state(fcinfo, 2);
+	RowCheckState *st;
 	int64		actor,
 				program_id,
 				submitter;
 	int			memo;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+	/* NULL-safe (§8), the function argument too: row_state() reads it */
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		PG_RETURN_BOOL(false);
+	st = row_state(fcinfo, 2);
 	actor = carm_current_actor(NULL);
 	if (actor == 0)
 		PG_RETURN_BOOL(false);
@@ -297,15 +299,16 @@ carm_row_visible(PG_FUNCTION_ARGS)
 Datum
 carm_row_writable(PG_FUNCTION_ARGS)
 {
-	RowCheckState *st = row_state(fcinfo, 2);
+	RowCheckState *st;
 	int64		actor,
 				on_behalf_of,
 				program_id,
 				submitter;
 	int			memo;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		PG_RETURN_BOOL(false);
+	st = row_state(fcinfo, 2);
 	actor = carm_current_actor(&on_behalf_of);
 	if (actor == 0)
 		PG_RETURN_BOOL(false);
@@ -338,8 +341,11 @@ carm_visible_programs_sql(PG_FUNCTION_ARGS)
 	int64		actor;
 	int			n = 0;
 	int64	   *ids;
-	CarmFunction fn = row_state(fcinfo, 0)->fn;
+	CarmFunction fn;
 
+	if (PG_ARGISNULL(0))
+		PG_RETURN_ARRAYTYPE_P(id_array(NULL, 0));	/* NULL function: no program */
+	fn = row_state(fcinfo, 0)->fn;
 	actor = carm_current_actor(NULL);
 	ids = actor ? carm_visible_programs(actor, fn, CARM_LEVEL_VIEW, &n) : NULL;
 	PG_RETURN_ARRAYTYPE_P(id_array(ids, n));

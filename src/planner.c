@@ -22,6 +22,7 @@
 #include "access/stratnum.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am_d.h"
+#include "catalog/pg_opfamily_d.h"
 #include "catalog/pg_type_d.h"
 #include "fmgr.h"
 #include "nodes/makefuncs.h"
@@ -58,6 +59,15 @@ index_condition(SupportRequestIndexCondition *req)
 	if (!IsA(call, FuncExpr) || list_length(call->args) != 3 || req->indexarg != 0 ||
 		req->index->relam != BTREE_AM_OID)
 		return NULL;
+
+	/*
+	 * The array side of an index condition is evaluated once, before the
+	 * scan, with no row at hand: it must not reference the indexed table (a
+	 * Var there crashes the executor) nor anything volatile.  Policies pass
+	 * the function as a constant; anything else gets no index condition.
+	 */
+	if (!IsA(lthird(call->args), Const) || ((Const *) lthird(call->args))->constisnull)
+		return NULL;
 	eqop = get_opfamily_member(req->opfamily, INT8OID, INT8OID, BTEqualStrategyNumber);
 	if (!OidIsValid(eqop))
 		return NULL;
@@ -90,7 +100,9 @@ visible_fraction(SupportRequestSelectivity *req)
 	int			n;
 	Selectivity sel = 0.0;
 	bool		isdefault;
-	Oid			eqop = OpernameGetOprid(list_make1(makeString("=")), INT8OID, INT8OID);
+	/* int8 = int8 from the catalog, not looked up through search_path */
+	Oid			eqop = get_opfamily_member(INTEGER_BTREE_FAM_OID, INT8OID, INT8OID,
+										   BTEqualStrategyNumber);
 
 	if (!IsA(fnarg, Const) || ((Const *) fnarg)->constisnull || actor == 0)
 		return 0.0001;

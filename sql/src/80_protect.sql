@@ -5,6 +5,20 @@
 -- tables); the planner support of carm._row_visible turns the check into an
 -- index condition on the program column (src/planner.c).
 
+-- 42501 unless the calling role (not the definer) owns the table, as ALTER
+-- TABLE, CREATE POLICY and CREATE TRIGGER would require of it.
+CREATE FUNCTION carm._require_table_owner(p_tbl regclass, p_owner oid) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF p_owner IS NULL OR NOT pg_has_role(carm._caller_role(), p_owner, 'USAGE') THEN
+    RAISE EXCEPTION 'must be owner of table %', p_tbl USING ERRCODE = '42501',
+      HINT = 'carm.protect() and carm.unprotect() act for the table''s owner.';
+  END IF;
+END
+$$;
+
 CREATE FUNCTION carm.protect(tbl regclass, program_column name, submitter_column name,
                              function text)
 RETURNS void
@@ -14,6 +28,7 @@ AS $$
 DECLARE
   v_nsp name;
   v_kind "char";
+  v_owner oid;
   v_col record;
   v_fn text;
   v_visible text;
@@ -30,12 +45,16 @@ BEGIN
       HINT = 'Functions are business_profile, program_profile, employee_access, relationships, rulings, payments, statements, notifications and banking.';
   END IF;
 
-  SELECT n.nspname, c.relkind INTO v_nsp, v_kind
+  SELECT n.nspname, c.relkind, c.relowner INTO v_nsp, v_kind, v_owner
   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
   WHERE c.oid = tbl;
   IF v_nsp IN ('pg_catalog', 'information_schema', 'pg_toast') OR tbl::oid < 16384 THEN
     RAISE EXCEPTION 'cannot protect system catalog %', tbl USING ERRCODE = '42501';
   END IF;
+  -- This function runs as the extension owner: without this check any
+  -- carm_admin could add policies and triggers to, and with unprotect()
+  -- switch off row-level security of, any table of the database.
+  PERFORM carm._require_table_owner(tbl, v_owner);
   IF v_nsp = 'carm' THEN
     RAISE EXCEPTION 'cannot protect % in schema carm', tbl USING ERRCODE = '42501',
       HINT = 'Protect the application''s own tables; the extension''s tables are closed already.';
@@ -128,6 +147,7 @@ AS $$
 BEGIN
   PERFORM carm._require_admin();
   PERFORM carm._not_null(tbl, 'tbl');
+  PERFORM carm._require_table_owner(tbl, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl));
   IF NOT EXISTS (SELECT FROM carm.protected_table t WHERE t.relid = tbl) THEN
     RAISE EXCEPTION '% is not protected by carm_deleg', tbl USING ERRCODE = '55000';
   END IF;

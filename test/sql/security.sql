@@ -1,0 +1,133 @@
+-- Security regressions found in review: the owner switch of the C side must
+-- not follow the caller's search_path; the row checks are NULL-safe in every
+-- argument and never give the planner an index condition it cannot run;
+-- protect()/unprotect() act only for the table's owner.
+\set VERBOSITY terse
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS carm_deleg CASCADE;
+DROP SCHEMA IF EXISTS regress_sec_evil CASCADE;
+DROP SCHEMA IF EXISTS regress_sec_app CASCADE;
+RESET client_min_messages;
+CREATE EXTENSION carm_deleg;
+
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'regress_sec_gw') THEN
+    CREATE ROLE regress_sec_gw NOLOGIN;
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'regress_sec_plain') THEN
+    CREATE ROLE regress_sec_plain NOLOGIN;
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'regress_sec_admin') THEN
+    CREATE ROLE regress_sec_admin NOLOGIN;
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'regress_sec_owner') THEN
+    CREATE ROLE regress_sec_owner NOLOGIN;
+  END IF;
+END
+$$;
+GRANT carm_gateway TO regress_sec_gw;
+GRANT carm_admin TO regress_sec_admin;
+
+SELECT carm.add_business('123456782', 'Acme Imports', ARRAY['IMPORTER']) AS acme;
+SELECT carm.add_program_account('123456782RM0001') AS p1;
+SELECT carm.register_user('alice', 'Alice') AS alice;
+INSERT INTO carm.employee (business_id, user_id, role) VALUES (1, 1, 'BAM');
+-- a login binding, so that the binding lookup reads a row
+SELECT carm.bind_login_role(1, 'regress_sec_owner');
+
+-- 1. An unprivileged role that owns a schema puts an "=" operator of its own
+-- ahead of pg_catalog.  The C side's internal queries run as the extension
+-- owner; had they followed this search_path, the operator would run as the
+-- owner (a superuser) and raise here.
+CREATE SCHEMA regress_sec_evil AUTHORIZATION regress_sec_plain;
+GRANT USAGE ON SCHEMA regress_sec_evil TO PUBLIC;
+SET ROLE regress_sec_plain;
+CREATE FUNCTION regress_sec_evil.eq_oid(oid, oid) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user) THEN
+    RAISE EXCEPTION 'operator hijacked: running as superuser %', current_user;
+  END IF;
+  RETURN $1 OPERATOR(pg_catalog.=) $2;
+END $$;
+CREATE FUNCTION regress_sec_evil.eq_int8(bigint, bigint) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user) THEN
+    RAISE EXCEPTION 'operator hijacked: running as superuser %', current_user;
+  END IF;
+  RETURN $1 OPERATOR(pg_catalog.=) $2;
+END $$;
+CREATE FUNCTION regress_sec_evil.eq_text(text, text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user) THEN
+    RAISE EXCEPTION 'operator hijacked: running as superuser %', current_user;
+  END IF;
+  RETURN $1 OPERATOR(pg_catalog.=) $2;
+END $$;
+CREATE OPERATOR regress_sec_evil.= (LEFTARG = oid, RIGHTARG = oid, FUNCTION = regress_sec_evil.eq_oid);
+CREATE OPERATOR regress_sec_evil.= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = regress_sec_evil.eq_int8);
+CREATE OPERATOR regress_sec_evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = regress_sec_evil.eq_text);
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA regress_sec_evil TO PUBLIC;
+-- carm.actor() is open to every role: the login-binding lookup
+SET search_path = regress_sec_evil, pg_catalog;
+SELECT carm.actor() AS no_actor;
+RESET search_path;
+RESET ROLE;
+-- the gateway: set_actor()'s user lookup, then the grant cache load
+SET ROLE regress_sec_gw;
+SET search_path = regress_sec_evil, pg_catalog;
+BEGIN;
+SELECT carm.set_actor(1);
+SELECT carm.has_access('123456782RM0001', 'rulings.manage') AS bam_manages;
+SELECT carm.has_access('123456782', 'business_profile.manage') AS bam_profile;
+COMMIT;
+RESET search_path;
+RESET ROLE;
+SELECT rolname, rolsuper FROM pg_roles
+WHERE rolname IN ('regress_sec_plain', 'regress_sec_gw') ORDER BY rolname;
+
+-- 2. NULL in any argument of the row checks (open to every role) means
+-- "not visible", never a crash.
+SET ROLE regress_sec_plain;
+SELECT carm._row_visible(1, 1, NULL) AS visible, carm._row_writable(1, 1, NULL) AS writable,
+       carm._visible_programs(NULL) AS programs;
+SELECT carm._row_visible(x, x, f) AS visible FROM (VALUES (1::bigint, NULL::text)) v(x, f);
+RESET ROLE;
+
+-- 3. The planner support gives an index condition only for a constant
+-- function argument: with a column there, the array side would reference
+-- the indexed table, which the executor cannot evaluate.
+CREATE SCHEMA regress_sec_app AUTHORIZATION regress_sec_owner;
+SET ROLE regress_sec_owner;
+CREATE TABLE regress_sec_app.t (p bigint, s bigint, f text);
+INSERT INTO regress_sec_app.t SELECT i, i, 'rulings' FROM generate_series(1, 200) i;
+CREATE INDEX ON regress_sec_app.t (p);
+ANALYZE regress_sec_app.t;
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT * FROM regress_sec_app.t WHERE carm._row_visible(p, s, f);
+SELECT count(*) FROM regress_sec_app.t WHERE carm._row_visible(p, s, f);
+EXPLAIN (COSTS OFF) SELECT * FROM regress_sec_app.t WHERE carm._row_visible(p, s, 'rulings');
+RESET enable_seqscan;
+RESET ROLE;
+
+-- 4. protect()/unprotect() run as the extension owner: a carm_admin who does
+-- not own the table may not change its row-level security (42501).
+SELECT 'regress_sec_app.t'::regclass::oid AS t_oid \gset
+SET ROLE regress_sec_admin;
+SELECT carm.protect(:t_oid::regclass, 'p', 's', 'rulings');
+SELECT carm.unprotect(:t_oid::regclass);
+RESET ROLE;
+GRANT regress_sec_owner TO regress_sec_admin;
+SET ROLE regress_sec_admin;
+SET client_min_messages = warning;
+SELECT carm.protect(:t_oid::regclass, 'p', 's', 'rulings') AS owner_protects;
+RESET client_min_messages;
+SELECT carm.unprotect(:t_oid::regclass) AS owner_unprotects;
+RESET ROLE;
+REVOKE regress_sec_owner FROM regress_sec_admin;
+
+-- clean up
+SET client_min_messages = warning;
+DROP SCHEMA regress_sec_app CASCADE;
+DROP SCHEMA regress_sec_evil CASCADE;
+RESET client_min_messages;
