@@ -16,7 +16,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 DROP EXTENSION IF EXISTS carm_deleg CASCADE;
 CREATE EXTENSION carm_deleg;
 
-SELECT plan(128);
+SELECT plan(129);
 
 DO $$
 BEGIN
@@ -167,6 +167,8 @@ SELECT carm.deactivate_user(pg_temp.uid('dora')) \g /dev/null
 
 CREATE TABLE public.access_docs (id bigint PRIMARY KEY, program_id bigint, submitter_id bigint);
 CREATE INDEX ON public.access_docs (program_id);
+ALTER TABLE public.access_docs OWNER TO regress_access_admin;   -- protect() acts for the owner
+CREATE TABLE public.access_not_mine (id bigint PRIMARY KEY, program_id bigint, submitter_id bigint);
 
 -- §8 has_access: refusals (§2, §10) ---------------------------------------------------
 SELECT throws_ok($$SELECT carm.has_access('300000007RM0001', 'rulings.view')$$, '42501', 'no acting user',
@@ -254,8 +256,11 @@ SELECT throws_ok($$SET LOCAL ROLE regress_access_app;
 SELECT is((SELECT relrowsecurity FROM pg_class WHERE oid = 'public.access_docs'::regclass), false,
           '§10: a refused protect changed nothing');
 SET LOCAL ROLE regress_access_admin;
+SELECT throws_ok($$SELECT carm.protect('public.access_not_mine', 'program_id', 'submitter_id', 'rulings')$$,
+                 '42501', 'must be owner of table public.access_not_mine',
+                 '§8: carm_admin cannot protect (or later unprotect) a table it does not own');
 SELECT lives_ok($$SELECT carm.protect('public.access_docs', 'program_id', 'submitter_id', 'rulings')$$,
-                '§8: carm_admin protects a table');
+                '§8: carm_admin protects a table it owns');
 RESET ROLE;
 SELECT throws_ok($$SET LOCAL ROLE regress_access_nobody; SELECT carm.unprotect('public.access_docs')$$,
                  '42501', NULL, '§8: unprotect is refused to a role with no grants');
