@@ -145,6 +145,7 @@ typedef struct RowCheckState
 	CarmFunction fn;
 	bool		fn_constant;
 	uint64		generation;		/* carm_cache_generation() of the memo, 0 = none */
+	TimestampTz xact_start;		/* the clock expiry is judged by (R9) */
 	int64		actor;
 	int64		on_behalf_of;
 	int64		program_id;
@@ -179,7 +180,8 @@ memo_lookup(RowCheckState *st, int64 actor, int64 on_behalf_of, int64 program_id
 {
 	if (st->generation != 0 && st->program_id == program_id && st->submitter == submitter &&
 		st->actor == actor && st->on_behalf_of == on_behalf_of &&
-		st->generation == carm_cache_generation(actor))
+		st->generation == carm_cache_generation(actor) &&
+		st->xact_start == GetCurrentTransactionStartTimestamp())
 		return st->result;
 	return -1;
 }
@@ -191,6 +193,7 @@ memo_store(RowCheckState *st, int64 actor, int64 on_behalf_of, int64 program_id,
 	if (st->fn_constant)
 	{
 		st->generation = carm_cache_generation(actor);
+		st->xact_start = GetCurrentTransactionStartTimestamp();
 		st->actor = actor;
 		st->on_behalf_of = on_behalf_of;
 		st->program_id = program_id;
@@ -239,10 +242,13 @@ row_visible(int64 actor, int64 program_id, int64 submitter, CarmFunction fn)
 /*
  * V5: may the actor write (insert, or update/delete) a row of this program
  * submitted by this business?  Needs edit through a grant whose acting
- * business is the submitter.  Returns that grant's acting business, or 0.
+ * business is the submitter (with fill, the trigger asks which business the
+ * actor would write as, whatever the row says).  Returns that grant's acting
+ * business, or 0.
  */
 static int64
-row_writer(int64 actor, int64 on_behalf_of, int64 program_id, int64 submitter, CarmFunction fn)
+row_writer(int64 actor, int64 on_behalf_of, int64 program_id, int64 submitter, bool fill,
+		   CarmFunction fn)
 {
 	const CarmGrantList *list = carm_program_grants(actor, program_id);
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
@@ -262,7 +268,7 @@ row_writer(int64 actor, int64 on_behalf_of, int64 program_id, int64 submitter, C
 				continue;
 			if (on_behalf_of != 0 && g->via_business_id != on_behalf_of)
 				continue;
-			if (submitter == 0 || submitter == g->via_business_id)
+			if (fill || submitter == g->via_business_id)
 				return g->via_business_id;
 		}
 	}
@@ -318,7 +324,8 @@ carm_row_writable(PG_FUNCTION_ARGS)
 	if (memo >= 0)
 		PG_RETURN_BOOL(memo);
 	PG_RETURN_BOOL(memo_store(st, actor, on_behalf_of, program_id, submitter,
-							  row_writer(actor, on_behalf_of, program_id, submitter, st->fn) != 0));
+							  row_writer(actor, on_behalf_of, program_id, submitter, false,
+										 st->fn) != 0));
 }
 
 static ArrayType *
@@ -413,7 +420,7 @@ carm_fill_submitter(PG_FUNCTION_ARGS)
 	actor = carm_current_actor(&on_behalf_of);
 	if (actor == 0)
 		return PointerGetDatum(tuple);
-	writer = row_writer(actor, on_behalf_of, DatumGetInt64(prog), 0,
+	writer = row_writer(actor, on_behalf_of, DatumGetInt64(prog), 0, true,
 						carm_function_from_name(td->tg_trigger->tgargs[2]));
 	if (writer == 0)
 		return PointerGetDatum(tuple);

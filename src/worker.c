@@ -19,6 +19,7 @@
 #include "carm_deleg.h"
 
 #include "access/xact.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -66,22 +67,17 @@ run_once(MemoryContext run_cxt)
 	pgstat_report_activity(STATE_RUNNING, "SELECT carm.run_maintenance()");
 	PG_TRY();
 	{
-		SPI_connect();
-		if (SPI_execute("SELECT count(*) FROM pg_catalog.pg_extension WHERE extname = 'carm_deleg'",
-						true, 1) == SPI_OK_SELECT)
-		{
-			bool		isnull;
-			int64		installed = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-																SPI_tuptable->tupdesc, 1, &isnull));
+		/* asked of the catalog, not by a query under the database's search_path */
+		bool		installed = OidIsValid(get_extension_oid("carm_deleg", true));
 
-			if (installed > 0 &&
-				SPI_execute("SELECT action, count FROM carm.run_maintenance()", false, 0) == SPI_OK_SELECT)
-			{
-				for (uint64 i = 0; i < SPI_processed; i++)
-					elog(DEBUG1, "carm_deleg maintenance: %s %s",
-						 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1),
-						 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2));
-			}
+		SPI_connect();
+		if (installed &&
+			SPI_execute("SELECT action, count FROM carm.run_maintenance()", false, 0) == SPI_OK_SELECT)
+		{
+			for (uint64 i = 0; i < SPI_processed; i++)
+				elog(DEBUG1, "carm_deleg maintenance: %s %s",
+					 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1),
+					 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2));
 		}
 		SPI_finish();
 		PopActiveSnapshot();

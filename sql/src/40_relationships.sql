@@ -697,6 +697,11 @@ BEGIN
     RAISE EXCEPTION 'you cannot change your own access to a client'
       USING ERRCODE = '22023';
   END IF;
+  -- E8, E11: hold the target's employee row until commit, so that a
+  -- concurrent removal or promotion to BAM either waits for this assignment
+  -- (and then deletes it) or has committed first (and we see it below)
+  PERFORM FROM carm.employee e
+  WHERE e.business_id = v_provider.id AND e.user_id = v_target.id FOR SHARE;
   v_target_member := carm._rel_member(v_provider.id, v_target.id);
   IF v_target_member.role IS NULL THEN
     RAISE EXCEPTION 'user % is not an active employee of %', v_target.id, v_provider.bn9

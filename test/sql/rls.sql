@@ -105,6 +105,10 @@ UPDATE app.rulings SET title = title || ' (edited)' WHERE program_id = 2 RETURNI
 DELETE FROM app.rulings WHERE id = 5 RETURNING id;    -- the client's row: visible, not writable
 ROLLBACK;
 BEGIN;
+SELECT carm.set_actor('b1_emp');
+INSERT INTO app.rulings (id, program_id, submitter_id, title) VALUES (15, 2, 0, 'no such business');
+ROLLBACK;
+BEGIN;
 SELECT carm.set_actor('b2_bam');
 UPDATE app.rulings SET program_id = 2 WHERE id = 3;   -- P2 is not delegated to B2
 ROLLBACK;
