@@ -208,11 +208,17 @@ CREATE TABLE carm.notification (
 );
 CREATE INDEX ON carm.notification (user_id);
 
--- Protected application tables (§8), recorded by carm.protect().
+-- Protected application tables (§8), recorded by carm.protect(): the table
+-- and, for a partitioned table, each of its partitions (root = the table
+-- protect() was called on), with the row-level-security flags they had
+-- before, which carm.unprotect() restores.
 CREATE TABLE carm.protected_table (
   relid           regclass PRIMARY KEY,
+  root            regclass NOT NULL,
   program_column  name NOT NULL,
   submitter_column name NOT NULL,
   function        text NOT NULL,
+  had_rls         boolean NOT NULL,
+  had_force_rls   boolean NOT NULL,
   protected_at    timestamptz NOT NULL DEFAULT now()
 );

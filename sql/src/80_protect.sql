@@ -33,6 +33,8 @@ DECLARE
   v_fn text;
   v_visible text;
   v_writable text;
+  v_rels regclass[];
+  v_rel regclass;
 BEGIN
   PERFORM carm._require_admin();
   PERFORM carm._not_null(tbl, 'tbl');
@@ -85,21 +87,39 @@ BEGIN
   v_visible := format('carm._row_visible(%I, %I, %L)', program_column, submitter_column, v_fn);
   v_writable := format('carm._row_writable(%I, %I, %L)', program_column, submitter_column, v_fn);
 
+  -- A partitioned table's policies do not apply to queries that name a
+  -- partition: every partition gets them too (partitions attached later are
+  -- covered by calling protect() again).  The BEFORE INSERT trigger is
+  -- created on the table only: PostgreSQL clones it to every partition,
+  -- present and future.
+  v_rels := CASE WHEN v_kind = 'p'
+                 THEN ARRAY(SELECT t.relid FROM pg_catalog.pg_partition_tree(tbl) t ORDER BY t.level, t.relid::text)
+                 ELSE ARRAY[tbl] END;
+
   -- idempotent: drop what an earlier call installed, then install
   PERFORM carm._drop_protection(tbl);
-  EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tbl);
-  EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tbl);
-  EXECUTE format('CREATE POLICY carm_select ON %s FOR SELECT USING (%s)', tbl, v_visible);
-  EXECUTE format('CREATE POLICY carm_insert ON %s FOR INSERT WITH CHECK (%s)', tbl, v_writable);
-  EXECUTE format('CREATE POLICY carm_update ON %s FOR UPDATE USING (%s) WITH CHECK (%s)',
-                 tbl, v_writable, v_writable);
-  EXECUTE format('CREATE POLICY carm_delete ON %s FOR DELETE USING (%s)', tbl, v_writable);
+  FOREACH v_rel IN ARRAY v_rels LOOP
+    PERFORM carm._require_table_owner(v_rel, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = v_rel));
+    -- the flags the relation had before its first protect(), for unprotect()
+    INSERT INTO carm.protected_table (relid, root, program_column, submitter_column, function,
+                                      had_rls, had_force_rls)
+    SELECT v_rel, tbl, program_column, submitter_column, v_fn, c.relrowsecurity, c.relforcerowsecurity
+    FROM pg_catalog.pg_class c WHERE c.oid = v_rel
+    ON CONFLICT (relid) DO UPDATE
+      SET root = excluded.root, program_column = excluded.program_column,
+          submitter_column = excluded.submitter_column, function = excluded.function,
+          protected_at = now();
+    EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', v_rel);
+    EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', v_rel);
+    EXECUTE format('CREATE POLICY carm_select ON %s FOR SELECT USING (%s)', v_rel, v_visible);
+    EXECUTE format('CREATE POLICY carm_insert ON %s FOR INSERT WITH CHECK (%s)', v_rel, v_writable);
+    EXECUTE format('CREATE POLICY carm_update ON %s FOR UPDATE USING (%s) WITH CHECK (%s)',
+                   v_rel, v_writable, v_writable);
+    EXECUTE format('CREATE POLICY carm_delete ON %s FOR DELETE USING (%s)', v_rel, v_writable);
+  END LOOP;
   EXECUTE format('CREATE TRIGGER carm_fill_submitter BEFORE INSERT ON %s FOR EACH ROW '
                  'EXECUTE FUNCTION carm._fill_submitter(%L, %L, %L)',
                  tbl, program_column, submitter_column, v_fn);
-
-  INSERT INTO carm.protected_table (relid, program_column, submitter_column, function)
-  VALUES (tbl, program_column, submitter_column, v_fn);
 
   IF NOT EXISTS (
     SELECT FROM pg_catalog.pg_index i
@@ -118,25 +138,26 @@ $$;
 COMMENT ON FUNCTION carm.protect(regclass, name, name, text) IS
   'Enable and force row-level security on an application table with policies implementing V1-V5 (carm_admin)';
 
--- Removes what protect() installed (policies, trigger, record); leaves RLS flags.
-CREATE FUNCTION carm._drop_protection(tbl regclass) RETURNS boolean
+-- Removes the policies and the trigger protect() installed on a table and on
+-- the partitions recorded with it; leaves the records and the RLS flags.
+CREATE FUNCTION carm._drop_protection(tbl regclass) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  p name;
+  r record;
 BEGIN
-  FOR p IN SELECT pol.polname FROM pg_catalog.pg_policy pol
-           WHERE pol.polrelid = tbl
+  FOR r IN SELECT pol.polname, pol.polrelid::regclass AS rel
+           FROM pg_catalog.pg_policy pol
+           WHERE (pol.polrelid = tbl
+                  OR pol.polrelid IN (SELECT t.relid FROM carm.protected_table t WHERE t.root = tbl))
              AND pol.polname IN ('carm_select','carm_insert','carm_update','carm_delete') LOOP
-    EXECUTE format('DROP POLICY %I ON %s', p, tbl);
+    EXECUTE format('DROP POLICY %I ON %s', r.polname, r.rel);
   END LOOP;
   IF EXISTS (SELECT FROM pg_catalog.pg_trigger tg
-             WHERE tg.tgrelid = tbl AND tg.tgname = 'carm_fill_submitter') THEN
+             WHERE tg.tgrelid = tbl AND tg.tgname = 'carm_fill_submitter' AND tg.tgparentid = 0) THEN
     EXECUTE format('DROP TRIGGER carm_fill_submitter ON %s', tbl);
   END IF;
-  DELETE FROM carm.protected_table WHERE relid = tbl;
-  RETURN FOUND;
 END
 $$;
 
@@ -144,22 +165,34 @@ CREATE FUNCTION carm.unprotect(tbl regclass) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  r carm.protected_table;
 BEGIN
   PERFORM carm._require_admin();
   PERFORM carm._not_null(tbl, 'tbl');
   PERFORM carm._require_table_owner(tbl, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl));
-  IF NOT EXISTS (SELECT FROM carm.protected_table t WHERE t.relid = tbl) THEN
+  IF NOT EXISTS (SELECT FROM carm.protected_table t WHERE t.relid = tbl AND t.root = tbl) THEN
     RAISE EXCEPTION '% is not protected by carm_deleg', tbl USING ERRCODE = '55000';
   END IF;
   PERFORM carm._drop_protection(tbl);
-  EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', tbl);
-  EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', tbl);
+  -- give every relation back the row-level-security flags it had before
+  FOR r IN SELECT * FROM carm.protected_table t WHERE t.root = tbl LOOP
+    IF EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = r.relid) THEN
+      IF NOT r.had_force_rls THEN
+        EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', r.relid);
+      END IF;
+      IF NOT r.had_rls THEN
+        EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', r.relid);
+      END IF;
+    END IF;
+  END LOOP;
+  DELETE FROM carm.protected_table t WHERE t.root = tbl;
   PERFORM carm._audit('table_unprotected', NULL, NULL, NULL, NULL, NULL,
                       jsonb_build_object('table', tbl::text));
 END
 $$;
 COMMENT ON FUNCTION carm.unprotect(regclass) IS
-  'Undo carm.protect(): drop its policies and trigger, disable row-level security (carm_admin)';
+  'Undo carm.protect(): drop its policies and trigger, give the table (and its partitions) back the row-level-security flags they had (carm_admin)';
 
 CREATE FUNCTION carm.protected_tables()
 RETURNS TABLE (tbl regclass, program_column name, submitter_column name, function text,
@@ -168,7 +201,7 @@ LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT relid, program_column, submitter_column, function, protected_at
-  FROM carm.protected_table ORDER BY relid::text;
+  FROM carm.protected_table WHERE relid = root ORDER BY relid::text;
 $$;
 COMMENT ON FUNCTION carm.protected_tables() IS 'Tables protected with carm.protect() (carm_admin)';
 
