@@ -2,16 +2,20 @@
 # carm_deleg benchmark: generates the §11 dataset on a throw-away cluster and
 # measures, side by side in one run, the point check and RLS scans against
 # their baselines and against the same rules as plain SQL EXISTS policies.
-# Usage: bench/run.sh [--scale S]   (default 0.1; --full = 1.0, the §11 size)
+# Usage: bench/run.sh [--scale S | --full] [--cap SECONDS]
+#   --scale S  dataset size relative to §11 (default 0.1); --full is 1.0
+#   --cap N    seconds allowed to each SQL EXISTS count (default 300)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 scale=0.1
+cap=300
 while [ $# -gt 0 ]; do
   case $1 in
     --full) scale=1.0 ;;
     --scale) scale=$2; shift ;;
-    *) echo "usage: bench/run.sh [--scale S | --full]" >&2; exit 2 ;;
+    --cap) cap=$2; shift ;;
+    *) echo "usage: bench/run.sh [--scale S | --full] [--cap SECONDS]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -37,6 +41,6 @@ GRANT SELECT ON ALL TABLES IN SCHEMA carm TO bench_app;
 GRANT EXECUTE ON FUNCTION carm._grants(bigint) TO bench_app;
 SQL
 echo "generated in $(( $(date +%s) - t0 )) s; measuring ..."
-psql -X -q -d postgres -f bench/measure.sql
+psql -X -q -d postgres -v cap_ms=$((cap * 1000)) -f bench/measure.sql
 [ -f bench/ops.sql ] && psql -X -q -d postgres -f bench/ops.sql
 exit 0

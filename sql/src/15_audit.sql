@@ -1,34 +1,49 @@
 -- §9 audit and notifications.  Every API change calls carm._audit(); events a
 -- person must see also get a row in carm.notification through carm._notify().
 
--- Appends one audit event and publishes it on channel carm_events (delivered
--- at commit, dropped on rollback, like the event itself).
+-- Publishes one audit event on channel carm_events: delivered at commit,
+-- dropped on rollback, like the event itself.  The one place that shapes the
+-- payload, for carm._audit() and for the set-based cascades alike.
+CREATE FUNCTION carm._publish(p_id bigint, p_at timestamptz, p_actor bigint, p_event text,
+                              p_business bigint, p_other_business bigint, p_target_user bigint,
+                              p_relationship bigint, p_group bigint, p_details jsonb)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT pg_notify('carm_events', json_build_object(
+           'id', p_id, 'at', p_at, 'event', p_event, 'actor', p_actor,
+           'business', p_business, 'other_business', p_other_business,
+           'user', p_target_user, 'relationship', p_relationship,
+           'group', p_group, 'details', p_details)::text);
+$$;
+
+-- Appends one audit event and publishes it.  The actor is carm.actor(),
+-- unless the event is made for someone else (a deferred group request is
+-- attributed to its initiator when maintenance applies it).
 CREATE FUNCTION carm._audit(p_event text,
                             p_business bigint,
                             p_other_business bigint DEFAULT NULL,
                             p_target_user bigint DEFAULT NULL,
                             p_relationship bigint DEFAULT NULL,
                             p_group bigint DEFAULT NULL,
-                            p_details jsonb DEFAULT '{}')
+                            p_details jsonb DEFAULT '{}',
+                            p_actor bigint DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_id bigint;
-  v_at timestamptz;
+  e carm.audit_event;
 BEGIN
   INSERT INTO carm.audit_event (actor_id, db_role, event, business_id, other_business_id,
                                 target_user_id, relationship_id, group_id, details)
-  VALUES (carm.actor(), carm._caller_role(), p_event, p_business, p_other_business,
-          p_target_user, p_relationship, p_group, coalesce(p_details, '{}'))
-  RETURNING id, at INTO v_id, v_at;
-  PERFORM pg_notify('carm_events', json_build_object(
-            'id', v_id, 'at', v_at, 'event', p_event, 'actor', carm.actor(),
-            'business', p_business, 'other_business', p_other_business,
-            'user', p_target_user, 'relationship', p_relationship,
-            'group', p_group, 'details', p_details)::text);
-  RETURN v_id;
+  VALUES (coalesce(p_actor, carm.actor()), carm._caller_role(), p_event, p_business,
+          p_other_business, p_target_user, p_relationship, p_group, coalesce(p_details, '{}'))
+  RETURNING * INTO e;
+  PERFORM carm._publish(e.id, e.at, e.actor_id, e.event, e.business_id, e.other_business_id,
+                        e.target_user_id, e.relationship_id, e.group_id, e.details);
+  RETURN e.id;
 END
 $$;
 

@@ -211,11 +211,8 @@ AS $$
   )
   -- §9: every event is published at commit, like carm._audit() does
   SELECT count(*) FROM (
-    SELECT pg_notify('carm_events', json_build_object(
-             'id', ev.id, 'at', ev.at, 'event', ev.event, 'actor', carm.actor(),
-             'business', ev.business_id, 'other_business', ev.other_business_id,
-             'user', NULL, 'relationship', ev.relationship_id, 'group', ev.group_id,
-             'details', ev.details)::text)
+    SELECT carm._publish(ev.id, ev.at, carm.actor(), ev.event, ev.business_id,
+                         ev.other_business_id, NULL, ev.relationship_id, ev.group_id, ev.details)
     FROM events ev ORDER BY ev.id
   ) published;
 $$;

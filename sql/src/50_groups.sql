@@ -160,26 +160,14 @@ COMMENT ON FUNCTION carm._group_role(text) IS
   'Internal: G4, checks a group''s default role (22023)';
 
 -- One audit event of a group operation, attributed to its initiator, also
--- when maintenance applies a deferred request (the same columns and
--- pg_notify payload as carm._audit, whose actor is always carm.actor()).
+-- when maintenance applies a deferred request.
 CREATE FUNCTION carm._group_audit(p_actor bigint, p_event text, g carm.client_group,
                                   p_details jsonb)
 RETURNS bigint
-LANGUAGE plpgsql
+LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-  v_id bigint;
-  v_at timestamptz;
-BEGIN
-  INSERT INTO carm.audit_event (actor_id, db_role, event, business_id, group_id, details)
-  VALUES (p_actor, carm._caller_role(), p_event, g.provider_id, g.id, p_details)
-  RETURNING id, at INTO v_id, v_at;
-  PERFORM pg_notify('carm_events', json_build_object(
-            'id', v_id, 'at', v_at, 'event', p_event, 'actor', p_actor,
-            'business', g.provider_id, 'group', g.id, 'details', p_details)::text);
-  RETURN v_id;
-END
+  SELECT carm._audit(p_event, g.provider_id, NULL, NULL, NULL, g.id, p_details, p_actor);
 $$;
 COMMENT ON FUNCTION carm._group_audit(bigint, text, carm.client_group, jsonb) IS
   'Internal: the summary audit event of a group operation (one pg_notify per operation)';
@@ -841,15 +829,10 @@ BEGIN
       SET status = 'FAILED', finished_at = clock_timestamp(),
           error = v_msg || CASE WHEN v_detail <> '' THEN E'\n' || v_detail ELSE '' END
       WHERE r.id = q.id;
-      INSERT INTO carm.audit_event (actor_id, db_role, event, business_id, group_id, details)
-      VALUES (q.initiator, carm._caller_role(), 'group_request_failed', q.provider_id, q.group_id,
-              jsonb_build_object('request_id', q.id, 'operation', q.operation,
-                                 'sqlstate', v_state, 'error', v_msg))
-      RETURNING id INTO v_audit;
-      PERFORM pg_notify('carm_events', json_build_object(
-                'id', v_audit, 'event', 'group_request_failed', 'actor', q.initiator,
-                'business', q.provider_id, 'group', q.group_id,
-                'details', json_build_object('request_id', q.id, 'sqlstate', v_state))::text);
+      v_audit := carm._audit('group_request_failed', q.provider_id, NULL, NULL, NULL, q.group_id,
+                             jsonb_build_object('request_id', q.id, 'operation', q.operation,
+                                                'sqlstate', v_state, 'error', v_msg),
+                             q.initiator);
       PERFORM carm._notify(q.initiator, 'group_request_failed',
                 format('Your request %s (%s on client group "%s") failed and changed nothing: %s',
                        q.id, q.operation, q.group_name, v_msg),

@@ -75,11 +75,8 @@ AS $$
     RETURNING 1
   )
   SELECT count(*) FROM (
-    SELECT pg_notify('carm_events', json_build_object(
-             'id', ev.id, 'at', ev.at, 'event', ev.event, 'actor', carm.actor(),
-             'business', ev.business_id, 'other_business', ev.other_business_id,
-             'user', NULL, 'relationship', ev.relationship_id, 'group', NULL,
-             'details', ev.details)::text)
+    SELECT carm._publish(ev.id, ev.at, carm.actor(), ev.event, ev.business_id,
+                         ev.other_business_id, NULL, ev.relationship_id, NULL, ev.details)
     FROM events ev ORDER BY ev.id
   ) published;
 $$;
