@@ -8,6 +8,7 @@
  *   bn.c          BN9 / BN15 validation
  *   matrix.c      the §3.2 role x function matrix and permission parsing
  *   cache.c       per-backend cache of the actor's grants, relcache invalidation
+ *   target.c      BN9 / BN15 to ids, for the point checks
  *   check.c       has_access() and the row-level-security checks (V1-V5)
  *   planner.c     planner support: index condition and selectivity for the row check
  *   hierarchy.c   triggers enforcing E5-E10 on carm.employee
@@ -128,6 +129,7 @@ extern const CarmGrantList *carm_target_program_grants(int64 user_id, int64 prog
 extern int64 *carm_visible_programs(int64 user_id, CarmFunction fn, CarmLevel level, int *count);
 extern int64 carm_total_programs(void);
 extern uint64 carm_cache_generation(int64 user_id);
+extern uint64 carm_cache_inval_count(void);
 
 /* A grant's role as it stands at time 'now' (R9: expiry without a sweep). */
 extern CarmRole carm_grant_effective_role(const CarmGrant *g, TimestampTz now);
@@ -139,7 +141,7 @@ extern void carm_worker_register(void);
 
 
 
-/* ---- cache.c: business numbers to ids ---- */
+/* ---- target.c: business numbers to ids ---- */
 typedef struct CarmTarget
 {
 	bool		is_program;

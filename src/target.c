@@ -1,0 +1,111 @@
+/*
+ * target.c — business and program numbers (BN9, BN15) to internal ids, for
+ * the point checks.
+ *
+ * A number's id never changes while the extension exists, so the answers are
+ * kept per backend; the cache is emptied whenever the grant cache sees a
+ * relevant invalidation (which also covers DROP/CREATE EXTENSION).  Lookups
+ * run as the extension owner; only numbers found are remembered, so a number
+ * added later is never answered "unknown" from the cache.
+ */
+#include "carm_deleg.h"
+
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+typedef struct CarmTargetEntry
+{
+	char		bn[16];
+	CarmTarget	target;
+} CarmTargetEntry;
+
+static MemoryContext target_cxt = NULL;
+static HTAB *targets = NULL;
+static uint64 targets_inval_seen = 0;
+
+/*
+ * Resolve a BN9 or BN15 to its ids, with a per-backend cache: a number's id
+ * never changes while the extension exists, but any invalidation (which also
+ * covers DROP/CREATE EXTENSION) empties the cache.
+ */
+void
+carm_lookup_target(const char *bn, CarmTarget *target)
+{
+	size_t		len = strlen(bn);
+	bool		is_program = (len == 15);
+	CarmTargetEntry *entry;
+	char		key[16] = {0};
+	CarmOwnerSave save;
+	volatile bool found = false;
+
+	if (len == 15 ? !carm_bn15_is_valid(bn) : (len != 9 || !carm_bn9_is_valid(bn)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid business or program number \"%s\"", bn),
+				 errhint("A target is a BN9 (nine digits with a check digit) or a BN15 such as 123456782RM0001.")));
+
+	if (target_cxt == NULL)
+		target_cxt = AllocSetContextCreate(CacheMemoryContext, "carm_deleg targets",
+										   ALLOCSET_SMALL_SIZES);
+	if (targets == NULL || targets_inval_seen != carm_cache_inval_count())
+	{
+		HASHCTL		ctl;
+
+		MemoryContextReset(target_cxt);
+		ctl.keysize = sizeof(key);
+		ctl.entrysize = sizeof(CarmTargetEntry);
+		ctl.hcxt = target_cxt;
+		targets = hash_create("carm_deleg targets", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		targets_inval_seen = carm_cache_inval_count();
+	}
+	memcpy(key, bn, len);
+	entry = hash_search(targets, key, HASH_FIND, NULL);
+	if (entry)
+	{
+		*target = entry->target;
+		return;
+	}
+
+	carm_become_owner(&save);
+	PG_TRY();
+	{
+		Oid			argtype = TEXTOID;
+		Datum		arg = CStringGetTextDatum(bn);
+		bool		isnull;
+
+		SPI_connect();
+		if (SPI_execute_with_args(is_program ?
+								  "SELECT id, business_id FROM carm.program WHERE bn15 = $1" :
+								  "SELECT id, id FROM carm.business WHERE bn9 = $1",
+								  1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "target lookup failed");
+		if (SPI_processed == 1)
+		{
+			found = true;
+			target->is_program = is_program;
+			target->id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													 SPI_tuptable->tupdesc, 1, &isnull));
+			target->business_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+															  SPI_tuptable->tupdesc, 2, &isnull));
+		}
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		carm_restore_user(&save);
+	}
+	PG_END_TRY();
+
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("%s %s does not exist", is_program ? "program account" : "business", bn)));
+	/* only cache what was read in a state no invalidation has overtaken */
+	if (targets_inval_seen == carm_cache_inval_count())
+	{
+		entry = hash_search(targets, key, HASH_ENTER, NULL);
+		entry->target = *target;
+	}
+}
