@@ -3,7 +3,7 @@
 # Usage: scripts/deps.sh            (idempotent; needs root or sudo only when something is missing)
 set -euo pipefail
 pkgs=(gcc make postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
-      libtap-parser-sourcehandler-pgtap-perl postgresql-client-15)
+      libtap-parser-sourcehandler-pgtap-perl postgresql-client-15 pgbouncer)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -2,7 +2,7 @@
 # Runs every test of carm_deleg on throw-away clusters:
 #   1. pg_regress transcripts (test/sql -> expected/) and isolation specs (test/specs)
 #   2. pgTAP files (test/pgtap) through pg_prove
-#   3. cluster tests (test/cluster/*.sh): the preloaded background worker, hot standby
+#   3. cluster tests (test/cluster/*.sh): the preloaded background worker, hot standby, pgbouncer
 # Installs missing Debian packages first.  Prints "N passed, N failed" last.
 # Usage: scripts/test.sh [--keep]   (--keep leaves the temporary directory for inspection)
 set -uo pipefail
