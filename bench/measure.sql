@@ -30,7 +30,7 @@ SELECT businesses AS n_businesses, row_count AS n_rows FROM bench.size \gset
 SELECT bn15 AS big_bn15 FROM carm.program WHERE business_id = :n_businesses AND bn15 LIKE '%RM0001' \gset
 -- what the hand-written query knows: every program the selective actor sees
 SELECT array_agg(DISTINCT g.program_id ORDER BY g.program_id)::text AS selective_programs
-FROM carm._grants(:n_businesses + 1) g WHERE g.program_id IS NOT NULL \gset
+FROM carm_internal.grants(:n_businesses + 1) g WHERE g.program_id IS NOT NULL \gset
 SELECT (SELECT count(*) FROM app.payments WHERE program_id = ANY (:'selective_programs'::bigint[])) AS selective_rows \gset
 
 -- baselines as the superuser (no RLS)

@@ -38,7 +38,7 @@ GRANT USAGE ON SCHEMA app, bench TO bench_app;
 GRANT SELECT ON ALL TABLES IN SCHEMA app TO bench_app;
 -- only for the SQL EXISTS comparison tables
 GRANT SELECT ON ALL TABLES IN SCHEMA carm TO bench_app;
-GRANT EXECUTE ON FUNCTION carm._grants(bigint) TO bench_app;
+GRANT EXECUTE ON FUNCTION carm_internal.grants(bigint) TO bench_app;
 SQL
 echo "generated in $(( $(date +%s) - t0 )) s; measuring ..."
 psql -X -q -d postgres -v cap_ms=$((cap * 1000)) -f bench/measure.sql

@@ -15,7 +15,7 @@ BEGIN
     EXECUTE format('ALTER TABLE app.%I FORCE ROW LEVEL SECURITY', t);
     EXECUTE format($p$
       CREATE POLICY sql_select ON app.%1$I FOR SELECT USING (
-        EXISTS (SELECT 1 FROM carm._grants(bench.sql_actor()) g
+        EXISTS (SELECT 1 FROM carm_internal.grants(bench.sql_actor()) g
                 WHERE g.program_id = %1$I.program_id
                   AND (g.source = 'employee'
                        OR (%1$I.submitter_id = g.via_business_id

@@ -379,7 +379,7 @@ carm_actor_sql(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(uid);
 }
 
-/* carm._on_behalf_of(): the business fixed by set_actor(on_behalf_of), or NULL. */
+/* carm_internal.on_behalf_of(): the business fixed by set_actor(on_behalf_of), or NULL. */
 Datum
 carm_acting_business_sql(PG_FUNCTION_ARGS)
 {
@@ -397,7 +397,7 @@ PG_FUNCTION_INFO_V1(carm_caller_is_admin);
 PG_FUNCTION_INFO_V1(carm_caller_role);
 
 /*
- * carm._caller_is_admin(): is the role that called the API (the session's
+ * carm_internal.caller_is_admin(): is the role that called the API (the session's
  * current role, not the definer) a member of carm_admin?
  */
 Datum
@@ -408,7 +408,7 @@ carm_caller_is_admin(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(OidIsValid(admin) && has_privs_of_role(GetOuterUserId(), admin));
 }
 
-/* carm._caller_role(): that role's name, recorded in audit events (§9). */
+/* carm_internal.caller_role(): that role's name, recorded in audit events (§9). */
 Datum
 carm_caller_role(PG_FUNCTION_ARGS)
 {

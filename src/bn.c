@@ -56,7 +56,7 @@ carm_bn15_is_valid(const char *s)
 	return true;
 }
 
-/* carm._bn9_is_valid(text) — used by CHECK constraints and the API. */
+/* carm_internal.bn9_is_valid(text) — used by CHECK constraints and the API. */
 Datum
 carm_bn9_valid_sql(PG_FUNCTION_ARGS)
 {
@@ -65,7 +65,7 @@ carm_bn9_valid_sql(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(carm_bn9_is_valid(s));
 }
 
-/* carm._bn15_is_valid(text) */
+/* carm_internal.bn15_is_valid(text) */
 Datum
 carm_bn15_valid_sql(PG_FUNCTION_ARGS)
 {

@@ -3,13 +3,13 @@
  *
  * Design (the pg_cron / acl.c idiom):
  *  - every table that holds delegation state has a statement-level trigger,
- *    carm._invalidate_cache(), that calls CacheInvalidateRelcacheByRelid() on
+ *    carm_internal.invalidate_cache(), that calls CacheInvalidateRelcacheByRelid() on
  *    the anchor relation carm.business;
  *  - relcache invalidations are transactional: other backends receive them
  *    when the change commits, our own backend at the next command, and hot
  *    standbys when they replay the commit record;
  *  - the registered relcache callback only marks the cache stale; the next
- *    check rebuilds it lazily from carm._grants() through one kept SPI plan.
+ *    check rebuilds it lazily from carm_internal.grants() through one kept SPI plan.
  * Time-based expiry (R9) is not cached: grants keep expires_at and every
  * check compares it with the transaction's time.
  *
@@ -82,7 +82,7 @@ lookup_anchor(void)
 }
 
 /*
- * carm._invalidate_cache() — AFTER … FOR EACH STATEMENT trigger on every
+ * carm_internal.invalidate_cache() — AFTER … FOR EACH STATEMENT trigger on every
  * state table: every backend's cache is stale once this transaction commits.
  */
 Datum
@@ -91,7 +91,7 @@ carm_invalidate_cache(PG_FUNCTION_ARGS)
 	Oid			anchor = lookup_anchor();
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
-		elog(ERROR, "carm._invalidate_cache() must be called as a trigger");
+		elog(ERROR, "carm_internal.invalidate_cache() must be called as a trigger");
 	if (OidIsValid(anchor))
 		CacheInvalidateRelcacheByRelid(anchor);
 	return PointerGetDatum(NULL);
@@ -185,10 +185,10 @@ grants_plan(bool one_business)
 		SPIPlanPtr	plan = SPI_prepare_cursor(one_business ?
 									   "SELECT business_id, program_id, role, source, provider_bam, "
 									   "via_business_id, see_client, see_other, all_programs, expires_at "
-									   "FROM carm._grants($1) WHERE business_id = $2" :
+									   "FROM carm_internal.grants($1) WHERE business_id = $2" :
 									   "SELECT business_id, program_id, role, source, provider_bam, "
 									   "via_business_id, see_client, see_other, all_programs, expires_at "
-									   "FROM carm._grants($1)",
+									   "FROM carm_internal.grants($1)",
 									   one_business ? 2 : 1, argtypes,
 									   CURSOR_OPT_GENERIC_PLAN);
 
@@ -201,7 +201,7 @@ grants_plan(bool one_business)
 }
 
 /*
- * Load the user's grants from carm._grants(): all of them (business_id 0),
+ * Load the user's grants from carm_internal.grants(): all of them (business_id 0),
  * or only those on one business, which is what a point check needs and costs
  * the same whatever the user's reach (a provider employee may hold grants on
  * thousands of clients).
@@ -221,7 +221,7 @@ load_grants(int64 user_id, int64 business_id)
 		if (SPI_execute_snapshot(grants_plan(business_id != 0), args, NULL,
 								 carm_read_snapshot(), InvalidSnapshot,
 								 true, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "carm._grants() failed");
+			elog(ERROR, "carm_internal.grants() failed");
 
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
@@ -247,7 +247,7 @@ load_grants(int64 user_id, int64 business_id)
 			d = SPI_getbinval(tup, desc, 10, &isnull);
 			g.expires_at = isnull ? DT_NOEND : DatumGetTimestampTz(d);
 			if (g.role == CARM_ROLE_NONE)
-				elog(ERROR, "unexpected role \"%s\" from carm._grants()", role);
+				elog(ERROR, "unexpected role \"%s\" from carm_internal.grants()", role);
 
 			if (program_null)
 				add_grant(business_grants, g.business_id, &g);

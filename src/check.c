@@ -275,7 +275,7 @@ row_writer(int64 actor, int64 on_behalf_of, int64 program_id, int64 submitter, b
 	return 0;
 }
 
-/* carm._row_visible(program bigint, submitter bigint, function text) */
+/* carm_internal.row_visible(program bigint, submitter bigint, function text) */
 Datum
 carm_row_visible(PG_FUNCTION_ARGS)
 {
@@ -301,7 +301,7 @@ carm_row_visible(PG_FUNCTION_ARGS)
 							  row_visible(actor, program_id, submitter, st->fn)));
 }
 
-/* carm._row_writable(program bigint, submitter bigint, function text) */
+/* carm_internal.row_writable(program bigint, submitter bigint, function text) */
 Datum
 carm_row_writable(PG_FUNCTION_ARGS)
 {
@@ -339,7 +339,7 @@ id_array(const int64 *ids, int n)
 }
 
 /*
- * carm._visible_programs(function text) — the programs where the actor may
+ * carm_internal.visible_programs(function text) — the programs where the actor may
  * see some row: the runtime side of the index condition (planner.c).
  */
 Datum
@@ -359,7 +359,7 @@ carm_visible_programs_sql(PG_FUNCTION_ARGS)
 }
 
 /*
- * carm._accessible_program_ids(permission text) — programs where the actor
+ * carm_internal.accessible_program_ids(permission text) — programs where the actor
  * holds the permission (carm.accessible_programs() maps them to BN15s).
  */
 Datum
@@ -379,7 +379,7 @@ carm_accessible_program_ids(PG_FUNCTION_ARGS)
 }
 
 /*
- * carm._fill_submitter() — BEFORE INSERT trigger installed by carm.protect():
+ * carm_internal.fill_submitter() — BEFORE INSERT trigger installed by carm.protect():
  * V5, a NULL submitter becomes the actor's acting business for the row's
  * program.  A different value is left alone and the INSERT policy refuses it.
  * Trigger arguments: program column, submitter column, function.
@@ -401,7 +401,7 @@ carm_fill_submitter(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || !TRIGGER_FIRED_BY_INSERT(td->tg_event) ||
 		td->tg_trigger->tgnargs != 3)
-		elog(ERROR, "carm._fill_submitter() must be a BEFORE INSERT row trigger with 3 arguments");
+		elog(ERROR, "carm_internal.fill_submitter() must be a BEFORE INSERT row trigger with 3 arguments");
 
 	rel = td->tg_relation;
 	tuple = td->tg_trigtuple;

@@ -2,13 +2,13 @@
  * hierarchy.c — row triggers on carm.employee enforcing the employee rules
  * (SPEC §4) for every write, whether it comes from the API or not.
  *
- *   carm._employee_guard()  BEFORE INSERT OR UPDATE OR DELETE
+ *   carm_internal.employee_guard()  BEFORE INSERT OR UPDATE OR DELETE
  *       E5  a valid role; a BAM holds all programs; a listed scope is
  *           non-empty, without NULLs, and only of this business (22023);
  *       E6  nobody changes, removes or approves their own access (42501),
  *           except E1's self-registration as the first BAM of a business;
  *       E7  (E3, E8) the hierarchy BAM > PAM > EDITOR/VIEWER (42501).
- *   carm._employee_bams()   AFTER INSERT OR UPDATE OR DELETE
+ *   carm_internal.employee_bams()   AFTER INSERT OR UPDATE OR DELETE
  *       E9  a business that has a BAM keeps one (23514);
  *       E10 a change that leaves exactly one BAM warns.
  *
@@ -448,7 +448,7 @@ check_manager(int64 actor, const EmployeeRow *old_row, const EmployeeRow *new_ro
 }
 
 /*
- * carm._employee_guard() — BEFORE INSERT OR UPDATE OR DELETE FOR EACH ROW on
+ * carm_internal.employee_guard() — BEFORE INSERT OR UPDATE OR DELETE FOR EACH ROW on
  * carm.employee: E5 always; E6 and E7 when an actor is set.
  */
 Datum
@@ -465,7 +465,7 @@ carm_employee_guard(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
-		elog(ERROR, "carm._employee_guard() must be a BEFORE row trigger");
+		elog(ERROR, "carm_internal.employee_guard() must be a BEFORE row trigger");
 
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 	{
@@ -532,7 +532,7 @@ carm_employee_guard(PG_FUNCTION_ARGS)
 }
 
 /*
- * carm._employee_bams() — AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW on
+ * carm_internal.employee_bams() — AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW on
  * carm.employee: E9 when a BAM is demoted or removed, E10 when a change of
  * BAMs leaves exactly one (only for actors: bulk loads by the owner stay quiet).
  */
@@ -553,7 +553,7 @@ carm_employee_bams(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
-		elog(ERROR, "carm._employee_bams() must be an AFTER row trigger");
+		elog(ERROR, "carm_internal.employee_bams() must be an AFTER row trigger");
 
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 	{

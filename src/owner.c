@@ -8,7 +8,7 @@
  * SECURITY_LOCAL_USERID_CHANGE so that nothing the query does can escape.
  *
  * The caller's search_path must not follow us: the internal queries (and the
- * inlined body of carm._grants()) contain unqualified operators such as "=",
+ * inlined body of carm_internal.grants()) contain unqualified operators such as "=",
  * and a caller could put a schema of its own, holding an operator with the
  * same signature, ahead of pg_catalog.  Run as the owner, that operator's
  * function would execute with the owner's (superuser's) privileges.  So the

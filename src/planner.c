@@ -1,12 +1,12 @@
 /*
- * planner.c — planner support for the row check carm._row_visible().
+ * planner.c — planner support for the row check carm_internal.row_visible().
  *
- * Row-level security adds carm._row_visible(program, submitter, 'fn') to
+ * Row-level security adds carm_internal.row_visible(program, submitter, 'fn') to
  * every scan of a protected table.  On its own that forces a full scan.  The
  * support function (PostGIS's idiom for its operators) tells the planner:
  *
  *  SupportRequestIndexCondition — the check implies
- *      program = ANY (carm._visible_programs('fn'))
+ *      program = ANY (carm_internal.visible_programs('fn'))
  *  which a btree index on the program column can use.  The condition is lossy
  *  (the check is still applied to each row, for the submitter rules V2-V4),
  *  and the array is computed at execution time, for the actor of that
@@ -44,7 +44,7 @@ visible_programs_func(void)
 {
 	Oid			argtypes[1] = {TEXTOID};
 
-	return LookupFuncName(list_make2(makeString("carm"), makeString("_visible_programs")),
+	return LookupFuncName(list_make2(makeString("carm_internal"), makeString("visible_programs")),
 						  1, argtypes, false);
 }
 
@@ -129,7 +129,7 @@ visible_fraction(SupportRequestSelectivity *req)
 	return Max(sel, 0.0001);
 }
 
-/* prosupport of carm._row_visible(bigint, bigint, text) */
+/* prosupport of carm_internal.row_visible(bigint, bigint, text) */
 Datum
 carm_row_visible_support(PG_FUNCTION_ARGS)
 {

@@ -15,9 +15,12 @@ BEGIN
 END
 $roles$;
 
--- The schema holds superuser-owned SECURITY DEFINER functions: it must be
+-- The schemas hold superuser-owned SECURITY DEFINER functions: they must be
 -- ours.  CREATE EXTENSION adopts an existing schema carm, so refuse one that
 -- another role created beforehand (it could replace what we install).
+-- Schema carm holds the API and the state tables; carm_internal the
+-- functions the API is built from, so that \df carm.* reads like the
+-- reference.
 DO $schema$
 BEGIN
   IF (SELECT n.nspowner FROM pg_catalog.pg_namespace n WHERE n.nspname = 'carm')
@@ -26,8 +29,25 @@ BEGIN
       USING ERRCODE = '42501',
             HINT = 'Drop the schema, or let the role installing carm_deleg own it, before CREATE EXTENSION.';
   END IF;
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_namespace n WHERE n.nspname = 'carm_internal') THEN
+    CREATE SCHEMA carm_internal;
+  ELSIF (SELECT n.nspowner FROM pg_catalog.pg_namespace n WHERE n.nspname = 'carm_internal')
+     IS DISTINCT FROM (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)
+     OR NOT EXISTS (SELECT FROM pg_catalog.pg_depend d
+                    JOIN pg_catalog.pg_extension x ON x.oid = d.refobjid AND x.extname = 'carm_deleg'
+                    WHERE d.classid = 'pg_catalog.pg_namespace'::regclass
+                      AND d.objid = 'carm_internal'::regnamespace AND d.deptype = 'e') THEN
+    RAISE EXCEPTION 'schema carm_internal exists and does not belong to carm_deleg'
+      USING ERRCODE = '42501',
+            HINT = 'Drop the schema carm_internal before CREATE EXTENSION.';
+  END IF;
 END
 $schema$;
+COMMENT ON SCHEMA carm IS
+  'carm_deleg: delegation of authority for CARM customs accounts (API and state tables)';
+COMMENT ON SCHEMA carm_internal IS
+  'carm_deleg internals: helpers of the API, the resolver and the row checks; not an API';
 
--- Functions resolve through the schema; tables stay closed (see 90_privileges.sql).
+-- Functions resolve through the schemas; tables stay closed (see 90_privileges.sql).
 GRANT USAGE ON SCHEMA carm TO PUBLIC;
+GRANT USAGE ON SCHEMA carm_internal TO PUBLIC;

@@ -5,14 +5,14 @@
 -- scope, which relationship is active with which type and programs, which
 -- assignment or group exists).  Derived roles — PBAM/PPAM of provider BAMs,
 -- group-derived proxy roles, EXPIRED — are never materialised: the resolver
--- (carm._grants) derives them, so promotions, demotions and time-based expiry
+-- (carm_internal.grants) derives them, so promotions, demotions and time-based expiry
 -- need no fan-out of updates.
 
 -- §2 reference data ----------------------------------------------------------
 
 CREATE TABLE carm.business (
   id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  bn9         text NOT NULL UNIQUE CHECK (carm._bn9_is_valid(bn9)),
+  bn9         text NOT NULL UNIQUE CHECK (carm_internal.bn9_is_valid(bn9)),
   legal_name  text NOT NULL CHECK (btrim(legal_name) <> ''),
   kinds       text[] NOT NULL
               CHECK (kinds <@ ARRAY['IMPORTER','CUSTOMS_BROKER','TRADE_CONSULTANT']
@@ -26,7 +26,7 @@ COMMENT ON TABLE carm.business IS 'Business accounts (BN9), loaded by carm_admin
 CREATE TABLE carm.program (
   id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   business_id bigint NOT NULL REFERENCES carm.business,
-  bn15        text NOT NULL UNIQUE CHECK (carm._bn15_is_valid(bn15)),
+  bn15        text NOT NULL UNIQUE CHECK (carm_internal.bn15_is_valid(bn15)),
   name        text,
   created_at  timestamptz NOT NULL DEFAULT now()
 );

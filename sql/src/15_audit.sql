@@ -1,10 +1,10 @@
--- §9 audit and notifications.  Every API change calls carm._audit(); events a
--- person must see also get a row in carm.notification through carm._notify().
+-- §9 audit and notifications.  Every API change calls carm_internal.audit(); events a
+-- person must see also get a row in carm.notification through carm_internal.notify().
 
 -- Publishes one audit event on channel carm_events: delivered at commit,
 -- dropped on rollback, like the event itself.  The one place that shapes the
--- payload, for carm._audit() and for the set-based cascades alike.
-CREATE FUNCTION carm._publish(p_id bigint, p_at timestamptz, p_actor bigint, p_event text,
+-- payload, for carm_internal.audit() and for the set-based cascades alike.
+CREATE OR REPLACE FUNCTION carm_internal.publish(p_id bigint, p_at timestamptz, p_actor bigint, p_event text,
                               p_business bigint, p_other_business bigint, p_target_user bigint,
                               p_relationship bigint, p_group bigint, p_details jsonb)
 RETURNS void
@@ -21,7 +21,7 @@ $$;
 -- Appends one audit event and publishes it.  The actor is carm.actor(),
 -- unless the event is made for someone else (a deferred group request is
 -- attributed to its initiator when maintenance applies it).
-CREATE FUNCTION carm._audit(p_event text,
+CREATE OR REPLACE FUNCTION carm_internal.audit(p_event text,
                             p_business bigint,
                             p_other_business bigint DEFAULT NULL,
                             p_target_user bigint DEFAULT NULL,
@@ -38,17 +38,17 @@ DECLARE
 BEGIN
   INSERT INTO carm.audit_event (actor_id, db_role, event, business_id, other_business_id,
                                 target_user_id, relationship_id, group_id, details)
-  VALUES (coalesce(p_actor, carm.actor()), carm._caller_role(), p_event, p_business,
+  VALUES (coalesce(p_actor, carm.actor()), carm_internal.caller_role(), p_event, p_business,
           p_other_business, p_target_user, p_relationship, p_group, coalesce(p_details, '{}'))
   RETURNING * INTO e;
-  PERFORM carm._publish(e.id, e.at, e.actor_id, e.event, e.business_id, e.other_business_id,
+  PERFORM carm_internal.publish(e.id, e.at, e.actor_id, e.event, e.business_id, e.other_business_id,
                         e.target_user_id, e.relationship_id, e.group_id, e.details);
   RETURN e.id;
 END
 $$;
 
 -- A notification for one person (§9: what they must see).
-CREATE FUNCTION carm._notify(p_user bigint, p_event text, p_message text, p_audit bigint DEFAULT NULL)
+CREATE OR REPLACE FUNCTION carm_internal.notify(p_user bigint, p_event text, p_message text, p_audit bigint DEFAULT NULL)
 RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
@@ -58,7 +58,7 @@ AS $$
 $$;
 
 -- The audit trail is append-only (§9).
-CREATE FUNCTION carm._audit_append_only() RETURNS trigger
+CREATE OR REPLACE FUNCTION carm_internal.audit_append_only() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -67,14 +67,14 @@ BEGIN
     USING ERRCODE = '42501', DETAIL = format('%s on carm.audit_event refused', TG_OP);
 END
 $$;
-CREATE TRIGGER audit_event_append_only
+CREATE OR REPLACE TRIGGER audit_event_append_only
   BEFORE UPDATE OR DELETE ON carm.audit_event
-  FOR EACH ROW EXECUTE FUNCTION carm._audit_append_only();
-CREATE TRIGGER audit_event_no_truncate
+  FOR EACH ROW EXECUTE FUNCTION carm_internal.audit_append_only();
+CREATE OR REPLACE TRIGGER audit_event_no_truncate
   BEFORE TRUNCATE ON carm.audit_event
-  FOR EACH STATEMENT EXECUTE FUNCTION carm._audit_append_only();
+  FOR EACH STATEMENT EXECUTE FUNCTION carm_internal.audit_append_only();
 
-CREATE FUNCTION carm.audit_events(bn9 text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION carm.audit_events(bn9 text DEFAULT NULL)
 RETURNS TABLE (id bigint, at timestamptz, actor_id bigint, db_role name, event text,
                business text, other_business text, target_user_id bigint,
                relationship_id bigint, group_id bigint, details jsonb)
@@ -86,9 +86,9 @@ DECLARE
   v_actor bigint;
 BEGIN
   IF bn9 IS NULL THEN
-    PERFORM carm._require_admin();       -- the whole trail: carm_admin only
+    PERFORM carm_internal.require_admin();       -- the whole trail: carm_admin only
   ELSE
-    IF NOT carm._bn9_is_valid(bn9) THEN
+    IF NOT carm_internal.bn9_is_valid(bn9) THEN
       RAISE EXCEPTION 'invalid business number "%"', left(bn9, 32) USING ERRCODE = '22023';
     END IF;
     SELECT b.id INTO v_business FROM carm.business b WHERE b.bn9 = audit_events.bn9;
@@ -96,10 +96,10 @@ BEGIN
       RAISE EXCEPTION 'business % does not exist', bn9 USING ERRCODE = 'P0002';
     END IF;
     -- Two statements, not one AND: the planner evaluates the STABLE
-    -- carm._require_actor() while estimating the subquery, so an admin
+    -- carm_internal.require_actor() while estimating the subquery, so an admin
     -- without an actor would get "no acting user".
-    IF NOT carm._caller_is_admin() THEN
-      v_actor := carm._require_actor();
+    IF NOT carm_internal.caller_is_admin() THEN
+      v_actor := carm_internal.require_actor();
       IF NOT EXISTS (SELECT FROM carm.employee e
                      WHERE e.business_id = v_business AND e.user_id = v_actor AND e.role = 'BAM') THEN
         RAISE EXCEPTION 'permission denied: only a business account manager of % reads its audit events', bn9
@@ -120,14 +120,14 @@ $$;
 COMMENT ON FUNCTION carm.audit_events(text) IS
   'Audit events of a business (its BAMs, carm_admin); all events when bn9 is NULL (carm_admin)';
 
-CREATE FUNCTION carm.my_notifications()
+CREATE OR REPLACE FUNCTION carm.my_notifications()
 RETURNS TABLE (id bigint, created_at timestamptz, event text, message text)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT n.id, n.created_at, n.event, n.message
   FROM carm.notification n
-  WHERE n.user_id = carm._require_actor()
+  WHERE n.user_id = carm_internal.require_actor()
   ORDER BY n.id;
 $$;
 COMMENT ON FUNCTION carm.my_notifications() IS 'The acting user''s notifications (§9)';

@@ -14,7 +14,7 @@
 --
 -- A single SQL statement, not SECURITY DEFINER and without SET clauses, so the
 -- planner inlines it and the C cache keeps one prepared plan for it.
-CREATE FUNCTION carm._grants(p_user bigint)
+CREATE OR REPLACE FUNCTION carm_internal.grants(p_user bigint)
 RETURNS TABLE (business_id bigint, program_id bigint, role text, source text,
                provider_bam boolean, via_business_id bigint,
                see_client boolean, see_other boolean, all_programs boolean,
@@ -92,5 +92,5 @@ JOIN carm.program p ON p.business_id = r.client_id
                    AND (r.access_type = 'BUSINESS' OR p.id = ANY (r.programs))
 WHERE x.programs IS NULL OR p.id = ANY (x.programs)
 $$;
-COMMENT ON FUNCTION carm._grants(bigint) IS
+COMMENT ON FUNCTION carm_internal.grants(bigint) IS
   'Internal: every path by which a user holds a role (the resolver behind the C check)';

@@ -4,7 +4,7 @@
 -- Validation helpers shared by every API file -------------------------------
 
 -- Raises 22004 when a required argument is NULL.
-CREATE FUNCTION carm._not_null(p_value anyelement, p_name text) RETURNS void
+CREATE OR REPLACE FUNCTION carm_internal.not_null(p_value anyelement, p_name text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -16,7 +16,7 @@ END
 $$;
 
 -- Raises 22023 when a required text is NULL, blank, or too long.
-CREATE FUNCTION carm._not_blank(p_value text, p_name text, p_max integer DEFAULT 4000) RETURNS text
+CREATE OR REPLACE FUNCTION carm_internal.not_blank(p_value text, p_name text, p_max integer DEFAULT 4000) RETURNS text
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -33,14 +33,14 @@ END
 $$;
 
 -- The id of a business from its BN9: 22023 when malformed, P0002 when unknown.
-CREATE FUNCTION carm._business(p_bn9 text) RETURNS carm.business
+CREATE OR REPLACE FUNCTION carm_internal.business(p_bn9 text) RETURNS carm.business
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   b carm.business;
 BEGIN
-  IF p_bn9 IS NULL OR NOT carm._bn9_is_valid(p_bn9) THEN
+  IF p_bn9 IS NULL OR NOT carm_internal.bn9_is_valid(p_bn9) THEN
     RAISE EXCEPTION 'invalid business number "%"', left(p_bn9, 32)
       USING ERRCODE = '22023', HINT = 'A BN9 is nine digits, the last a check digit.';
   END IF;
@@ -54,7 +54,7 @@ $$;
 
 -- Program ids from a list of BN15 of one business (22023 otherwise).
 -- NULL stays NULL (= all programs); an empty list is refused.
-CREATE FUNCTION carm._programs_of(p_business bigint, p_bn15s text[]) RETURNS bigint[]
+CREATE OR REPLACE FUNCTION carm_internal.programs_of(p_business bigint, p_bn15s text[]) RETURNS bigint[]
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -69,7 +69,7 @@ BEGIN
     RAISE EXCEPTION 'program list must not be empty'
       USING ERRCODE = '22023', HINT = 'Pass NULL for all programs.';
   END IF;
-  SELECT x INTO v_bad FROM unnest(p_bn15s) x WHERE x IS NULL OR NOT carm._bn15_is_valid(x) LIMIT 1;
+  SELECT x INTO v_bad FROM unnest(p_bn15s) x WHERE x IS NULL OR NOT carm_internal.bn15_is_valid(x) LIMIT 1;
   IF FOUND THEN
     RAISE EXCEPTION 'invalid program account number "%"', left(v_bad, 32)
       USING ERRCODE = '22023', HINT = 'A BN15 looks like 123456782RM0001.';
@@ -88,7 +88,7 @@ END
 $$;
 
 -- BN15 list of program ids (for listings); NULL stays NULL.
-CREATE FUNCTION carm._bn15s(p_ids bigint[]) RETURNS text[]
+CREATE OR REPLACE FUNCTION carm_internal.bn15s(p_ids bigint[]) RETURNS text[]
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -97,7 +97,7 @@ AS $$
                              WHERE p.id = ANY (p_ids)), '{}') END;
 $$;
 
-CREATE FUNCTION carm._check_kinds(p_kinds text[]) RETURNS text[]
+CREATE OR REPLACE FUNCTION carm_internal.check_kinds(p_kinds text[]) RETURNS text[]
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -120,15 +120,15 @@ $$;
 
 -- Users ----------------------------------------------------------------------
 
-CREATE FUNCTION carm.register_user(external_id text, full_name text, email text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION carm.register_user(external_id text, full_name text, email text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_id bigint;
-  v_ext text := carm._not_blank(external_id, 'external_id', 256);
-  v_name text := carm._not_blank(full_name, 'full_name', 256);
+  v_ext text := carm_internal.not_blank(external_id, 'external_id', 256);
+  v_name text := carm_internal.not_blank(full_name, 'full_name', 256);
 BEGIN
   IF email IS NOT NULL AND (length(email) > 320 OR email !~ '^[^@\s]+@[^@\s]+$') THEN
     RAISE EXCEPTION 'invalid email address "%"', left(email, 64) USING ERRCODE = '22023';
@@ -138,7 +138,7 @@ BEGIN
   END IF;
   INSERT INTO carm.app_user (external_id, full_name, email)
   VALUES (v_ext, v_name, email) RETURNING id INTO v_id;
-  PERFORM carm._audit('user_registered', NULL, NULL, v_id, NULL, NULL,
+  PERFORM carm_internal.audit('user_registered', NULL, NULL, v_id, NULL, NULL,
                       jsonb_build_object('external_id', v_ext));
   RETURN v_id;
 END
@@ -146,14 +146,14 @@ $$;
 COMMENT ON FUNCTION carm.register_user(text, text, text) IS
   'Create a user profile; external_id is the unique sign-in identity (carm_gateway, carm_admin)';
 
-CREATE FUNCTION carm._user(p_user bigint) RETURNS carm.app_user
+CREATE OR REPLACE FUNCTION carm_internal.user_row(p_user bigint) RETURNS carm.app_user
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   u carm.app_user;
 BEGIN
-  PERFORM carm._not_null(p_user, 'user_id');
+  PERFORM carm_internal.not_null(p_user, 'user_id');
   SELECT * INTO u FROM carm.app_user WHERE id = p_user;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'user % does not exist', p_user USING ERRCODE = 'P0002';
@@ -162,52 +162,52 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION carm.deactivate_user(user_id bigint) RETURNS void
+CREATE OR REPLACE FUNCTION carm.deactivate_user(user_id bigint) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  u carm.app_user := carm._user(user_id);
+  u carm.app_user := carm_internal.user_row(user_id);
 BEGIN
   IF u.active THEN
     UPDATE carm.app_user SET active = false WHERE id = u.id;
-    PERFORM carm._audit('user_deactivated', NULL, NULL, u.id);
+    PERFORM carm_internal.audit('user_deactivated', NULL, NULL, u.id);
   END IF;
 END
 $$;
 COMMENT ON FUNCTION carm.deactivate_user(bigint) IS
   'A deactivated user has no access until reactivated (carm_admin)';
 
-CREATE FUNCTION carm.reactivate_user(user_id bigint) RETURNS void
+CREATE OR REPLACE FUNCTION carm.reactivate_user(user_id bigint) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  u carm.app_user := carm._user(user_id);
+  u carm.app_user := carm_internal.user_row(user_id);
 BEGIN
   IF NOT u.active THEN
     UPDATE carm.app_user SET active = true WHERE id = u.id;
-    PERFORM carm._audit('user_reactivated', NULL, NULL, u.id);
+    PERFORM carm_internal.audit('user_reactivated', NULL, NULL, u.id);
   END IF;
 END
 $$;
 COMMENT ON FUNCTION carm.reactivate_user(bigint) IS 'Give a deactivated user its access back (carm_admin)';
 
-CREATE FUNCTION carm.bind_login_role(user_id bigint, login regrole) RETURNS void
+CREATE OR REPLACE FUNCTION carm.bind_login_role(user_id bigint, login regrole) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  u carm.app_user := carm._user(user_id);
+  u carm.app_user := carm_internal.user_row(user_id);
 BEGIN
-  PERFORM carm._not_null(login, 'login');
+  PERFORM carm_internal.not_null(login, 'login');
   -- a numeric regrole is not checked by the cast
   IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.oid = login) THEN
     RAISE EXCEPTION 'role with oid % does not exist', login::oid USING ERRCODE = '42704';
   END IF;
   INSERT INTO carm.login_binding (login_role, user_id) VALUES (login, u.id)
   ON CONFLICT (login_role) DO UPDATE SET user_id = excluded.user_id;
-  PERFORM carm._audit('login_bound', NULL, NULL, u.id, NULL, NULL,
+  PERFORM carm_internal.audit('login_bound', NULL, NULL, u.id, NULL, NULL,
                       jsonb_build_object('login', login::text));
 END
 $$;
@@ -216,16 +216,16 @@ COMMENT ON FUNCTION carm.bind_login_role(bigint, regrole) IS
 
 -- Businesses and program accounts ------------------------------------------
 
-CREATE FUNCTION carm.add_business(bn9 text, legal_name text, kinds text[]) RETURNS bigint
+CREATE OR REPLACE FUNCTION carm.add_business(bn9 text, legal_name text, kinds text[]) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_id bigint;
-  v_name text := carm._not_blank(legal_name, 'legal_name', 512);
-  v_kinds text[] := carm._check_kinds(kinds);
+  v_name text := carm_internal.not_blank(legal_name, 'legal_name', 512);
+  v_kinds text[] := carm_internal.check_kinds(kinds);
 BEGIN
-  IF bn9 IS NULL OR NOT carm._bn9_is_valid(bn9) THEN
+  IF bn9 IS NULL OR NOT carm_internal.bn9_is_valid(bn9) THEN
     RAISE EXCEPTION 'invalid business number "%"', left(bn9, 32)
       USING ERRCODE = '22023', HINT = 'A BN9 is nine digits, the last a Luhn check digit.';
   END IF;
@@ -234,7 +234,7 @@ BEGIN
   END IF;
   INSERT INTO carm.business (bn9, legal_name, kinds) VALUES (bn9, v_name, v_kinds)
   RETURNING id INTO v_id;
-  PERFORM carm._audit('business_added', v_id, NULL, NULL, NULL, NULL,
+  PERFORM carm_internal.audit('business_added', v_id, NULL, NULL, NULL, NULL,
                       jsonb_build_object('bn9', bn9, 'kinds', v_kinds));
   RETURN v_id;
 END
@@ -242,7 +242,7 @@ $$;
 COMMENT ON FUNCTION carm.add_business(text, text, text[]) IS
   'Load a business account (BN9 with check digit) and its kinds (carm_admin)';
 
-CREATE FUNCTION carm.add_program_account(bn15 text, name text DEFAULT NULL) RETURNS bigint
+CREATE OR REPLACE FUNCTION carm.add_program_account(bn15 text, name text DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -250,11 +250,11 @@ DECLARE
   v_id bigint;
   b carm.business;
 BEGIN
-  IF bn15 IS NULL OR NOT carm._bn15_is_valid(bn15) THEN
+  IF bn15 IS NULL OR NOT carm_internal.bn15_is_valid(bn15) THEN
     RAISE EXCEPTION 'invalid program account number "%"', left(bn15, 32)
       USING ERRCODE = '22023', HINT = 'A BN15 is a BN9, RM and four digits, e.g. 123456782RM0001.';
   END IF;
-  b := carm._business(left(bn15, 9));
+  b := carm_internal.business(left(bn15, 9));
   IF EXISTS (SELECT FROM carm.program p WHERE p.bn15 = add_program_account.bn15) THEN
     RAISE EXCEPTION 'program account % already exists', bn15 USING ERRCODE = '23505';
   END IF;
@@ -263,7 +263,7 @@ BEGIN
   END IF;
   INSERT INTO carm.program (business_id, bn15, name) VALUES (b.id, bn15, name)
   RETURNING id INTO v_id;
-  PERFORM carm._audit('program_added', b.id, NULL, NULL, NULL, NULL,
+  PERFORM carm_internal.audit('program_added', b.id, NULL, NULL, NULL, NULL,
                       jsonb_build_object('bn15', bn15));
   RETURN v_id;
 END
@@ -271,37 +271,37 @@ $$;
 COMMENT ON FUNCTION carm.add_program_account(text, text) IS
   'Load a program account (BN15) of an existing business (carm_admin); E12: all-programs grants cover it at once';
 
-CREATE FUNCTION carm.set_business_kinds(bn9 text, kinds text[]) RETURNS void
+CREATE OR REPLACE FUNCTION carm.set_business_kinds(bn9 text, kinds text[]) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  b carm.business := carm._business(bn9);
-  v_kinds text[] := carm._check_kinds(kinds);
+  b carm.business := carm_internal.business(bn9);
+  v_kinds text[] := carm_internal.check_kinds(kinds);
 BEGIN
   UPDATE carm.business SET kinds = v_kinds WHERE id = b.id;
-  PERFORM carm._audit('business_kinds_set', b.id, NULL, NULL, NULL, NULL,
+  PERFORM carm_internal.audit('business_kinds_set', b.id, NULL, NULL, NULL, NULL,
                       jsonb_build_object('before', b.kinds, 'after', v_kinds));
 END
 $$;
 COMMENT ON FUNCTION carm.set_business_kinds(text, text[]) IS
   'Replace the kinds of a business (carm_admin)';
 
-CREATE FUNCTION carm.business_id(bn9 text) RETURNS bigint
+CREATE OR REPLACE FUNCTION carm.business_id(bn9 text) RETURNS bigint
 LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT (carm._business(bn9)).id $$;
+AS $$ SELECT (carm_internal.business(bn9)).id $$;
 COMMENT ON FUNCTION carm.business_id(text) IS
   'Internal id of a business, for application tables (22023 malformed, P0002 unknown)';
 
-CREATE FUNCTION carm.program_id(bn15 text) RETURNS bigint
+CREATE OR REPLACE FUNCTION carm.program_id(bn15 text) RETURNS bigint
 LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_id bigint;
 BEGIN
-  IF bn15 IS NULL OR NOT carm._bn15_is_valid(bn15) THEN
+  IF bn15 IS NULL OR NOT carm_internal.bn15_is_valid(bn15) THEN
     RAISE EXCEPTION 'invalid program account number "%"', left(bn15, 32)
       USING ERRCODE = '22023', HINT = 'A BN15 looks like 123456782RM0001.';
   END IF;

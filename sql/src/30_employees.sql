@@ -8,12 +8,12 @@
 -- Helpers ---------------------------------------------------------------------
 
 -- The actor, who must be an active user: a deactivated user has no access (§2).
-CREATE FUNCTION carm._require_active_actor() RETURNS bigint
+CREATE OR REPLACE FUNCTION carm_internal.require_active_actor() RETURNS bigint
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm._require_actor();
+  v_actor bigint := carm_internal.require_actor();
 BEGIN
   IF NOT EXISTS (SELECT FROM carm.app_user u WHERE u.id = v_actor AND u.active) THEN
     RAISE EXCEPTION 'acting user % is deactivated', v_actor
@@ -24,14 +24,14 @@ END
 $$;
 
 -- An employee role name, normalised (E5): 22004 when NULL, 22023 when unknown.
-CREATE FUNCTION carm._employee_role(p_role text) RETURNS text
+CREATE OR REPLACE FUNCTION carm_internal.employee_role(p_role text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_role text;
 BEGIN
-  PERFORM carm._not_null(p_role, 'role');
+  PERFORM carm_internal.not_null(p_role, 'role');
   v_role := upper(btrim(left(p_role, 64)));
   IF v_role NOT IN ('BAM', 'PAM', 'EDITOR', 'VIEWER') THEN
     RAISE EXCEPTION 'unknown employee role "%"', left(p_role, 32)
@@ -43,7 +43,7 @@ $$;
 
 -- The actor's own employee row when it manages the business's employees
 -- (E3: a BAM, or a PAM); 42501 otherwise.
-CREATE FUNCTION carm._manager_of(p_business carm.business, p_actor bigint) RETURNS carm.employee
+CREATE OR REPLACE FUNCTION carm_internal.manager_of(p_business carm.business, p_actor bigint) RETURNS carm.employee
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -64,22 +64,22 @@ END
 $$;
 
 -- A scope for people: 'all programs' or the BN15 list.
-CREATE FUNCTION carm._scope_text(p_programs bigint[]) RETURNS text
+CREATE OR REPLACE FUNCTION carm_internal.scope_text(p_programs bigint[]) RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT coalesce('programs ' || array_to_string(carm._bn15s(p_programs), ', '), 'all programs');
+  SELECT coalesce('programs ' || array_to_string(carm_internal.bn15s(p_programs), ', '), 'all programs');
 $$;
 
 -- An access request, locked for a decision; P0002 when unknown.
-CREATE FUNCTION carm._access_request(p_request bigint) RETURNS carm.access_request
+CREATE OR REPLACE FUNCTION carm_internal.access_request(p_request bigint) RETURNS carm.access_request
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   r carm.access_request;
 BEGIN
-  PERFORM carm._not_null(p_request, 'request_id');
+  PERFORM carm_internal.not_null(p_request, 'request_id');
   SELECT * INTO r FROM carm.access_request x WHERE x.id = p_request FOR UPDATE;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'access request % does not exist', p_request USING ERRCODE = 'P0002';
@@ -88,7 +88,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION carm._require_pending(r carm.access_request) RETURNS void
+CREATE OR REPLACE FUNCTION carm_internal.require_pending(r carm.access_request) RETURNS void
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -101,12 +101,12 @@ $$;
 
 -- E1: registering a business ---------------------------------------------------
 
-CREATE FUNCTION carm.register_business(bn9 text, bn15 text) RETURNS void
+CREATE OR REPLACE FUNCTION carm.register_business(bn9 text, bn15 text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm._require_active_actor();
+  v_actor bigint := carm_internal.require_active_actor();
   v_bn9 text := register_business.bn9;
   v_bn15 text := register_business.bn15;
   b carm.business;
@@ -114,7 +114,7 @@ DECLARE
 BEGIN
   -- E1: an unknown BN9 is a wrong argument here (22023), not a missing row:
   -- the user typed it to prove who they work for.
-  IF v_bn9 IS NULL OR NOT carm._bn9_is_valid(v_bn9) THEN
+  IF v_bn9 IS NULL OR NOT carm_internal.bn9_is_valid(v_bn9) THEN
     RAISE EXCEPTION 'invalid business number "%"', left(v_bn9, 32)
       USING ERRCODE = '22023', HINT = 'A BN9 is nine digits, the last a check digit.';
   END IF;
@@ -123,7 +123,7 @@ BEGIN
     RAISE EXCEPTION 'business % is not known to the CBSA', v_bn9
       USING ERRCODE = '22023', HINT = 'Check the business number.';
   END IF;
-  IF v_bn15 IS NULL OR NOT carm._bn15_is_valid(v_bn15) THEN
+  IF v_bn15 IS NULL OR NOT carm_internal.bn15_is_valid(v_bn15) THEN
     RAISE EXCEPTION 'invalid program account number "%"', left(v_bn15, 32)
       USING ERRCODE = '22023', HINT = 'A BN15 looks like 123456782RM0001.';
   END IF;
@@ -152,7 +152,7 @@ BEGIN
   UPDATE carm.access_request r SET status = 'withdrawn', decided_by = v_actor, decided_at = now()
   WHERE r.business_id = b.id AND r.user_id = v_actor AND r.status = 'pending';
 
-  PERFORM carm._audit('business_registered', b.id, NULL, v_actor, NULL, NULL,
+  PERFORM carm_internal.audit('business_registered', b.id, NULL, v_actor, NULL, NULL,
                       jsonb_build_object('bn15', v_bn15, 'role', 'BAM', 'before', v_before));
 END
 $$;
@@ -161,14 +161,14 @@ COMMENT ON FUNCTION carm.register_business(text, text) IS
 
 -- E2: access requests ------------------------------------------------------------
 
-CREATE FUNCTION carm.request_employee_access(bn9 text, comment text) RETURNS bigint
+CREATE OR REPLACE FUNCTION carm.request_employee_access(bn9 text, comment text) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm._require_active_actor();
-  b carm.business := carm._business(request_employee_access.bn9);
-  v_comment text := carm._not_blank(request_employee_access.comment, 'comment', 4000);
+  v_actor bigint := carm_internal.require_active_actor();
+  b carm.business := carm_internal.business(request_employee_access.bn9);
+  v_comment text := carm_internal.not_blank(request_employee_access.comment, 'comment', 4000);
   v_id bigint;
 BEGIN
   IF EXISTS (SELECT FROM carm.employee e WHERE e.business_id = b.id AND e.user_id = v_actor) THEN
@@ -184,7 +184,7 @@ BEGIN
   -- a concurrent duplicate still fails: unique index access_request_one_pending (23505)
   INSERT INTO carm.access_request (business_id, user_id, comment)
   VALUES (b.id, v_actor, v_comment) RETURNING id INTO v_id;
-  PERFORM carm._audit('employee_access_requested', b.id, NULL, v_actor, NULL, NULL,
+  PERFORM carm_internal.audit('employee_access_requested', b.id, NULL, v_actor, NULL, NULL,
                       jsonb_build_object('request_id', v_id, 'comment', v_comment));
   RETURN v_id;
 END
@@ -192,22 +192,22 @@ $$;
 COMMENT ON FUNCTION carm.request_employee_access(text, text) IS
   'E2: ask a business for access; one pending request per user and business; returns the request id';
 
-CREATE FUNCTION carm.withdraw_employee_access_request(request_id bigint) RETURNS void
+CREATE OR REPLACE FUNCTION carm.withdraw_employee_access_request(request_id bigint) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm._require_active_actor();
-  r carm.access_request := carm._access_request(withdraw_employee_access_request.request_id);
+  v_actor bigint := carm_internal.require_active_actor();
+  r carm.access_request := carm_internal.access_request(withdraw_employee_access_request.request_id);
 BEGIN
   IF r.user_id <> v_actor THEN
     RAISE EXCEPTION 'permission denied to withdraw access request %', r.id
       USING ERRCODE = '42501', DETAIL = 'Only the requester withdraws a request.';
   END IF;
-  PERFORM carm._require_pending(r);
+  PERFORM carm_internal.require_pending(r);
   UPDATE carm.access_request x SET status = 'withdrawn', decided_by = v_actor, decided_at = now()
   WHERE x.id = r.id;
-  PERFORM carm._audit('employee_access_withdrawn', r.business_id, NULL, v_actor, NULL, NULL,
+  PERFORM carm_internal.audit('employee_access_withdrawn', r.business_id, NULL, v_actor, NULL, NULL,
                       jsonb_build_object('request_id', r.id));
 END
 $$;
@@ -216,14 +216,14 @@ COMMENT ON FUNCTION carm.withdraw_employee_access_request(bigint) IS
 
 -- E3, E4: decisions --------------------------------------------------------------
 
-CREATE FUNCTION carm.approve_employee_access(request_id bigint, role text, programs text[] DEFAULT NULL)
+CREATE OR REPLACE FUNCTION carm.approve_employee_access(request_id bigint, role text, programs text[] DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm._require_active_actor();
-  r carm.access_request := carm._access_request(approve_employee_access.request_id);
+  v_actor bigint := carm_internal.require_active_actor();
+  r carm.access_request := carm_internal.access_request(approve_employee_access.request_id);
   b carm.business;
   v_role text;
   v_programs bigint[];
@@ -234,10 +234,10 @@ BEGIN
     RAISE EXCEPTION 'permission denied to approve your own access request'
       USING ERRCODE = '42501', DETAIL = 'Nobody may change, remove or approve their own access.';
   END IF;
-  PERFORM carm._manager_of(b, v_actor);                                   -- E3
-  v_role := carm._employee_role(approve_employee_access.role);
-  v_programs := carm._programs_of(b.id, approve_employee_access.programs); -- E5
-  PERFORM carm._require_pending(r);
+  PERFORM carm_internal.manager_of(b, v_actor);                                   -- E3
+  v_role := carm_internal.employee_role(approve_employee_access.role);
+  v_programs := carm_internal.programs_of(b.id, approve_employee_access.programs); -- E5
+  PERFORM carm_internal.require_pending(r);
   IF EXISTS (SELECT FROM carm.employee e WHERE e.business_id = b.id AND e.user_id = r.user_id) THEN
     RAISE EXCEPTION 'user % is already an employee of business %', r.user_id, b.bn9
       USING ERRCODE = '55000', HINT = 'Reject the request, or change the employee''s access instead.';
@@ -250,25 +250,25 @@ BEGIN
   SET status = 'approved', role = v_role, programs = v_programs, decided_by = v_actor, decided_at = now()
   WHERE x.id = r.id;
 
-  v_audit := carm._audit('employee_access_approved', b.id, NULL, r.user_id, NULL, NULL,
+  v_audit := carm_internal.audit('employee_access_approved', b.id, NULL, r.user_id, NULL, NULL,
                          jsonb_build_object('request_id', r.id, 'role', v_role,
-                                            'programs', carm._bn15s(v_programs)));
-  PERFORM carm._notify(r.user_id, 'employee_access_approved',
+                                            'programs', carm_internal.bn15s(v_programs)));
+  PERFORM carm_internal.notify(r.user_id, 'employee_access_approved',
                        format('Your access request to %s (%s) was approved: %s on %s.',
-                              b.legal_name, b.bn9, v_role, carm._scope_text(v_programs)),
+                              b.legal_name, b.bn9, v_role, carm_internal.scope_text(v_programs)),
                        v_audit);
 END
 $$;
 COMMENT ON FUNCTION carm.approve_employee_access(bigint, text, text[]) IS
   'E3: a BAM, or a PAM within its programs, approves a pending request with a role and a scope (NULL = all programs)';
 
-CREATE FUNCTION carm.reject_employee_access(request_id bigint, reason text) RETURNS void
+CREATE OR REPLACE FUNCTION carm.reject_employee_access(request_id bigint, reason text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm._require_active_actor();
-  r carm.access_request := carm._access_request(reject_employee_access.request_id);
+  v_actor bigint := carm_internal.require_active_actor();
+  r carm.access_request := carm_internal.access_request(reject_employee_access.request_id);
   b carm.business;
   v_reason text;
   v_audit bigint;
@@ -278,16 +278,16 @@ BEGIN
     RAISE EXCEPTION 'permission denied to decide your own access request'
       USING ERRCODE = '42501', HINT = 'Withdraw it with carm.withdraw_employee_access_request().';
   END IF;
-  PERFORM carm._manager_of(b, v_actor);                                   -- E3
-  v_reason := carm._not_blank(reject_employee_access.reason, 'reason', 4000);   -- E4
-  PERFORM carm._require_pending(r);
+  PERFORM carm_internal.manager_of(b, v_actor);                                   -- E3
+  v_reason := carm_internal.not_blank(reject_employee_access.reason, 'reason', 4000);   -- E4
+  PERFORM carm_internal.require_pending(r);
 
   UPDATE carm.access_request x
   SET status = 'rejected', reason = v_reason, decided_by = v_actor, decided_at = now()
   WHERE x.id = r.id;
-  v_audit := carm._audit('employee_access_rejected', b.id, NULL, r.user_id, NULL, NULL,
+  v_audit := carm_internal.audit('employee_access_rejected', b.id, NULL, r.user_id, NULL, NULL,
                          jsonb_build_object('request_id', r.id, 'reason', v_reason));
-  PERFORM carm._notify(r.user_id, 'employee_access_rejected',
+  PERFORM carm_internal.notify(r.user_id, 'employee_access_rejected',
                        format('Your access request to %s (%s) was rejected: %s',
                               b.legal_name, b.bn9, v_reason),
                        v_audit);
@@ -298,15 +298,15 @@ COMMENT ON FUNCTION carm.reject_employee_access(bigint, text) IS
 
 -- E7, E8, E11: changing and removing employees ----------------------------------
 
-CREATE FUNCTION carm.set_employee_access(bn9 text, user_id bigint, role text, programs text[] DEFAULT NULL)
+CREATE OR REPLACE FUNCTION carm.set_employee_access(bn9 text, user_id bigint, role text, programs text[] DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm._require_active_actor();
-  b carm.business := carm._business(set_employee_access.bn9);
-  u carm.app_user := carm._user(set_employee_access.user_id);
+  v_actor bigint := carm_internal.require_active_actor();
+  b carm.business := carm_internal.business(set_employee_access.bn9);
+  u carm.app_user := carm_internal.user_row(set_employee_access.user_id);
   v_role text;
   v_programs bigint[];
   old carm.employee;
@@ -317,9 +317,9 @@ BEGIN
       USING ERRCODE = '42501', DETAIL = 'Nobody may change, remove or approve their own access.',
             HINT = 'Ask another business account manager.';
   END IF;
-  PERFORM carm._manager_of(b, v_actor);                                   -- E3
-  v_role := carm._employee_role(set_employee_access.role);
-  v_programs := carm._programs_of(b.id, set_employee_access.programs);   -- E5
+  PERFORM carm_internal.manager_of(b, v_actor);                                   -- E3
+  v_role := carm_internal.employee_role(set_employee_access.role);
+  v_programs := carm_internal.programs_of(b.id, set_employee_access.programs);   -- E5
   SELECT e.* INTO old FROM carm.employee e
   WHERE e.business_id = b.id AND e.user_id = u.id FOR UPDATE;
   IF NOT FOUND THEN
@@ -342,27 +342,27 @@ BEGIN
     WHERE ge.group_id = g.id AND g.provider_id = b.id AND ge.user_id = u.id;
   END IF;
 
-  v_audit := carm._audit('employee_access_changed', b.id, NULL, u.id, NULL, NULL,
+  v_audit := carm_internal.audit('employee_access_changed', b.id, NULL, u.id, NULL, NULL,
                          jsonb_build_object(
-                           'before', jsonb_build_object('role', old.role, 'programs', carm._bn15s(old.programs)),
-                           'after', jsonb_build_object('role', v_role, 'programs', carm._bn15s(v_programs))));
-  PERFORM carm._notify(u.id, 'employee_access_changed',
+                           'before', jsonb_build_object('role', old.role, 'programs', carm_internal.bn15s(old.programs)),
+                           'after', jsonb_build_object('role', v_role, 'programs', carm_internal.bn15s(v_programs))));
+  PERFORM carm_internal.notify(u.id, 'employee_access_changed',
                        format('Your access to %s (%s) is now %s on %s.',
-                              b.legal_name, b.bn9, v_role, carm._scope_text(v_programs)),
+                              b.legal_name, b.bn9, v_role, carm_internal.scope_text(v_programs)),
                        v_audit);
 END
 $$;
 COMMENT ON FUNCTION carm.set_employee_access(text, bigint, text, text[]) IS
   'E7/E11: change an employee''s role and scope (NULL = all programs); BAM changes anyone, PAM non-BAMs within its programs';
 
-CREATE FUNCTION carm.remove_employee(bn9 text, user_id bigint) RETURNS void
+CREATE OR REPLACE FUNCTION carm.remove_employee(bn9 text, user_id bigint) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm._require_active_actor();
-  b carm.business := carm._business(remove_employee.bn9);
-  u carm.app_user := carm._user(remove_employee.user_id);
+  v_actor bigint := carm_internal.require_active_actor();
+  b carm.business := carm_internal.business(remove_employee.bn9);
+  u carm.app_user := carm_internal.user_row(remove_employee.user_id);
   m carm.employee;
   old carm.employee;
   v_assignments bigint;
@@ -374,7 +374,7 @@ BEGIN
       USING ERRCODE = '42501', DETAIL = 'Nobody may change, remove or approve their own access.',
             HINT = 'Ask another business account manager.';
   END IF;
-  m := carm._manager_of(b, v_actor);
+  m := carm_internal.manager_of(b, v_actor);
   IF m.role <> 'BAM' THEN                                                 -- E8
     RAISE EXCEPTION 'permission denied to remove employees of business %', b.bn9
       USING ERRCODE = '42501', DETAIL = 'Only a business account manager removes employees.';
@@ -396,11 +396,11 @@ BEGIN
   GET DIAGNOSTICS v_groups = ROW_COUNT;
   DELETE FROM carm.employee e WHERE e.business_id = b.id AND e.user_id = u.id;
 
-  v_audit := carm._audit('employee_removed', b.id, NULL, u.id, NULL, NULL,
-                         jsonb_build_object('role', old.role, 'programs', carm._bn15s(old.programs),
+  v_audit := carm_internal.audit('employee_removed', b.id, NULL, u.id, NULL, NULL,
+                         jsonb_build_object('role', old.role, 'programs', carm_internal.bn15s(old.programs),
                                             'client_assignments', v_assignments,
                                             'group_assignments', v_groups));
-  PERFORM carm._notify(u.id, 'employee_removed',
+  PERFORM carm_internal.notify(u.id, 'employee_removed',
                        format('Your access to %s (%s) was removed.', b.legal_name, b.bn9), v_audit);
 END
 $$;
@@ -409,7 +409,7 @@ COMMENT ON FUNCTION carm.remove_employee(text, bigint) IS
 
 -- Listings -------------------------------------------------------------------------
 
-CREATE FUNCTION carm.employees(bn9 text)
+CREATE OR REPLACE FUNCTION carm.employees(bn9 text)
 RETURNS TABLE (user_id bigint, external_id text, full_name text, email text, active boolean,
                role text, programs text[], granted_by bigint, granted_at timestamptz,
                can_change boolean)
@@ -417,15 +417,15 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm._require_active_actor();
-  b carm.business := carm._business(employees.bn9);
-  m carm.employee := carm._manager_of(b, v_actor);                        -- E3
+  v_actor bigint := carm_internal.require_active_actor();
+  b carm.business := carm_internal.business(employees.bn9);
+  m carm.employee := carm_internal.manager_of(b, v_actor);                        -- E3
 BEGIN
   -- A BAM sees everyone; a PAM the employees who hold some of its programs
   -- (all-programs employees included).  can_change applies E6 and E7.
   RETURN QUERY
     SELECT e.user_id, u.external_id, u.full_name, u.email, u.active, e.role,
-           carm._bn15s(e.programs), e.granted_by, e.granted_at,
+           carm_internal.bn15s(e.programs), e.granted_by, e.granted_at,
            e.user_id <> v_actor
              AND (m.role = 'BAM'
                   OR (e.role <> 'BAM' AND (m.programs IS NULL
@@ -440,7 +440,7 @@ $$;
 COMMENT ON FUNCTION carm.employees(text) IS
   'E3: the employees of a business, for its BAMs (all) and PAMs (those holding some of its programs)';
 
-CREATE FUNCTION carm.employee_access_requests(bn9 text)
+CREATE OR REPLACE FUNCTION carm.employee_access_requests(bn9 text)
 RETURNS TABLE (request_id bigint, user_id bigint, external_id text, full_name text, email text,
                comment text, status text, created_at timestamptz, role text, programs text[],
                reason text, decided_by bigint, decided_at timestamptz)
@@ -448,13 +448,13 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm._require_active_actor();
-  b carm.business := carm._business(employee_access_requests.bn9);
+  v_actor bigint := carm_internal.require_active_actor();
+  b carm.business := carm_internal.business(employee_access_requests.bn9);
 BEGIN
-  PERFORM carm._manager_of(b, v_actor);                                   -- E3
+  PERFORM carm_internal.manager_of(b, v_actor);                                   -- E3
   RETURN QUERY
     SELECT r.id, r.user_id, u.external_id, u.full_name, u.email, r.comment, r.status, r.created_at,
-           r.role, carm._bn15s(r.programs), r.reason, r.decided_by, r.decided_at
+           r.role, carm_internal.bn15s(r.programs), r.reason, r.decided_by, r.decided_at
     FROM carm.access_request r
     JOIN carm.app_user u ON u.id = r.user_id
     WHERE r.business_id = b.id
@@ -464,31 +464,31 @@ $$;
 COMMENT ON FUNCTION carm.employee_access_requests(text) IS
   'E2/E3: the access requests of a business with the requesters'' comments, pending first (its BAMs and PAMs)';
 
-CREATE FUNCTION carm.my_access_requests()
+CREATE OR REPLACE FUNCTION carm.my_access_requests()
 RETURNS TABLE (request_id bigint, bn9 text, legal_name text, comment text, status text,
                reason text, role text, programs text[], created_at timestamptz, decided_at timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT r.id, b.bn9, b.legal_name, r.comment, r.status, r.reason, r.role, carm._bn15s(r.programs),
+  SELECT r.id, b.bn9, b.legal_name, r.comment, r.status, r.reason, r.role, carm_internal.bn15s(r.programs),
          r.created_at, r.decided_at
   FROM carm.access_request r
   JOIN carm.business b ON b.id = r.business_id
-  WHERE r.user_id = carm._require_actor()
+  WHERE r.user_id = carm_internal.require_actor()
   ORDER BY r.id;
 $$;
 COMMENT ON FUNCTION carm.my_access_requests() IS
   'E4: the actor''s access requests, with their status and any rejection reason';
 
-CREATE FUNCTION carm.my_businesses()
+CREATE OR REPLACE FUNCTION carm.my_businesses()
 RETURNS TABLE (bn9 text, legal_name text, kinds text[], role text, programs text[], granted_at timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT b.bn9, b.legal_name, b.kinds, e.role, carm._bn15s(e.programs), e.granted_at
+  SELECT b.bn9, b.legal_name, b.kinds, e.role, carm_internal.bn15s(e.programs), e.granted_at
   FROM carm.employee e
   JOIN carm.business b ON b.id = e.business_id
-  WHERE e.user_id = carm._require_actor()
+  WHERE e.user_id = carm_internal.require_actor()
   ORDER BY b.bn9;
 $$;
 COMMENT ON FUNCTION carm.my_businesses() IS

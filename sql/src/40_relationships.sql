@@ -3,14 +3,14 @@
 -- clients (R7).
 --
 -- Roles derived from a relationship (PBAM/PPAM of provider BAMs, assigned
--- proxy roles, EXPIRED) are never stored: carm._grants() derives them from
+-- proxy roles, EXPIRED) are never stored: carm_internal.grants() derives them from
 -- the relationship row, and the C check compares expires_at with the
 -- transaction time.  So these functions only change facts, and an expiry is
 -- exact without any sweep; the cascade below just brings the stored status
 -- in line and removes what the relationship carried (R9, R10).
 --
 -- Every function that touches a (provider, client) pair first settles it
--- (carm._settle_pair), so that an API call never acts on a relationship
+-- (carm_internal.settle_pair), so that an API call never acts on a relationship
 -- that has already expired by time: a new request after expiry sees the old
 -- one as expired, an approval or an edit of an expired one is refused.
 
@@ -18,7 +18,7 @@
 
 -- The employee row of an active user in a business, or NULL.  Deactivated
 -- users hold nothing (§2), so they manage nothing either.
-CREATE FUNCTION carm._rel_member(p_business bigint, p_user bigint) RETURNS carm.employee
+CREATE OR REPLACE FUNCTION carm_internal.rel_member(p_business bigint, p_user bigint) RETURNS carm.employee
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -30,7 +30,7 @@ $$;
 
 -- Active employees of a business holding one of these roles (notification
 -- recipients).
-CREATE FUNCTION carm._rel_staff(p_business bigint, p_roles text[]) RETURNS bigint[]
+CREATE OR REPLACE FUNCTION carm_internal.rel_staff(p_business bigint, p_roles text[]) RETURNS bigint[]
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -41,7 +41,7 @@ AS $$
 $$;
 
 -- One notification per distinct user, except the one who acted (§9).
-CREATE FUNCTION carm._rel_notify(p_users bigint[], p_event text, p_message text,
+CREATE OR REPLACE FUNCTION carm_internal.rel_notify(p_users bigint[], p_event text, p_message text,
                                  p_audit bigint, p_except bigint DEFAULT NULL)
 RETURNS void
 LANGUAGE sql
@@ -55,14 +55,14 @@ AS $$
 $$;
 
 -- A relationship by id (P0002 when unknown).
-CREATE FUNCTION carm._rel_get(p_id bigint) RETURNS carm.relationship
+CREATE OR REPLACE FUNCTION carm_internal.rel_get(p_id bigint) RETURNS carm.relationship
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v carm.relationship;
 BEGIN
-  PERFORM carm._not_null(p_id, 'relationship_id');
+  PERFORM carm_internal.not_null(p_id, 'relationship_id');
   SELECT * INTO v FROM carm.relationship r WHERE r.id = p_id;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'business relationship % does not exist', p_id USING ERRCODE = 'P0002';
@@ -73,7 +73,7 @@ $$;
 
 -- The programs a relationship delegates now: every program of the client
 -- for BUSINESS (also ones added later, E12), the listed ones for PROGRAM.
-CREATE FUNCTION carm._rel_delegated(p_rel carm.relationship) RETURNS bigint[]
+CREATE OR REPLACE FUNCTION carm_internal.rel_delegated(p_rel carm.relationship) RETURNS bigint[]
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -85,7 +85,7 @@ $$;
 -- Validates the terms a client gives a relationship (R5, R8) and returns the
 -- delegated program ids: BUSINESS takes no program list; PROGRAM a non-empty
 -- list of the client's own programs; the expiry is NULL or in the future.
-CREATE FUNCTION carm._rel_terms(p_client bigint, p_type text, p_programs text[],
+CREATE OR REPLACE FUNCTION carm_internal.rel_terms(p_client bigint, p_type text, p_programs text[],
                                 p_see_client boolean, p_see_other boolean,
                                 p_expires timestamptz)
 RETURNS bigint[]
@@ -107,15 +107,15 @@ BEGIN
     RAISE EXCEPTION 'a PROGRAM relationship needs a list of program accounts'
       USING ERRCODE = '22023', HINT = 'List the client''s BN15s to delegate (R5).';
   END IF;
-  PERFORM carm._not_null(p_see_client, 'see_client_submissions');
-  PERFORM carm._not_null(p_see_other, 'see_other_submissions');
+  PERFORM carm_internal.not_null(p_see_client, 'see_client_submissions');
+  PERFORM carm_internal.not_null(p_see_other, 'see_other_submissions');
   IF p_expires IS NOT NULL AND p_expires <= clock_timestamp() THEN
     RAISE EXCEPTION 'the expiry date must be in the future'
       USING ERRCODE = '22023',
             HINT = 'Pass expires_at => NULL for no expiry; end a relationship with carm.end_relationship().';
   END IF;
   -- 22023 for an empty list or a program of another business
-  RETURN carm._programs_of(p_client, p_programs);
+  RETURN carm_internal.programs_of(p_client, p_programs);
 END
 $$;
 
@@ -126,7 +126,7 @@ $$;
 -- of both businesses are notified (except p_except, who acted).
 -- Set-based, so maintenance expires thousands of relationships in one
 -- statement.  Returns how many relationships it closed.
-CREATE FUNCTION carm._close_relationships(p_ids bigint[], p_status text, p_as_of timestamptz,
+CREATE OR REPLACE FUNCTION carm_internal.close_relationships(p_ids bigint[], p_status text, p_as_of timestamptz,
                                           p_except bigint DEFAULT NULL)
 RETURNS bigint
 LANGUAGE sql
@@ -163,7 +163,7 @@ AS $$
   events AS (
     INSERT INTO carm.audit_event (actor_id, db_role, event, business_id, other_business_id,
                                   relationship_id, group_id, details)
-    SELECT carm.actor(), carm._caller_role(), 'relationship_' || p_status,
+    SELECT carm.actor(), carm_internal.caller_role(), 'relationship_' || p_status,
            c.provider_id, c.client_id, c.id, m.group_id,
            jsonb_build_object('as_of', p_as_of, 'expires_at', c.expires_at,
                               'access_type', c.access_type, 'programs', pr.bn15s,
@@ -209,9 +209,9 @@ AS $$
     ORDER BY x.audit_id, x.user_id
     RETURNING 1
   )
-  -- §9: every event is published at commit, like carm._audit() does
+  -- §9: every event is published at commit, like carm_internal.audit() does
   SELECT count(*) FROM (
-    SELECT carm._publish(ev.id, ev.at, carm.actor(), ev.event, ev.business_id,
+    SELECT carm_internal.publish(ev.id, ev.at, carm.actor(), ev.event, ev.business_id,
                          ev.other_business_id, NULL, ev.relationship_id, ev.group_id, ev.details)
     FROM events ev ORDER BY ev.id
   ) published;
@@ -221,12 +221,12 @@ $$;
 -- p_as_of.  Waits for a concurrent maintenance run holding the row, then
 -- finds it already settled.  Called by every API function touching the pair
 -- before it acts.
-CREATE FUNCTION carm._settle_pair(p_provider bigint, p_client bigint, p_as_of timestamptz)
+CREATE OR REPLACE FUNCTION carm_internal.settle_pair(p_provider bigint, p_client bigint, p_as_of timestamptz)
 RETURNS bigint
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT carm._close_relationships(
+  SELECT carm_internal.close_relationships(
            ARRAY(SELECT r.id FROM carm.relationship r
                  WHERE r.provider_id = p_provider AND r.client_id = p_client
                    AND r.status = 'active' AND r.expires_at <= p_as_of
@@ -236,16 +236,16 @@ $$;
 
 -- Requests and decisions --------------------------------------------------------
 
-CREATE FUNCTION carm.request_relationship(provider_bn9 text, client_bn9 text, comment text)
+CREATE OR REPLACE FUNCTION carm.request_relationship(provider_bn9 text, client_bn9 text, comment text)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm._require_actor();
-  v_provider carm.business := carm._business(provider_bn9);
-  v_client carm.business := carm._business(client_bn9);
-  v_member carm.employee := carm._rel_member(v_provider.id, v_actor);
+  v_actor bigint := carm_internal.require_actor();
+  v_provider carm.business := carm_internal.business(provider_bn9);
+  v_client carm.business := carm_internal.business(client_bn9);
+  v_member carm.employee := carm_internal.rel_member(v_provider.id, v_actor);
   v_comment text;
   v_open carm.relationship;
   v_id bigint;
@@ -266,10 +266,10 @@ BEGIN
   IF v_provider.id = v_client.id THEN
     RAISE EXCEPTION 'a business cannot request a relationship with itself' USING ERRCODE = '22023';
   END IF;
-  v_comment := carm._not_blank(comment, 'comment');
+  v_comment := carm_internal.not_blank(comment, 'comment');
 
   -- R9: an expired relationship no longer blocks a new request
-  PERFORM carm._settle_pair(v_provider.id, v_client.id, now());
+  PERFORM carm_internal.settle_pair(v_provider.id, v_client.id, now());
 
   -- R2: at most one pending, rejected or active relationship per pair
   SELECT * INTO v_open FROM carm.relationship r
@@ -295,10 +295,10 @@ BEGIN
       USING ERRCODE = '23505';
   END;
 
-  v_audit := carm._audit('relationship_requested', v_provider.id, v_client.id, NULL, v_id, NULL,
+  v_audit := carm_internal.audit('relationship_requested', v_provider.id, v_client.id, NULL, v_id, NULL,
                          jsonb_build_object('comment', v_comment));
   -- §9: the client's approvers receive the request, with its justification
-  PERFORM carm._rel_notify(carm._rel_staff(v_client.id, ARRAY['BAM', 'PAM']),
+  PERFORM carm_internal.rel_notify(carm_internal.rel_staff(v_client.id, ARRAY['BAM', 'PAM']),
             'relationship_requested',
             format('%s (%s) requests a business relationship with %s: %s',
                    v_provider.legal_name, v_provider.bn9, v_client.bn9, v_comment),
@@ -309,15 +309,15 @@ $$;
 COMMENT ON FUNCTION carm.request_relationship(text, text, text) IS
   'R1, R2: a BAM or PAM of a service provider asks a client for a business relationship, with a justifying comment; returns its id';
 
-CREATE FUNCTION carm.cancel_relationship_request(relationship_id bigint)
+CREATE OR REPLACE FUNCTION carm.cancel_relationship_request(relationship_id bigint)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm._require_actor();
-  v_rel carm.relationship := carm._rel_get(relationship_id);
-  v_member carm.employee := carm._rel_member(v_rel.provider_id, v_actor);
+  v_actor bigint := carm_internal.require_actor();
+  v_rel carm.relationship := carm_internal.rel_get(relationship_id);
+  v_member carm.employee := carm_internal.rel_member(v_rel.provider_id, v_actor);
   v_audit bigint;
 BEGIN
   -- R3: the provider's BAM or PAM cancels
@@ -325,7 +325,7 @@ BEGIN
     RAISE EXCEPTION 'permission denied: only a business or program account manager of the service provider cancels its request'
       USING ERRCODE = '42501';
   END IF;
-  PERFORM carm._settle_pair(v_rel.provider_id, v_rel.client_id, now());
+  PERFORM carm_internal.settle_pair(v_rel.provider_id, v_rel.client_id, now());
   SELECT * INTO v_rel FROM carm.relationship r WHERE r.id = v_rel.id FOR UPDATE;
   IF v_rel.status NOT IN ('pending', 'rejected') THEN
     RAISE EXCEPTION 'business relationship % is %, not a pending or rejected request', v_rel.id, v_rel.status
@@ -333,11 +333,11 @@ BEGIN
   END IF;
   UPDATE carm.relationship r SET status = 'cancelled', closed_at = now() WHERE r.id = v_rel.id;
 
-  v_audit := carm._audit('relationship_cancelled', v_rel.provider_id, v_rel.client_id, NULL, v_rel.id, NULL,
+  v_audit := carm_internal.audit('relationship_cancelled', v_rel.provider_id, v_rel.client_id, NULL, v_rel.id, NULL,
                          jsonb_build_object('before', jsonb_build_object('status', v_rel.status)));
   IF v_rel.status = 'pending' THEN
     -- the client's approvers no longer have it to decide
-    PERFORM carm._rel_notify(carm._rel_staff(v_rel.client_id, ARRAY['BAM', 'PAM']),
+    PERFORM carm_internal.rel_notify(carm_internal.rel_staff(v_rel.client_id, ARRAY['BAM', 'PAM']),
               'relationship_cancelled',
               format('%s (%s) cancelled its business relationship request',
                      b.legal_name, b.bn9), v_audit, v_actor)
@@ -348,15 +348,15 @@ $$;
 COMMENT ON FUNCTION carm.cancel_relationship_request(bigint) IS
   'R3: the service provider''s BAM or PAM cancels a pending or rejected request (a rejected one must be cancelled before a new request, R2)';
 
-CREATE FUNCTION carm.reject_relationship(relationship_id bigint, reason text)
+CREATE OR REPLACE FUNCTION carm.reject_relationship(relationship_id bigint, reason text)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm._require_actor();
-  v_rel carm.relationship := carm._rel_get(relationship_id);
-  v_member carm.employee := carm._rel_member(v_rel.client_id, v_actor);
+  v_actor bigint := carm_internal.require_actor();
+  v_rel carm.relationship := carm_internal.rel_get(relationship_id);
+  v_member carm.employee := carm_internal.rel_member(v_rel.client_id, v_actor);
   v_reason text;
   v_audit bigint;
 BEGIN
@@ -366,8 +366,8 @@ BEGIN
     RAISE EXCEPTION 'permission denied: only a business or program account manager of the client rejects a relationship request'
       USING ERRCODE = '42501';
   END IF;
-  v_reason := carm._not_blank(reason, 'reason');        -- R4
-  PERFORM carm._settle_pair(v_rel.provider_id, v_rel.client_id, now());
+  v_reason := carm_internal.not_blank(reason, 'reason');        -- R4
+  PERFORM carm_internal.settle_pair(v_rel.provider_id, v_rel.client_id, now());
   SELECT * INTO v_rel FROM carm.relationship r WHERE r.id = v_rel.id FOR UPDATE;
   IF v_rel.status <> 'pending' THEN
     RAISE EXCEPTION 'business relationship % is %, not pending', v_rel.id, v_rel.status
@@ -377,10 +377,10 @@ BEGIN
      SET status = 'rejected', reason = v_reason, decided_by = v_actor, decided_at = now()
    WHERE r.id = v_rel.id;
 
-  v_audit := carm._audit('relationship_rejected', v_rel.provider_id, v_rel.client_id, NULL, v_rel.id, NULL,
+  v_audit := carm_internal.audit('relationship_rejected', v_rel.provider_id, v_rel.client_id, NULL, v_rel.id, NULL,
                          jsonb_build_object('reason', v_reason));
   -- §9: the requester and the provider's BAMs see the rejection and its reason
-  PERFORM carm._rel_notify(v_rel.requested_by || carm._rel_staff(v_rel.provider_id, ARRAY['BAM']),
+  PERFORM carm_internal.rel_notify(v_rel.requested_by || carm_internal.rel_staff(v_rel.provider_id, ARRAY['BAM']),
             'relationship_rejected',
             format('%s (%s) rejected the business relationship request: %s', b.legal_name, b.bn9, v_reason),
             v_audit, v_actor)
@@ -390,7 +390,7 @@ $$;
 COMMENT ON FUNCTION carm.reject_relationship(bigint, text) IS
   'R4: the client''s BAM or a client PAM rejects a pending request with a non-blank reason';
 
-CREATE FUNCTION carm.approve_relationship(relationship_id bigint, access_type text,
+CREATE OR REPLACE FUNCTION carm.approve_relationship(relationship_id bigint, access_type text,
                                           programs text[] DEFAULT NULL,
                                           see_client_submissions boolean DEFAULT false,
                                           see_other_submissions boolean DEFAULT false,
@@ -400,9 +400,9 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm._require_actor();
-  v_rel carm.relationship := carm._rel_get(relationship_id);
-  v_member carm.employee := carm._rel_member(v_rel.client_id, v_actor);
+  v_actor bigint := carm_internal.require_actor();
+  v_rel carm.relationship := carm_internal.rel_get(relationship_id);
+  v_member carm.employee := carm_internal.rel_member(v_rel.client_id, v_actor);
   v_programs bigint[];
   v_audit bigint;
 BEGIN
@@ -411,7 +411,7 @@ BEGIN
     RAISE EXCEPTION 'permission denied: only a business or program account manager of the client approves a relationship request'
       USING ERRCODE = '42501';
   END IF;
-  v_programs := carm._rel_terms(v_rel.client_id, approve_relationship.access_type,
+  v_programs := carm_internal.rel_terms(v_rel.client_id, approve_relationship.access_type,
                                 approve_relationship.programs,
                                 see_client_submissions, see_other_submissions,
                                 approve_relationship.expires_at);
@@ -425,12 +425,12 @@ BEGIN
       RAISE EXCEPTION 'permission denied: a program account manager delegates only its own program accounts'
         USING ERRCODE = '42501',
               DETAIL = format('Not in its scope: %s.',
-                              array_to_string(carm._bn15s(ARRAY(SELECT unnest(v_programs)
+                              array_to_string(carm_internal.bn15s(ARRAY(SELECT unnest(v_programs)
                                                                 EXCEPT SELECT unnest(v_member.programs))), ', '));
     END IF;
   END IF;
 
-  PERFORM carm._settle_pair(v_rel.provider_id, v_rel.client_id, now());
+  PERFORM carm_internal.settle_pair(v_rel.provider_id, v_rel.client_id, now());
   SELECT * INTO v_rel FROM carm.relationship r WHERE r.id = v_rel.id FOR UPDATE;
   IF v_rel.status <> 'pending' THEN
     RAISE EXCEPTION 'business relationship % is %, not pending', v_rel.id, v_rel.status
@@ -444,13 +444,13 @@ BEGIN
          decided_by = v_actor, decided_at = now()
    WHERE r.id = v_rel.id;
 
-  v_audit := carm._audit('relationship_approved', v_rel.provider_id, v_rel.client_id, NULL, v_rel.id, NULL,
+  v_audit := carm_internal.audit('relationship_approved', v_rel.provider_id, v_rel.client_id, NULL, v_rel.id, NULL,
                jsonb_build_object('access_type', approve_relationship.access_type,
-                                  'programs', carm._bn15s(v_programs),
+                                  'programs', carm_internal.bn15s(v_programs),
                                   'see_client_submissions', see_client_submissions,
                                   'see_other_submissions', see_other_submissions,
                                   'expires_at', approve_relationship.expires_at));
-  PERFORM carm._rel_notify(v_rel.requested_by || carm._rel_staff(v_rel.provider_id, ARRAY['BAM']),
+  PERFORM carm_internal.rel_notify(v_rel.requested_by || carm_internal.rel_staff(v_rel.provider_id, ARRAY['BAM']),
             'relationship_approved',
             format('%s (%s) approved the business relationship (%s)', b.legal_name, b.bn9,
                    approve_relationship.access_type),
@@ -461,7 +461,7 @@ $$;
 COMMENT ON FUNCTION carm.approve_relationship(bigint, text, text[], boolean, boolean, timestamptz) IS
   'R5: the client''s BAM (any type) or a client PAM (PROGRAM, its own programs) approves a pending request: BUSINESS with programs NULL, PROGRAM with a list of the client''s BN15s; expires_at NULL or future';
 
-CREATE FUNCTION carm.update_relationship(relationship_id bigint, access_type text, programs text[],
+CREATE OR REPLACE FUNCTION carm.update_relationship(relationship_id bigint, access_type text, programs text[],
                                          see_client_submissions boolean, see_other_submissions boolean,
                                          expires_at timestamptz)
 RETURNS void
@@ -469,9 +469,9 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm._require_actor();
-  v_rel carm.relationship := carm._rel_get(relationship_id);
-  v_member carm.employee := carm._rel_member(v_rel.client_id, v_actor);
+  v_actor bigint := carm_internal.require_actor();
+  v_rel carm.relationship := carm_internal.rel_get(relationship_id);
+  v_member carm.employee := carm_internal.rel_member(v_rel.client_id, v_actor);
   v_programs bigint[];
   v_narrowed jsonb;
   v_audit bigint;
@@ -481,11 +481,11 @@ BEGIN
     RAISE EXCEPTION 'permission denied: only a business account manager of the client edits a business relationship'
       USING ERRCODE = '42501';
   END IF;
-  v_programs := carm._rel_terms(v_rel.client_id, update_relationship.access_type,
+  v_programs := carm_internal.rel_terms(v_rel.client_id, update_relationship.access_type,
                                 update_relationship.programs,
                                 see_client_submissions, see_other_submissions,
                                 update_relationship.expires_at);
-  PERFORM carm._settle_pair(v_rel.provider_id, v_rel.client_id, now());
+  PERFORM carm_internal.settle_pair(v_rel.provider_id, v_rel.client_id, now());
   SELECT * INTO v_rel FROM carm.relationship r WHERE r.id = v_rel.id FOR UPDATE;
   IF v_rel.status <> 'active' THEN
     RAISE EXCEPTION 'business relationship % is %, not active', v_rel.id, v_rel.status
@@ -524,28 +524,28 @@ BEGIN
       RETURNING a.user_id
     )
     SELECT jsonb_agg(jsonb_build_object('user_id', c.user_id,
-                                        'before', carm._bn15s(c.old_programs),
+                                        'before', carm_internal.bn15s(c.old_programs),
                                         'after', CASE WHEN cardinality(c.new_programs) > 0
-                                                      THEN to_jsonb(carm._bn15s(c.new_programs)) END)
+                                                      THEN to_jsonb(carm_internal.bn15s(c.new_programs)) END)
                      ORDER BY c.user_id)
       INTO v_narrowed
     FROM changed c;
   END IF;
 
-  v_audit := carm._audit('relationship_updated', v_rel.provider_id, v_rel.client_id, NULL, v_rel.id, NULL,
+  v_audit := carm_internal.audit('relationship_updated', v_rel.provider_id, v_rel.client_id, NULL, v_rel.id, NULL,
                jsonb_build_object(
                  'before', jsonb_build_object('access_type', v_rel.access_type,
-                                              'programs', carm._bn15s(v_rel.programs),
+                                              'programs', carm_internal.bn15s(v_rel.programs),
                                               'see_client_submissions', v_rel.see_client,
                                               'see_other_submissions', v_rel.see_other,
                                               'expires_at', v_rel.expires_at),
                  'after', jsonb_build_object('access_type', update_relationship.access_type,
-                                             'programs', carm._bn15s(v_programs),
+                                             'programs', carm_internal.bn15s(v_programs),
                                              'see_client_submissions', see_client_submissions,
                                              'see_other_submissions', see_other_submissions,
                                              'expires_at', update_relationship.expires_at),
                  'assignments_narrowed', coalesce(v_narrowed, '[]')));
-  PERFORM carm._rel_notify(carm._rel_staff(v_rel.provider_id, ARRAY['BAM']),
+  PERFORM carm_internal.rel_notify(carm_internal.rel_staff(v_rel.provider_id, ARRAY['BAM']),
             'relationship_updated',
             format('%s (%s) changed the business relationship (%s)', b.legal_name, b.bn9,
                    update_relationship.access_type),
@@ -556,15 +556,15 @@ $$;
 COMMENT ON FUNCTION carm.update_relationship(bigint, text, text[], boolean, boolean, timestamptz) IS
   'R8: the client''s BAM replaces the type, programs, visibility and expiry of an active relationship';
 
-CREATE FUNCTION carm.end_relationship(relationship_id bigint)
+CREATE OR REPLACE FUNCTION carm.end_relationship(relationship_id bigint)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm._require_actor();
-  v_rel carm.relationship := carm._rel_get(relationship_id);
-  v_member carm.employee := carm._rel_member(v_rel.client_id, v_actor);
+  v_actor bigint := carm_internal.require_actor();
+  v_rel carm.relationship := carm_internal.rel_get(relationship_id);
+  v_member carm.employee := carm_internal.rel_member(v_rel.client_id, v_actor);
 BEGIN
   -- §5.2: ending is an edit of the relationship (its expiry, now): the
   -- client's BAM only; R11: never a proxy
@@ -572,14 +572,14 @@ BEGIN
     RAISE EXCEPTION 'permission denied: only a business account manager of the client ends a business relationship'
       USING ERRCODE = '42501';
   END IF;
-  PERFORM carm._settle_pair(v_rel.provider_id, v_rel.client_id, now());
+  PERFORM carm_internal.settle_pair(v_rel.provider_id, v_rel.client_id, now());
   SELECT * INTO v_rel FROM carm.relationship r WHERE r.id = v_rel.id FOR UPDATE;
   IF v_rel.status <> 'active' THEN
     RAISE EXCEPTION 'business relationship % is %, not active', v_rel.id, v_rel.status
       USING ERRCODE = '55000';
   END IF;
   -- R9: the same cascade as an expiry, with status ended
-  PERFORM carm._close_relationships(ARRAY[v_rel.id], 'ended', now(), v_actor);
+  PERFORM carm_internal.close_relationships(ARRAY[v_rel.id], 'ended', now(), v_actor);
 END
 $$;
 COMMENT ON FUNCTION carm.end_relationship(bigint) IS
@@ -588,7 +588,7 @@ COMMENT ON FUNCTION carm.end_relationship(bigint) IS
 -- Provider side: assigning employees to a client (R7) -------------------------
 
 -- The pair's active relationship, settled first (R9); 55000 when there is none.
-CREATE FUNCTION carm._rel_active(p_provider carm.business, p_client carm.business)
+CREATE OR REPLACE FUNCTION carm_internal.rel_active(p_provider carm.business, p_client carm.business)
 RETURNS carm.relationship
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -596,7 +596,7 @@ AS $$
 DECLARE
   v carm.relationship;
 BEGIN
-  PERFORM carm._settle_pair(p_provider.id, p_client.id, now());
+  PERFORM carm_internal.settle_pair(p_provider.id, p_client.id, now());
   SELECT * INTO v FROM carm.relationship r
   WHERE r.provider_id = p_provider.id AND r.client_id = p_client.id AND r.status = 'active'
   FOR SHARE;
@@ -614,7 +614,7 @@ $$;
 -- A provider PAM only where it is itself PPAM (§6.2): by its individual
 -- assignment, else by the default role of a group holding the client (G5).
 -- programs is NULL when the actor may assign nothing.
-CREATE FUNCTION carm._rel_assigner(p_rel carm.relationship, p_delegated bigint[], p_member carm.employee,
+CREATE OR REPLACE FUNCTION carm_internal.rel_assigner(p_rel carm.relationship, p_delegated bigint[], p_member carm.employee,
                                    OUT programs bigint[], OUT follows boolean)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -654,7 +654,7 @@ $$;
 -- Common checks of assign/revoke: returns the relationship and the programs
 -- it delegates, the actor's assigning scope and the target's current
 -- assignment.
-CREATE FUNCTION carm._rel_assignment_context(p_provider_bn9 text, p_client_bn9 text, p_user bigint,
+CREATE OR REPLACE FUNCTION carm_internal.rel_assignment_context(p_provider_bn9 text, p_client_bn9 text, p_user bigint,
                                              OUT rel carm.relationship, OUT delegated bigint[],
                                              OUT actor_programs bigint[], OUT actor_follows boolean,
                                              OUT actor_is_bam boolean,
@@ -663,10 +663,10 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm._require_actor();
-  v_provider carm.business := carm._business(p_provider_bn9);
-  v_client carm.business := carm._business(p_client_bn9);
-  v_member carm.employee := carm._rel_member(v_provider.id, v_actor);
+  v_actor bigint := carm_internal.require_actor();
+  v_provider carm.business := carm_internal.business(p_provider_bn9);
+  v_client carm.business := carm_internal.business(p_client_bn9);
+  v_member carm.employee := carm_internal.rel_member(v_provider.id, v_actor);
   v_target carm.app_user;
   v_target_member carm.employee;
 BEGIN
@@ -676,10 +676,10 @@ BEGIN
                     v_provider.bn9
       USING ERRCODE = '42501';
   END IF;
-  rel := carm._rel_active(v_provider, v_client);
-  delegated := carm._rel_delegated(rel);
+  rel := carm_internal.rel_active(v_provider, v_client);
+  delegated := carm_internal.rel_delegated(rel);
   SELECT a.programs, a.follows INTO actor_programs, actor_follows
-  FROM carm._rel_assigner(rel, delegated, v_member) a;
+  FROM carm_internal.rel_assigner(rel, delegated, v_member) a;
   IF actor_programs IS NULL OR cardinality(actor_programs) = 0 THEN
     RAISE EXCEPTION 'permission denied: you are not PBAM or PPAM on %', v_client.bn9
       USING ERRCODE = '42501',
@@ -689,7 +689,7 @@ BEGIN
 
   -- R7: the target is an active employee of the provider, not the actor,
   -- not a provider BAM (who holds PBAM/PPAM already, R6)
-  v_target := carm._user(p_user);
+  v_target := carm_internal.user_row(p_user);
   IF v_target.id = v_actor THEN
     RAISE EXCEPTION 'you cannot change your own access to a client'
       USING ERRCODE = '22023';
@@ -699,7 +699,7 @@ BEGIN
   -- (and then deletes it) or has committed first (and we see it below)
   PERFORM FROM carm.employee e
   WHERE e.business_id = v_provider.id AND e.user_id = v_target.id FOR SHARE;
-  v_target_member := carm._rel_member(v_provider.id, v_target.id);
+  v_target_member := carm_internal.rel_member(v_provider.id, v_target.id);
   IF v_target_member.role IS NULL THEN
     RAISE EXCEPTION 'user % is not an active employee of %', v_target.id, v_provider.bn9
       USING ERRCODE = '22023';
@@ -725,7 +725,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION carm.assign_client_access(provider_bn9 text, client_bn9 text, user_id bigint,
+CREATE OR REPLACE FUNCTION carm.assign_client_access(provider_bn9 text, client_bn9 text, user_id bigint,
                                           role text, programs text[] DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
@@ -737,7 +737,7 @@ DECLARE
   v_outside bigint[];
   v_audit bigint;
 BEGIN
-  SELECT * INTO ctx FROM carm._rel_assignment_context(provider_bn9, client_bn9, assign_client_access.user_id);
+  SELECT * INTO ctx FROM carm_internal.rel_assignment_context(provider_bn9, client_bn9, assign_client_access.user_id);
 
   -- R7: PPAM, PEDITOR or PVIEWER, never PBAM
   IF assign_client_access.role IS NULL OR assign_client_access.role NOT IN ('PPAM', 'PEDITOR', 'PVIEWER') THEN
@@ -750,11 +750,11 @@ BEGIN
 
   -- R7: NULL = every delegated program, following the relationship; or a
   -- listed subset of the delegated programs
-  v_programs := carm._programs_of((ctx.rel).client_id, assign_client_access.programs);
+  v_programs := carm_internal.programs_of((ctx.rel).client_id, assign_client_access.programs);
   IF v_programs IS NOT NULL THEN
     v_outside := ARRAY(SELECT unnest(v_programs) EXCEPT SELECT unnest(ctx.delegated));
     IF cardinality(v_outside) > 0 THEN
-      RAISE EXCEPTION 'program account % is not delegated by the relationship', (carm._bn15s(v_outside))[1]
+      RAISE EXCEPTION 'program account % is not delegated by the relationship', (carm_internal.bn15s(v_outside))[1]
         USING ERRCODE = '22023';
     END IF;
   END IF;
@@ -776,17 +776,17 @@ BEGIN
     SET role = excluded.role, programs = excluded.programs,
         assigned_by = excluded.assigned_by, assigned_at = now();
 
-  v_audit := carm._audit('client_access_assigned', (ctx.rel).provider_id, (ctx.rel).client_id,
+  v_audit := carm_internal.audit('client_access_assigned', (ctx.rel).provider_id, (ctx.rel).client_id,
                assign_client_access.user_id, (ctx.rel).id, NULL,
                jsonb_build_object(
                  'before', CASE WHEN (ctx.existing).user_id IS NOT NULL THEN
                              jsonb_build_object('role', (ctx.existing).role,
-                                                'programs', carm._bn15s((ctx.existing).programs)) END,
+                                                'programs', carm_internal.bn15s((ctx.existing).programs)) END,
                  'after', jsonb_build_object('role', assign_client_access.role,
-                                             'programs', carm._bn15s(v_programs))));
-  PERFORM carm._rel_notify(ARRAY[assign_client_access.user_id], 'client_access_assigned',
+                                             'programs', carm_internal.bn15s(v_programs))));
+  PERFORM carm_internal.rel_notify(ARRAY[assign_client_access.user_id], 'client_access_assigned',
             format('You are %s for %s (%s) on %s', assign_client_access.role, b.legal_name, b.bn9,
-                   coalesce(array_to_string(carm._bn15s(v_programs), ', '), 'every delegated program')),
+                   coalesce(array_to_string(carm_internal.bn15s(v_programs), ', '), 'every delegated program')),
             v_audit)
   FROM carm.business b WHERE b.id = (ctx.rel).client_id;
 END
@@ -794,7 +794,7 @@ $$;
 COMMENT ON FUNCTION carm.assign_client_access(text, text, bigint, text, text[]) IS
   'R7: a PBAM, or a provider PAM that is PPAM, gives a provider employee PPAM, PEDITOR or PVIEWER on a client, on every delegated program (NULL) or a listed subset';
 
-CREATE FUNCTION carm.revoke_client_access(provider_bn9 text, client_bn9 text, user_id bigint)
+CREATE OR REPLACE FUNCTION carm.revoke_client_access(provider_bn9 text, client_bn9 text, user_id bigint)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -803,7 +803,7 @@ DECLARE
   ctx record;
   v_audit bigint;
 BEGIN
-  SELECT * INTO ctx FROM carm._rel_assignment_context(provider_bn9, client_bn9, revoke_client_access.user_id);
+  SELECT * INTO ctx FROM carm_internal.rel_assignment_context(provider_bn9, client_bn9, revoke_client_access.user_id);
   IF (ctx.existing).user_id IS NULL THEN
     RAISE EXCEPTION 'user % has no individual access to %', revoke_client_access.user_id, client_bn9
       USING ERRCODE = 'P0002';
@@ -811,11 +811,11 @@ BEGIN
   DELETE FROM carm.client_assignment a
   WHERE a.relationship_id = (ctx.rel).id AND a.user_id = revoke_client_access.user_id;
 
-  v_audit := carm._audit('client_access_revoked', (ctx.rel).provider_id, (ctx.rel).client_id,
+  v_audit := carm_internal.audit('client_access_revoked', (ctx.rel).provider_id, (ctx.rel).client_id,
                revoke_client_access.user_id, (ctx.rel).id, NULL,
                jsonb_build_object('before', jsonb_build_object('role', (ctx.existing).role,
-                                  'programs', carm._bn15s((ctx.existing).programs))));
-  PERFORM carm._rel_notify(ARRAY[revoke_client_access.user_id], 'client_access_revoked',
+                                  'programs', carm_internal.bn15s((ctx.existing).programs))));
+  PERFORM carm_internal.rel_notify(ARRAY[revoke_client_access.user_id], 'client_access_revoked',
             format('Your access to %s (%s) was revoked', b.legal_name, b.bn9), v_audit)
   FROM carm.business b WHERE b.id = (ctx.rel).client_id;
 END
@@ -825,7 +825,7 @@ COMMENT ON FUNCTION carm.revoke_client_access(text, text, bigint) IS
 
 -- Listings ----------------------------------------------------------------------
 
-CREATE FUNCTION carm.relationships(bn9 text)
+CREATE OR REPLACE FUNCTION carm.relationships(bn9 text)
 RETURNS TABLE (id bigint, side text, provider text, provider_name text, client text, client_name text,
                status text, access_type text, programs text[],
                see_client_submissions boolean, see_other_submissions boolean,
@@ -836,14 +836,14 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_business carm.business := carm._business(relationships.bn9);
-  v_admin boolean := carm._caller_is_admin();
+  v_business carm.business := carm_internal.business(relationships.bn9);
+  v_admin boolean := carm_internal.caller_is_admin();
   v_actor bigint := carm.actor();
   v_member carm.employee;
 BEGIN
   IF NOT v_admin OR v_actor IS NOT NULL THEN
-    v_actor := carm._require_actor();
-    v_member := carm._rel_member(v_business.id, v_actor);
+    v_actor := carm_internal.require_actor();
+    v_member := carm_internal.rel_member(v_business.id, v_actor);
     -- §3.2 relationships: BAM and PAM only; R11: a proxy is no employee of
     -- the client and never sees its relationships or requests
     IF v_member.role IS NULL OR v_member.role NOT IN ('BAM', 'PAM') THEN
@@ -857,7 +857,7 @@ BEGIN
            pb.bn9, pb.legal_name, cb.bn9, cb.legal_name,
            -- R9: expired by time, whether or not the cascade has run
            CASE WHEN x.due THEN 'expired' ELSE r.status END,
-           r.access_type, carm._bn15s(r.programs),
+           r.access_type, carm_internal.bn15s(r.programs),
            r.see_client AND NOT x.due, r.see_other AND NOT x.due,
            r.expires_at, r.comment, r.reason, r.requested_by, r.decided_by,
            r.created_at, r.decided_at,
@@ -879,24 +879,24 @@ $$;
 COMMENT ON FUNCTION carm.relationships(text) IS
   'Business relationships of a business, as client and as provider: for its BAMs and PAMs (a client PAM sees those touching its programs), never for proxies (R11)';
 
-CREATE FUNCTION carm.client_access(provider_bn9 text, client_bn9 text)
+CREATE OR REPLACE FUNCTION carm.client_access(provider_bn9 text, client_bn9 text)
 RETURNS TABLE (user_id bigint, full_name text, provider_role text, role text, programs text[],
                all_delegated boolean, source text, group_name text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_provider carm.business := carm._business(provider_bn9);
-  v_client carm.business := carm._business(client_bn9);
-  v_admin boolean := carm._caller_is_admin();
+  v_provider carm.business := carm_internal.business(provider_bn9);
+  v_client carm.business := carm_internal.business(client_bn9);
+  v_admin boolean := carm_internal.caller_is_admin();
   v_actor bigint := carm.actor();
   v_member carm.employee;
   v_rel carm.relationship;
   v_delegated bigint[];
 BEGIN
   IF NOT v_admin OR v_actor IS NOT NULL THEN
-    v_actor := carm._require_actor();
-    v_member := carm._rel_member(v_provider.id, v_actor);
+    v_actor := carm_internal.require_actor();
+    v_member := carm_internal.rel_member(v_provider.id, v_actor);
     -- a provider-side view (R7): the provider's BAMs and PAMs
     IF v_member.role IS NULL OR v_member.role NOT IN ('BAM', 'PAM') THEN
       RAISE EXCEPTION 'permission denied: only a business or program account manager of % sees its employees'' access to clients',
@@ -922,7 +922,7 @@ BEGIN
       ORDER BY e.user_id;
     RETURN;
   END IF;
-  v_delegated := carm._rel_delegated(v_rel);
+  v_delegated := carm_internal.rel_delegated(v_rel);
 
   RETURN QUERY
     WITH staff AS (
@@ -952,7 +952,7 @@ BEGIN
                         WHERE a.relationship_id = v_rel.id AND a.user_id = ge.user_id)
     )
     SELECT p.user_id, s.full_name, s.role, p.role,
-           carm._bn15s(ARRAY(SELECT x FROM unnest(v_delegated) x
+           carm_internal.bn15s(ARRAY(SELECT x FROM unnest(v_delegated) x
                              WHERE p.programs IS NULL OR x = ANY (p.programs) ORDER BY x)),
            p.programs IS NULL, p.source, p.group_name
     FROM paths p JOIN staff s ON s.user_id = p.user_id

@@ -2,7 +2,7 @@
 --
 -- A group is a provider's named set of clients; its employees hold a default
 -- proxy role on every client of the group.  Group access is derived by the
--- resolver (carm._grants, G4/G5), so adding or removing clients writes one
+-- resolver (carm_internal.grants, G4/G5), so adding or removing clients writes one
 -- group_client row per client and never fans out per employee or program.
 -- Every operation is set-based (unnest, one availability query that finds all
 -- offenders), so 10,000 clients with 500 employees stay well under a second.
@@ -25,7 +25,7 @@
 -- is not a service provider is refused with 42501 as well: the rule is one of
 -- permission ("only a BAM of a service provider"), and a caller handling
 -- 42501 needs no second case.
-CREATE FUNCTION carm._require_group_manager(p_provider carm.business, p_user bigint)
+CREATE OR REPLACE FUNCTION carm_internal.require_group_manager(p_provider carm.business, p_user bigint)
 RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -45,14 +45,14 @@ BEGIN
   END IF;
 END
 $$;
-COMMENT ON FUNCTION carm._require_group_manager(carm.business, bigint) IS
+COMMENT ON FUNCTION carm_internal.require_group_manager(carm.business, bigint) IS
   'Internal: G1, raises 42501 unless the user is a BAM of this service provider';
 
 -- A group by id for an operation by p_user: P0002 when unknown, 42501 unless
 -- p_user is a BAM of its provider (G1), 55000 when deleted (G8).  p_lock takes
 -- the row lock that serialises operations on one group; it is taken after the
 -- permission check, so an outsider cannot make the group's managers wait.
-CREATE FUNCTION carm._group(p_group bigint, p_user bigint, p_lock boolean)
+CREATE OR REPLACE FUNCTION carm_internal.group_row(p_group bigint, p_user bigint, p_lock boolean)
 RETURNS carm.client_group
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -61,13 +61,13 @@ DECLARE
   g carm.client_group;
   b carm.business;
 BEGIN
-  PERFORM carm._not_null(p_group, 'group_id');
+  PERFORM carm_internal.not_null(p_group, 'group_id');
   SELECT * INTO g FROM carm.client_group cg WHERE cg.id = p_group;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'client group % does not exist', p_group USING ERRCODE = 'P0002';
   END IF;
   SELECT * INTO b FROM carm.business WHERE id = g.provider_id;
-  PERFORM carm._require_group_manager(b, p_user);
+  PERFORM carm_internal.require_group_manager(b, p_user);
   IF p_lock THEN
     SELECT * INTO g FROM carm.client_group cg WHERE cg.id = p_group FOR NO KEY UPDATE;
   END IF;
@@ -79,12 +79,12 @@ BEGIN
   RETURN g;
 END
 $$;
-COMMENT ON FUNCTION carm._group(bigint, bigint, boolean) IS
+COMMENT ON FUNCTION carm_internal.group_row(bigint, bigint, boolean) IS
   'Internal: a live client group the user manages (P0002 unknown, 42501 G1, 55000 deleted), optionally locked';
 
 -- "a, b, c" — or the first p_max items and how many more, so that an error
 -- about huge input stays readable.
-CREATE FUNCTION carm._name_list(p_items text[], p_max integer DEFAULT NULL) RETURNS text
+CREATE OR REPLACE FUNCTION carm_internal.name_list(p_items text[], p_max integer DEFAULT NULL) RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -93,43 +93,43 @@ AS $$
               ELSE array_to_string(p_items[1:p_max], ', ')
                    || format(' and %s more', cardinality(p_items) - p_max) END;
 $$;
-COMMENT ON FUNCTION carm._name_list(text[], integer) IS
+COMMENT ON FUNCTION carm_internal.name_list(text[], integer) IS
   'Internal: a list for an error message, cut after p_max items';
 
 -- The clients argument: every element a well-formed BN9 (22023, naming the
 -- malformed ones), duplicates dropped, sorted.  NULL is 22004; an empty list
 -- is refused unless p_allow_empty (create_client_group's default).
-CREATE FUNCTION carm._bn9_list(p_bn9s text[], p_allow_empty boolean DEFAULT false) RETURNS text[]
+CREATE OR REPLACE FUNCTION carm_internal.bn9_list(p_bn9s text[], p_allow_empty boolean DEFAULT false) RETURNS text[]
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_bad text[];
 BEGIN
-  PERFORM carm._not_null(p_bn9s, 'clients');
+  PERFORM carm_internal.not_null(p_bn9s, 'clients');
   IF cardinality(p_bn9s) = 0 AND NOT p_allow_empty THEN
     RAISE EXCEPTION 'clients must not be empty' USING ERRCODE = '22023';
   END IF;
   SELECT array_agg(coalesce(quote_literal(left(x, 32)), 'NULL') ORDER BY o) INTO v_bad
   FROM unnest(p_bn9s) WITH ORDINALITY AS t(x, o)
-  WHERE x IS NULL OR NOT carm._bn9_is_valid(x);
+  WHERE x IS NULL OR NOT carm_internal.bn9_is_valid(x);
   IF v_bad IS NOT NULL THEN
-    RAISE EXCEPTION 'invalid business numbers in clients: %', carm._name_list(v_bad, 20)
+    RAISE EXCEPTION 'invalid business numbers in clients: %', carm_internal.name_list(v_bad, 20)
       USING ERRCODE = '22023', HINT = 'A BN9 is nine digits, the last a check digit.';
   END IF;
   RETURN ARRAY(SELECT DISTINCT x FROM unnest(p_bn9s) x ORDER BY x);
 END
 $$;
-COMMENT ON FUNCTION carm._bn9_list(text[], boolean) IS
+COMMENT ON FUNCTION carm_internal.bn9_list(text[], boolean) IS
   'Internal: the checked, distinct, sorted BN9 list of a group operation';
 
 -- The user_ids argument: no NULL element, not empty (22023), distinct, sorted.
-CREATE FUNCTION carm._user_list(p_users bigint[]) RETURNS bigint[]
+CREATE OR REPLACE FUNCTION carm_internal.user_list(p_users bigint[]) RETURNS bigint[]
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  PERFORM carm._not_null(p_users, 'user_ids');
+  PERFORM carm_internal.not_null(p_users, 'user_ids');
   IF cardinality(p_users) = 0 THEN
     RAISE EXCEPTION 'user_ids must not be empty' USING ERRCODE = '22023';
   END IF;
@@ -139,11 +139,11 @@ BEGIN
   RETURN ARRAY(SELECT DISTINCT u FROM unnest(p_users) u ORDER BY u);
 END
 $$;
-COMMENT ON FUNCTION carm._user_list(bigint[]) IS
+COMMENT ON FUNCTION carm_internal.user_list(bigint[]) IS
   'Internal: the checked, distinct, sorted user id list of a group operation';
 
 -- G4: a group's default role.
-CREATE FUNCTION carm._group_role(p_role text) RETURNS text
+CREATE OR REPLACE FUNCTION carm_internal.group_role(p_role text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -156,20 +156,20 @@ BEGIN
   RETURN p_role;
 END
 $$;
-COMMENT ON FUNCTION carm._group_role(text) IS
+COMMENT ON FUNCTION carm_internal.group_role(text) IS
   'Internal: G4, checks a group''s default role (22023)';
 
 -- One audit event of a group operation, attributed to its initiator, also
 -- when maintenance applies a deferred request.
-CREATE FUNCTION carm._group_audit(p_actor bigint, p_event text, g carm.client_group,
+CREATE OR REPLACE FUNCTION carm_internal.group_audit(p_actor bigint, p_event text, g carm.client_group,
                                   p_details jsonb)
 RETURNS bigint
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT carm._audit(p_event, g.provider_id, NULL, NULL, NULL, g.id, p_details, p_actor);
+  SELECT carm_internal.audit(p_event, g.provider_id, NULL, NULL, NULL, g.id, p_details, p_actor);
 $$;
-COMMENT ON FUNCTION carm._group_audit(bigint, text, carm.client_group, jsonb) IS
+COMMENT ON FUNCTION carm_internal.group_audit(bigint, text, carm.client_group, jsonb) IS
   'Internal: the summary audit event of a group operation (one pg_notify per operation)';
 
 -- Operations, applied for an initiator ---------------------------------------
@@ -181,7 +181,7 @@ COMMENT ON FUNCTION carm._group_audit(bigint, text, carm.client_group, jsonb) IS
 -- G3 + G6: adds clients to g.  All-or-nothing: every unavailable client is
 -- named in one error (22023), nothing is applied.  A client already in g is
 -- left as it is (it is in no *other* group, so G3 holds).
-CREATE FUNCTION carm._group_add_clients(g carm.client_group, p_bn9s text[], p_actor bigint,
+CREATE OR REPLACE FUNCTION carm_internal.group_add_clients(g carm.client_group, p_bn9s text[], p_actor bigint,
                                         p_request bigint, p_now timestamptz)
 RETURNS integer
 LANGUAGE plpgsql
@@ -232,10 +232,10 @@ BEGIN
     v_offenders := ARRAY(SELECT x FROM unnest(coalesce(v_unknown, '{}') || coalesce(v_unrelated, '{}')
                                                || coalesce(v_taken, '{}')) x ORDER BY x);
     IF v_unknown IS NOT NULL THEN
-      v_detail := v_detail || format('Unknown business: %s.', carm._name_list(v_unknown));
+      v_detail := v_detail || format('Unknown business: %s.', carm_internal.name_list(v_unknown));
     END IF;
     IF v_unrelated IS NOT NULL THEN
-      v_detail := v_detail || format('No active relationship with provider: %s.', carm._name_list(v_unrelated));
+      v_detail := v_detail || format('No active relationship with provider: %s.', carm_internal.name_list(v_unrelated));
     END IF;
     IF v_taken IS NOT NULL THEN
       SELECT string_agg(format('%s in "%s"', t.clients, t.name), '; ' ORDER BY t.name)
@@ -248,7 +248,7 @@ BEGIN
             GROUP BY og.name) t;
       v_detail := v_detail || format('Already in another group of the provider: %s.', v_taken_detail);
     END IF;
-    RAISE EXCEPTION 'clients not available for client group "%": %', g.name, carm._name_list(v_offenders)
+    RAISE EXCEPTION 'clients not available for client group "%": %', g.name, carm_internal.name_list(v_offenders)
       USING ERRCODE = '22023',
             DETAIL = array_to_string(v_detail, E'\n'),
             HINT = 'A client is available when it has an active relationship with the provider and is in no other of its groups (G3); see carm.available_clients().';
@@ -265,7 +265,7 @@ BEGIN
     )
     INSERT INTO carm.audit_event (actor_id, db_role, event, business_id, other_business_id,
                                   group_id, details)
-    SELECT p_actor, carm._caller_role(), 'group_client_added', g.provider_id, ins.client_id, g.id,
+    SELECT p_actor, carm_internal.caller_role(), 'group_client_added', g.provider_id, ins.client_id, g.id,
            jsonb_build_object('group', g.name, 'request_id', p_request)
     FROM ins ORDER BY ins.client_id;
     GET DIAGNOSTICS v_added = ROW_COUNT;
@@ -277,7 +277,7 @@ BEGIN
       USING ERRCODE = '22023', HINT = 'Retry: the error will name the clients (G3).';
   END;
 
-  v_audit := carm._group_audit(p_actor, 'group_clients_added', g,
+  v_audit := carm_internal.group_audit(p_actor, 'group_clients_added', g,
                jsonb_build_object('request_id', p_request, 'requested', cardinality(p_bn9s),
                                   'added', v_added));
   -- G6: the group's employees act for the new clients from commit on.
@@ -292,7 +292,7 @@ BEGIN
   RETURN v_added;
 END
 $$;
-COMMENT ON FUNCTION carm._group_add_clients(carm.client_group, text[], bigint, bigint, timestamptz) IS
+COMMENT ON FUNCTION carm_internal.group_add_clients(carm.client_group, text[], bigint, bigint, timestamptz) IS
   'Internal: G3/G6, adds available clients to a group (all or nothing), returns how many were added';
 
 -- G7 for a set of client ids of g (all of them when p_clients is NULL): the
@@ -301,7 +301,7 @@ COMMENT ON FUNCTION carm._group_add_clients(carm.client_group, text[], bigint, b
 -- and the group_client rows go, which ends the group-derived access.  Provider
 -- BAMs keep theirs: it is derived from the relationship (R6), not from here.
 -- Returns the number of clients removed.
-CREATE FUNCTION carm._group_drop_clients(g carm.client_group, p_clients bigint[], p_actor bigint,
+CREATE OR REPLACE FUNCTION carm_internal.group_drop_clients(g carm.client_group, p_clients bigint[], p_actor bigint,
                                          p_request bigint, p_reason text)
 RETURNS integer
 LANGUAGE plpgsql
@@ -333,7 +333,7 @@ BEGIN
   )
   INSERT INTO carm.audit_event (actor_id, db_role, event, business_id, other_business_id,
                                 group_id, details)
-  SELECT p_actor, carm._caller_role(), 'group_client_removed', g.provider_id, gone.client_id, g.id,
+  SELECT p_actor, carm_internal.caller_role(), 'group_client_removed', g.provider_id, gone.client_id, g.id,
          jsonb_build_object('group', g.name, 'request_id', p_request, 'reason', p_reason,
                             'revoked_assignments', coalesce(pc.revoked, '[]'))
   FROM gone LEFT JOIN per_client pc ON pc.client_id = gone.client_id
@@ -342,12 +342,12 @@ BEGIN
   RETURN v_n;
 END
 $$;
-COMMENT ON FUNCTION carm._group_drop_clients(carm.client_group, bigint[], bigint, bigint, text) IS
+COMMENT ON FUNCTION carm_internal.group_drop_clients(carm.client_group, bigint[], bigint, bigint, text) IS
   'Internal: G7, removes clients from a group and revokes the group employees'' access to them';
 
 -- G7: removes clients from g.  Every listed client must be in g (22023, naming
 -- the others; nothing applied).
-CREATE FUNCTION carm._group_remove_clients(g carm.client_group, p_bn9s text[], p_actor bigint,
+CREATE OR REPLACE FUNCTION carm_internal.group_remove_clients(g carm.client_group, p_bn9s text[], p_actor bigint,
                                            p_request bigint)
 RETURNS integer
 LANGUAGE plpgsql
@@ -364,12 +364,12 @@ BEGIN
   WHERE NOT EXISTS (SELECT FROM carm.group_client gc JOIN carm.business b ON b.id = gc.client_id
                     WHERE gc.group_id = g.id AND b.bn9 = x);
   IF v_bad IS NOT NULL THEN
-    RAISE EXCEPTION 'clients not in client group "%": %', g.name, carm._name_list(v_bad)
+    RAISE EXCEPTION 'clients not in client group "%": %', g.name, carm_internal.name_list(v_bad)
       USING ERRCODE = '22023', HINT = 'See carm.group_clients() for the clients of the group.';
   END IF;
   v_ids := ARRAY(SELECT b.id FROM carm.business b WHERE b.bn9 = ANY (p_bn9s));
-  v_n := carm._group_drop_clients(g, v_ids, p_actor, p_request, 'removed');
-  v_audit := carm._group_audit(p_actor, 'group_clients_removed', g,
+  v_n := carm_internal.group_drop_clients(g, v_ids, p_actor, p_request, 'removed');
+  v_audit := carm_internal.group_audit(p_actor, 'group_clients_removed', g,
                jsonb_build_object('request_id', p_request, 'removed', v_n));
   INSERT INTO carm.notification (user_id, event, message, audit_id)
   SELECT ge.user_id, 'group_clients_removed',
@@ -380,13 +380,13 @@ BEGIN
   RETURN v_n;
 END
 $$;
-COMMENT ON FUNCTION carm._group_remove_clients(carm.client_group, text[], bigint, bigint) IS
+COMMENT ON FUNCTION carm_internal.group_remove_clients(carm.client_group, text[], bigint, bigint) IS
   'Internal: G7, removes clients that are all in the group, returns how many';
 
 -- G4: assigns provider employees to g with a default role; an employee
 -- already in g gets the new role.  Every user who is not an active employee
 -- of the provider, or is one of its BAMs, is named in one error (22023).
-CREATE FUNCTION carm._group_assign(g carm.client_group, p_users bigint[], p_role text,
+CREATE OR REPLACE FUNCTION carm_internal.group_assign(g carm.client_group, p_users bigint[], p_role text,
                                    p_actor bigint, p_request bigint)
 RETURNS integer
 LANGUAGE plpgsql
@@ -415,14 +415,14 @@ BEGIN
          ON e.business_id = g.provider_id AND e.user_id = u;
   IF v_strangers IS NOT NULL OR v_bams IS NOT NULL THEN
     IF v_strangers IS NOT NULL THEN
-      v_detail := v_detail || format('Not active employees of the provider: %s.', carm._name_list(v_strangers));
+      v_detail := v_detail || format('Not active employees of the provider: %s.', carm_internal.name_list(v_strangers));
     END IF;
     IF v_bams IS NOT NULL THEN
       v_detail := v_detail || format('Business account managers of the provider, who already act for every client: %s.',
-                                     carm._name_list(v_bams));
+                                     carm_internal.name_list(v_bams));
     END IF;
     RAISE EXCEPTION 'users cannot be employees of client group "%": %', g.name,
-                    carm._name_list(ARRAY(SELECT x FROM unnest(coalesce(v_strangers, '{}') || coalesce(v_bams, '{}')) x
+                    carm_internal.name_list(ARRAY(SELECT x FROM unnest(coalesce(v_strangers, '{}') || coalesce(v_bams, '{}')) x
                                           ORDER BY x::bigint))
       USING ERRCODE = '22023', DETAIL = array_to_string(v_detail, E'\n'),
             HINT = 'Group employees are active employees of the provider who are not its BAMs (G4).';
@@ -441,7 +441,7 @@ BEGIN
   ), aud AS (
     INSERT INTO carm.audit_event (actor_id, db_role, event, business_id, target_user_id,
                                   group_id, details)
-    SELECT p_actor, carm._caller_role(), 'group_employee_assigned', g.provider_id, up.user_id, g.id,
+    SELECT p_actor, carm_internal.caller_role(), 'group_employee_assigned', g.provider_id, up.user_id, g.id,
            jsonb_build_object('group', g.name, 'request_id', p_request,
                               'before', old.role, 'after', p_role)
     FROM up LEFT JOIN old ON old.user_id = up.user_id
@@ -451,7 +451,7 @@ BEGIN
   SELECT coalesce(array_agg(aud.target_user_id), '{}') INTO v_changed FROM aud;
   v_n := cardinality(v_changed);
 
-  v_audit := carm._group_audit(p_actor, 'group_employees_assigned', g,
+  v_audit := carm_internal.group_audit(p_actor, 'group_employees_assigned', g,
                jsonb_build_object('request_id', p_request, 'role', p_role,
                                   'requested', cardinality(p_users), 'changed', v_n));
   SELECT b.legal_name INTO v_provider FROM carm.business b WHERE b.id = g.provider_id;
@@ -465,13 +465,13 @@ BEGIN
   RETURN v_n;
 END
 $$;
-COMMENT ON FUNCTION carm._group_assign(carm.client_group, bigint[], text, bigint, bigint) IS
+COMMENT ON FUNCTION carm_internal.group_assign(carm.client_group, bigint[], text, bigint, bigint) IS
   'Internal: G4, assigns provider employees (not BAMs) to a group with a default role';
 
 -- Unassigns employees from g: their group-derived access ends; individual
 -- assignments (R7) are not the group's and stay.  Every listed user must be
 -- an employee of g (22023, naming the others).
-CREATE FUNCTION carm._group_unassign(g carm.client_group, p_users bigint[], p_actor bigint,
+CREATE OR REPLACE FUNCTION carm_internal.group_unassign(g carm.client_group, p_users bigint[], p_actor bigint,
                                      p_request bigint)
 RETURNS integer
 LANGUAGE plpgsql
@@ -486,7 +486,7 @@ BEGIN
   FROM unnest(p_users) u
   WHERE NOT EXISTS (SELECT FROM carm.group_employee ge WHERE ge.group_id = g.id AND ge.user_id = u);
   IF v_bad IS NOT NULL THEN
-    RAISE EXCEPTION 'users are not employees of client group "%": %', g.name, carm._name_list(v_bad)
+    RAISE EXCEPTION 'users are not employees of client group "%": %', g.name, carm_internal.name_list(v_bad)
       USING ERRCODE = '22023', HINT = 'See carm.group_employees() for the employees of the group.';
   END IF;
 
@@ -497,12 +497,12 @@ BEGIN
   )
   INSERT INTO carm.audit_event (actor_id, db_role, event, business_id, target_user_id,
                                 group_id, details)
-  SELECT p_actor, carm._caller_role(), 'group_employee_unassigned', g.provider_id, gone.user_id, g.id,
+  SELECT p_actor, carm_internal.caller_role(), 'group_employee_unassigned', g.provider_id, gone.user_id, g.id,
          jsonb_build_object('group', g.name, 'request_id', p_request, 'before', gone.role)
   FROM gone ORDER BY gone.user_id;
   GET DIAGNOSTICS v_n = ROW_COUNT;
 
-  v_audit := carm._group_audit(p_actor, 'group_employees_unassigned', g,
+  v_audit := carm_internal.group_audit(p_actor, 'group_employees_unassigned', g,
                jsonb_build_object('request_id', p_request, 'unassigned', v_n));
   INSERT INTO carm.notification (user_id, event, message, audit_id)
   SELECT u, 'group_employee_unassigned',
@@ -513,14 +513,14 @@ BEGIN
   RETURN v_n;
 END
 $$;
-COMMENT ON FUNCTION carm._group_unassign(carm.client_group, bigint[], bigint, bigint) IS
+COMMENT ON FUNCTION carm_internal.group_unassign(carm.client_group, bigint[], bigint, bigint) IS
   'Internal: removes employees from a group (their individual assignments stay)';
 
 -- G8: G7 for every client, then the employees leave the group (guide §6.4:
 -- "supprime l'association de ses employés et de ses clients au groupe") and
 -- the group is marked deleted.  The row stays, so its name stays taken (G2)
 -- and the request table keeps pointing at it.  Returns the number of clients.
-CREATE FUNCTION carm._group_delete(g carm.client_group, p_actor bigint, p_request bigint)
+CREATE OR REPLACE FUNCTION carm_internal.group_delete(g carm.client_group, p_actor bigint, p_request bigint)
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -530,7 +530,7 @@ DECLARE
   v_employees bigint[];
   v_audit bigint;
 BEGIN
-  v_clients := carm._group_drop_clients(g, NULL, p_actor, p_request, 'group deleted');
+  v_clients := carm_internal.group_drop_clients(g, NULL, p_actor, p_request, 'group deleted');
 
   WITH gone AS (
     DELETE FROM carm.group_employee ge WHERE ge.group_id = g.id
@@ -538,7 +538,7 @@ BEGIN
   ), aud AS (
     INSERT INTO carm.audit_event (actor_id, db_role, event, business_id, target_user_id,
                                   group_id, details)
-    SELECT p_actor, carm._caller_role(), 'group_employee_unassigned', g.provider_id, gone.user_id, g.id,
+    SELECT p_actor, carm_internal.caller_role(), 'group_employee_unassigned', g.provider_id, gone.user_id, g.id,
            jsonb_build_object('group', g.name, 'request_id', p_request, 'before', gone.role,
                               'reason', 'group deleted')
     FROM gone ORDER BY gone.user_id
@@ -547,7 +547,7 @@ BEGIN
 
   UPDATE carm.client_group cg SET deleted_at = now() WHERE cg.id = g.id;
 
-  v_audit := carm._group_audit(p_actor, 'client_group_deleted', g,
+  v_audit := carm_internal.group_audit(p_actor, 'client_group_deleted', g,
                jsonb_build_object('request_id', p_request, 'name', g.name,
                                   'clients', v_clients, 'employees', cardinality(v_employees)));
   INSERT INTO carm.notification (user_id, event, message, audit_id)
@@ -559,11 +559,11 @@ BEGIN
   RETURN v_clients;
 END
 $$;
-COMMENT ON FUNCTION carm._group_delete(carm.client_group, bigint, bigint) IS
+COMMENT ON FUNCTION carm_internal.group_delete(carm.client_group, bigint, bigint) IS
   'Internal: G8, deletes a group (G7 for all clients, employees unassigned, name kept)';
 
 -- One operation on g from its stored form (the payload of group_request).
-CREATE FUNCTION carm._group_apply(g carm.client_group, p_operation text, p_payload jsonb,
+CREATE OR REPLACE FUNCTION carm_internal.group_apply(g carm.client_group, p_operation text, p_payload jsonb,
                                   p_actor bigint, p_request bigint, p_now timestamptz)
 RETURNS integer
 LANGUAGE plpgsql
@@ -575,42 +575,42 @@ DECLARE
 BEGIN
   CASE p_operation
     WHEN 'ADD_CLIENTS' THEN
-      RETURN carm._group_add_clients(g, v_clients, p_actor, p_request, p_now);
+      RETURN carm_internal.group_add_clients(g, v_clients, p_actor, p_request, p_now);
     WHEN 'REMOVE_CLIENTS' THEN
-      RETURN carm._group_remove_clients(g, v_clients, p_actor, p_request);
+      RETURN carm_internal.group_remove_clients(g, v_clients, p_actor, p_request);
     WHEN 'ASSIGN_EMPLOYEES' THEN
-      RETURN carm._group_assign(g, v_users, carm._group_role(p_payload->>'role'), p_actor, p_request);
+      RETURN carm_internal.group_assign(g, v_users, carm_internal.group_role(p_payload->>'role'), p_actor, p_request);
     WHEN 'UNASSIGN_EMPLOYEES' THEN
-      RETURN carm._group_unassign(g, v_users, p_actor, p_request);
+      RETURN carm_internal.group_unassign(g, v_users, p_actor, p_request);
     WHEN 'DELETE_GROUP' THEN
-      RETURN carm._group_delete(g, p_actor, p_request);
+      RETURN carm_internal.group_delete(g, p_actor, p_request);
     ELSE
       RAISE EXCEPTION 'unexpected group operation "%"', p_operation USING ERRCODE = 'XX000';
   END CASE;
 END
 $$;
-COMMENT ON FUNCTION carm._group_apply(carm.client_group, text, jsonb, bigint, bigint, timestamptz) IS
+COMMENT ON FUNCTION carm_internal.group_apply(carm.client_group, text, jsonb, bigint, bigint, timestamptz) IS
   'Internal: applies one group operation for its initiator';
 
 -- The common path of the five operations on an existing group (G9): the
 -- arguments' form has been checked by the caller; here the group and the
 -- actor's permission are checked, then the operation is either queued
--- (deferred: PENDING, applied by carm._process_group_requests) or applied
+-- (deferred: PENDING, applied by carm_internal.process_group_requests) or applied
 -- and recorded COMPLETED in the caller's transaction.  Returns the request id.
-CREATE FUNCTION carm._group_request(p_group bigint, p_operation text, p_payload jsonb,
+CREATE OR REPLACE FUNCTION carm_internal.group_request(p_group bigint, p_operation text, p_payload jsonb,
                                     p_items integer, p_deferred boolean)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm._require_actor();
+  v_actor bigint := carm_internal.require_actor();
   g carm.client_group;
   v_request bigint;
 BEGIN
-  PERFORM carm._not_null(p_deferred, 'deferred');
+  PERFORM carm_internal.not_null(p_deferred, 'deferred');
   -- A deferred request on a deleted group could only fail: refused now (55000).
-  g := carm._group(p_group, v_actor, NOT p_deferred);
+  g := carm_internal.group_row(p_group, v_actor, NOT p_deferred);
   INSERT INTO carm.group_request (provider_id, group_id, group_name, operation, initiator,
                                   status, item_count, payload, started_at)
   VALUES (g.provider_id, g.id, g.name, p_operation, v_actor,
@@ -619,38 +619,38 @@ BEGIN
   RETURNING id INTO v_request;
 
   IF p_deferred THEN
-    PERFORM carm._group_audit(v_actor, 'group_request_queued', g,
+    PERFORM carm_internal.group_audit(v_actor, 'group_request_queued', g,
               jsonb_build_object('request_id', v_request, 'operation', p_operation,
                                  'items', p_items));
     RETURN v_request;
   END IF;
 
-  PERFORM carm._group_apply(g, p_operation, p_payload, v_actor, v_request, now());
+  PERFORM carm_internal.group_apply(g, p_operation, p_payload, v_actor, v_request, now());
   UPDATE carm.group_request q SET status = 'COMPLETED', finished_at = clock_timestamp()
   WHERE q.id = v_request;
   RETURN v_request;
 END
 $$;
-COMMENT ON FUNCTION carm._group_request(bigint, text, jsonb, integer, boolean) IS
+COMMENT ON FUNCTION carm_internal.group_request(bigint, text, jsonb, integer, boolean) IS
   'Internal: G9, queues (deferred) or applies and records one operation on a group';
 
 -- Public API -----------------------------------------------------------------
 
-CREATE FUNCTION carm.create_client_group(provider_bn9 text, name text, clients text[] DEFAULT '{}')
+CREATE OR REPLACE FUNCTION carm.create_client_group(provider_bn9 text, name text, clients text[] DEFAULT '{}')
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm._require_actor();
-  v_name text := carm._not_blank(name, 'group name', 200);
-  v_clients text[] := carm._bn9_list(clients, true);
-  b carm.business := carm._business(provider_bn9);
+  v_actor bigint := carm_internal.require_actor();
+  v_name text := carm_internal.not_blank(name, 'group name', 200);
+  v_clients text[] := carm_internal.bn9_list(clients, true);
+  b carm.business := carm_internal.business(provider_bn9);
   g carm.client_group;
   v_taken carm.client_group;
   v_request bigint;
 BEGIN
-  PERFORM carm._require_group_manager(b, v_actor);                       -- G1
+  PERFORM carm_internal.require_group_manager(b, v_actor);                       -- G1
 
   -- G2: unique within the provider, ignoring case and surrounding spaces,
   -- deleted groups included (the UNIQUE (provider_id, name_key) constraint
@@ -678,10 +678,10 @@ BEGIN
   VALUES (b.id, g.id, g.name, 'CREATE_GROUP', v_actor, 'PROCESSING', cardinality(v_clients),
           jsonb_build_object('clients', to_jsonb(v_clients)), clock_timestamp())
   RETURNING id INTO v_request;
-  PERFORM carm._group_audit(v_actor, 'client_group_created', g,
+  PERFORM carm_internal.group_audit(v_actor, 'client_group_created', g,
             jsonb_build_object('request_id', v_request, 'name', g.name,
                                'clients', cardinality(v_clients)));
-  PERFORM carm._group_add_clients(g, v_clients, v_actor, v_request, now());   -- G3
+  PERFORM carm_internal.group_add_clients(g, v_clients, v_actor, v_request, now());   -- G3
   UPDATE carm.group_request q SET status = 'COMPLETED', finished_at = clock_timestamp()
   WHERE q.id = v_request;
   RETURN g.id;
@@ -690,50 +690,50 @@ $$;
 COMMENT ON FUNCTION carm.create_client_group(text, text, text[]) IS
   'G1-G3: a provider BAM creates a client group, optionally with available clients; returns the group id';
 
-CREATE FUNCTION carm.add_group_clients(group_id bigint, clients text[], deferred boolean DEFAULT false)
+CREATE OR REPLACE FUNCTION carm.add_group_clients(group_id bigint, clients text[], deferred boolean DEFAULT false)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm._require_actor();    -- before anything else (§2)
-  v_clients text[] := carm._bn9_list(clients);
+  v_actor bigint := carm_internal.require_actor();    -- before anything else (§2)
+  v_clients text[] := carm_internal.bn9_list(clients);
 BEGIN
-  RETURN carm._group_request(group_id, 'ADD_CLIENTS', jsonb_build_object('clients', to_jsonb(v_clients)),
+  RETURN carm_internal.group_request(group_id, 'ADD_CLIENTS', jsonb_build_object('clients', to_jsonb(v_clients)),
                              cardinality(v_clients), deferred);
 END
 $$;
 COMMENT ON FUNCTION carm.add_group_clients(bigint, text[], boolean) IS
   'G3/G6/G9: adds available clients to a group (all or nothing), now or deferred; returns the request id';
 
-CREATE FUNCTION carm.remove_group_clients(group_id bigint, clients text[], deferred boolean DEFAULT false)
+CREATE OR REPLACE FUNCTION carm.remove_group_clients(group_id bigint, clients text[], deferred boolean DEFAULT false)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm._require_actor();    -- before anything else (§2)
-  v_clients text[] := carm._bn9_list(clients);
+  v_actor bigint := carm_internal.require_actor();    -- before anything else (§2)
+  v_clients text[] := carm_internal.bn9_list(clients);
 BEGIN
-  RETURN carm._group_request(group_id, 'REMOVE_CLIENTS', jsonb_build_object('clients', to_jsonb(v_clients)),
+  RETURN carm_internal.group_request(group_id, 'REMOVE_CLIENTS', jsonb_build_object('clients', to_jsonb(v_clients)),
                              cardinality(v_clients), deferred);
 END
 $$;
 COMMENT ON FUNCTION carm.remove_group_clients(bigint, text[], boolean) IS
   'G7/G9: removes clients from a group, revoking the group employees'' access to them (cannot be undone); returns the request id';
 
-CREATE FUNCTION carm.assign_group_employees(group_id bigint, user_ids bigint[], role text,
+CREATE OR REPLACE FUNCTION carm.assign_group_employees(group_id bigint, user_ids bigint[], role text,
                                             deferred boolean DEFAULT false)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm._require_actor();    -- before anything else (§2)
-  v_users bigint[] := carm._user_list(user_ids);
-  v_role text := carm._group_role(role);
+  v_actor bigint := carm_internal.require_actor();    -- before anything else (§2)
+  v_users bigint[] := carm_internal.user_list(user_ids);
+  v_role text := carm_internal.group_role(role);
 BEGIN
-  RETURN carm._group_request(group_id, 'ASSIGN_EMPLOYEES',
+  RETURN carm_internal.group_request(group_id, 'ASSIGN_EMPLOYEES',
                              jsonb_build_object('user_ids', to_jsonb(v_users), 'role', v_role),
                              cardinality(v_users), deferred);
 END
@@ -741,34 +741,34 @@ $$;
 COMMENT ON FUNCTION carm.assign_group_employees(bigint, bigint[], text, boolean) IS
   'G4/G9: assigns provider employees (not BAMs) to a group with a default role PPAM, PEDITOR or PVIEWER; returns the request id';
 
-CREATE FUNCTION carm.unassign_group_employees(group_id bigint, user_ids bigint[],
+CREATE OR REPLACE FUNCTION carm.unassign_group_employees(group_id bigint, user_ids bigint[],
                                               deferred boolean DEFAULT false)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm._require_actor();    -- before anything else (§2)
-  v_users bigint[] := carm._user_list(user_ids);
+  v_actor bigint := carm_internal.require_actor();    -- before anything else (§2)
+  v_users bigint[] := carm_internal.user_list(user_ids);
 BEGIN
-  RETURN carm._group_request(group_id, 'UNASSIGN_EMPLOYEES', jsonb_build_object('user_ids', to_jsonb(v_users)),
+  RETURN carm_internal.group_request(group_id, 'UNASSIGN_EMPLOYEES', jsonb_build_object('user_ids', to_jsonb(v_users)),
                              cardinality(v_users), deferred);
 END
 $$;
 COMMENT ON FUNCTION carm.unassign_group_employees(bigint, bigint[], boolean) IS
   'G9: removes employees from a group (their individual client assignments stay); returns the request id';
 
-CREATE FUNCTION carm.delete_client_group(group_id bigint, deferred boolean DEFAULT false)
+CREATE OR REPLACE FUNCTION carm.delete_client_group(group_id bigint, deferred boolean DEFAULT false)
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm._require_actor();    -- before anything else (§2)
+  v_actor bigint := carm_internal.require_actor();    -- before anything else (§2)
   v_items integer;
 BEGIN
   SELECT count(*) INTO v_items FROM carm.group_client gc WHERE gc.group_id = delete_client_group.group_id;
-  RETURN carm._group_request(group_id, 'DELETE_GROUP', '{}', v_items, deferred);
+  RETURN carm_internal.group_request(group_id, 'DELETE_GROUP', '{}', v_items, deferred);
 END
 $$;
 COMMENT ON FUNCTION carm.delete_client_group(bigint, boolean) IS
@@ -786,7 +786,7 @@ COMMENT ON FUNCTION carm.delete_client_group(bigint, boolean) IS
 -- what this one holds, and once this one commits, the rows it finished no
 -- longer match status = 'PENDING' when re-checked, so every request is
 -- processed exactly once.  Called by carm.run_maintenance().
-CREATE FUNCTION carm._process_group_requests(as_of timestamptz DEFAULT now())
+CREATE OR REPLACE FUNCTION carm_internal.process_group_requests(as_of timestamptz DEFAULT now())
 RETURNS TABLE (action text, count bigint)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -803,7 +803,7 @@ DECLARE
   v_state text;
   v_audit bigint;
 BEGIN
-  PERFORM carm._not_null(as_of, 'as_of');
+  PERFORM carm_internal.not_null(as_of, 'as_of');
   v_ids := ARRAY(SELECT r.id FROM carm.group_request r
                  WHERE r.status = 'PENDING' AND r.created_at <= as_of
                  ORDER BY r.id
@@ -814,11 +814,11 @@ BEGIN
   FOREACH v_id IN ARRAY v_ids LOOP
     SELECT * INTO q FROM carm.group_request r WHERE r.id = v_id;
     BEGIN
-      g := carm._group(q.group_id, q.initiator, true);
-      PERFORM carm._group_apply(g, q.operation, q.payload, q.initiator, q.id, as_of);
+      g := carm_internal.group_row(q.group_id, q.initiator, true);
+      PERFORM carm_internal.group_apply(g, q.operation, q.payload, q.initiator, q.id, as_of);
       UPDATE carm.group_request r SET status = 'COMPLETED', finished_at = clock_timestamp()
       WHERE r.id = q.id;
-      PERFORM carm._notify(q.initiator, 'group_request_completed',
+      PERFORM carm_internal.notify(q.initiator, 'group_request_completed',
                 format('Your request %s (%s on client group "%s", %s item(s)) was completed.',
                        q.id, q.operation, q.group_name, q.item_count));
       v_done := v_done + 1;
@@ -829,11 +829,11 @@ BEGIN
       SET status = 'FAILED', finished_at = clock_timestamp(),
           error = v_msg || CASE WHEN v_detail <> '' THEN E'\n' || v_detail ELSE '' END
       WHERE r.id = q.id;
-      v_audit := carm._audit('group_request_failed', q.provider_id, NULL, NULL, NULL, q.group_id,
+      v_audit := carm_internal.audit('group_request_failed', q.provider_id, NULL, NULL, NULL, q.group_id,
                              jsonb_build_object('request_id', q.id, 'operation', q.operation,
                                                 'sqlstate', v_state, 'error', v_msg),
                              q.initiator);
-      PERFORM carm._notify(q.initiator, 'group_request_failed',
+      PERFORM carm_internal.notify(q.initiator, 'group_request_failed',
                 format('Your request %s (%s on client group "%s") failed and changed nothing: %s',
                        q.id, q.operation, q.group_name, v_msg),
                 v_audit);
@@ -844,36 +844,36 @@ BEGIN
   RETURN QUERY VALUES ('group_requests_completed'::text, v_done), ('group_requests_failed', v_failed);
 END
 $$;
-COMMENT ON FUNCTION carm._process_group_requests(timestamptz) IS
+COMMENT ON FUNCTION carm_internal.process_group_requests(timestamptz) IS
   'Internal (R12/G9): applies pending deferred group requests, each atomically; returns how many completed and failed';
 
 -- Listings -------------------------------------------------------------------
 
 -- The provider for a listing: its BAMs (G1) or carm_admin.
-CREATE FUNCTION carm._group_listing_provider(p_bn9 text) RETURNS carm.business
+CREATE OR REPLACE FUNCTION carm_internal.group_listing_provider(p_bn9 text) RETURNS carm.business
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  b carm.business := carm._business(p_bn9);
+  b carm.business := carm_internal.business(p_bn9);
 BEGIN
-  IF NOT carm._caller_is_admin() THEN
-    PERFORM carm._require_group_manager(b, carm._require_actor());
+  IF NOT carm_internal.caller_is_admin() THEN
+    PERFORM carm_internal.require_group_manager(b, carm_internal.require_actor());
   END IF;
   RETURN b;
 END
 $$;
-COMMENT ON FUNCTION carm._group_listing_provider(text) IS
+COMMENT ON FUNCTION carm_internal.group_listing_provider(text) IS
   'Internal: the provider of a group listing, for its BAMs (G1) or carm_admin';
 
-CREATE FUNCTION carm.client_groups(provider_bn9 text)
+CREATE OR REPLACE FUNCTION carm.client_groups(provider_bn9 text)
 RETURNS TABLE (group_id bigint, name text, clients bigint, employees bigint,
                created_by bigint, created_at timestamptz, deleted_at timestamptz)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  b carm.business := carm._group_listing_provider(provider_bn9);
+  b carm.business := carm_internal.group_listing_provider(provider_bn9);
 BEGIN
   RETURN QUERY
     SELECT g.id, g.name,
@@ -888,14 +888,14 @@ $$;
 COMMENT ON FUNCTION carm.client_groups(text) IS
   'Client groups of a provider, deleted ones included (their names stay taken, G2); its BAMs or carm_admin';
 
-CREATE FUNCTION carm.available_clients(provider_bn9 text)
+CREATE OR REPLACE FUNCTION carm.available_clients(provider_bn9 text)
 RETURNS TABLE (client text, legal_name text, relationship_id bigint, access_type text,
                expires_at timestamptz)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  b carm.business := carm._group_listing_provider(provider_bn9);
+  b carm.business := carm_internal.group_listing_provider(provider_bn9);
 BEGIN
   RETURN QUERY
     SELECT c.bn9, c.legal_name, r.id, r.access_type, r.expires_at
@@ -911,7 +911,7 @@ $$;
 COMMENT ON FUNCTION carm.available_clients(text) IS
   'G3: clients of a provider that can join one of its groups (active relationship, in no group); its BAMs or carm_admin';
 
-CREATE FUNCTION carm.group_requests(provider_bn9 text)
+CREATE OR REPLACE FUNCTION carm.group_requests(provider_bn9 text)
 RETURNS TABLE (request_id bigint, operation text, group_id bigint, group_name text,
                initiator bigint, initiator_name text, status text, item_count integer,
                created_at timestamptz, started_at timestamptz, finished_at timestamptz,
@@ -920,7 +920,7 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  b carm.business := carm._group_listing_provider(provider_bn9);
+  b carm.business := carm_internal.group_listing_provider(provider_bn9);
 BEGIN
   RETURN QUERY
     SELECT q.id, q.operation, q.group_id, q.group_name, q.initiator, u.full_name, q.status,
@@ -936,7 +936,7 @@ COMMENT ON FUNCTION carm.group_requests(text) IS
 
 -- The group for a listing by id: its provider's BAMs or carm_admin; a
 -- deleted group lists empty (G8 removed its members).
-CREATE FUNCTION carm._group_listing(p_group bigint) RETURNS carm.client_group
+CREATE OR REPLACE FUNCTION carm_internal.group_listing(p_group bigint) RETURNS carm.client_group
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -944,28 +944,28 @@ DECLARE
   g carm.client_group;
   b carm.business;
 BEGIN
-  PERFORM carm._not_null(p_group, 'group_id');
+  PERFORM carm_internal.not_null(p_group, 'group_id');
   SELECT * INTO g FROM carm.client_group cg WHERE cg.id = p_group;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'client group % does not exist', p_group USING ERRCODE = 'P0002';
   END IF;
-  IF NOT carm._caller_is_admin() THEN
+  IF NOT carm_internal.caller_is_admin() THEN
     SELECT * INTO b FROM carm.business WHERE id = g.provider_id;
-    PERFORM carm._require_group_manager(b, carm._require_actor());
+    PERFORM carm_internal.require_group_manager(b, carm_internal.require_actor());
   END IF;
   RETURN g;
 END
 $$;
-COMMENT ON FUNCTION carm._group_listing(bigint) IS
+COMMENT ON FUNCTION carm_internal.group_listing(bigint) IS
   'Internal: the group of a member listing, for its provider''s BAMs (G1) or carm_admin';
 
-CREATE FUNCTION carm.group_clients(group_id bigint)
+CREATE OR REPLACE FUNCTION carm.group_clients(group_id bigint)
 RETURNS TABLE (client text, legal_name text, added_at timestamptz)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  g carm.client_group := carm._group_listing(group_id);
+  g carm.client_group := carm_internal.group_listing(group_id);
 BEGIN
   RETURN QUERY
     SELECT c.bn9, c.legal_name, gc.added_at
@@ -977,13 +977,13 @@ $$;
 COMMENT ON FUNCTION carm.group_clients(bigint) IS
   'The clients of a client group; its provider''s BAMs or carm_admin';
 
-CREATE FUNCTION carm.group_employees(group_id bigint)
+CREATE OR REPLACE FUNCTION carm.group_employees(group_id bigint)
 RETURNS TABLE (user_id bigint, full_name text, role text, assigned_at timestamptz)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  g carm.client_group := carm._group_listing(group_id);
+  g carm.client_group := carm_internal.group_listing(group_id);
 BEGIN
   RETURN QUERY
     SELECT u.id, u.full_name, ge.role, ge.assigned_at

@@ -10,24 +10,24 @@
 
 -- R9: the expiry cascade for every relationship due at p_as_of, in one
 -- set-based statement.  Returns how many expired.
-CREATE FUNCTION carm._expire_relationships(p_as_of timestamptz) RETURNS bigint
+CREATE OR REPLACE FUNCTION carm_internal.expire_relationships(p_as_of timestamptz) RETURNS bigint
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT carm._close_relationships(
+  SELECT carm_internal.close_relationships(
            ARRAY(SELECT r.id FROM carm.relationship r
                  WHERE r.status = 'active' AND r.expires_at <= p_as_of
                  ORDER BY r.id
                  FOR UPDATE SKIP LOCKED),
            'expired', p_as_of);
 $$;
-COMMENT ON FUNCTION carm._expire_relationships(timestamptz) IS
+COMMENT ON FUNCTION carm_internal.expire_relationships(timestamptz) IS
   'Internal (R9, R12): applies the expiry cascade to every relationship due at as_of; returns how many';
 
 -- §9: BAMs of both businesses are told when a relationship will expire within
 -- 30 days, once per expiry date (a new date set by update_relationship gets
 -- its own notice).  Returns how many relationships were announced.
-CREATE FUNCTION carm._notify_expiring(p_as_of timestamptz) RETURNS bigint
+CREATE OR REPLACE FUNCTION carm_internal.notify_expiring(p_as_of timestamptz) RETURNS bigint
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -48,7 +48,7 @@ AS $$
   events AS (
     INSERT INTO carm.audit_event (actor_id, db_role, event, business_id, other_business_id,
                                   relationship_id, details)
-    SELECT carm.actor(), carm._caller_role(), 'relationship_expiring', m.provider_id, m.client_id, m.id,
+    SELECT carm.actor(), carm_internal.caller_role(), 'relationship_expiring', m.provider_id, m.client_id, m.id,
            jsonb_build_object('as_of', p_as_of, 'expires_at', m.expires_at)
     FROM marked m ORDER BY m.id
     RETURNING id, at, event, business_id, other_business_id, relationship_id, details
@@ -75,30 +75,30 @@ AS $$
     RETURNING 1
   )
   SELECT count(*) FROM (
-    SELECT carm._publish(ev.id, ev.at, carm.actor(), ev.event, ev.business_id,
+    SELECT carm_internal.publish(ev.id, ev.at, carm.actor(), ev.event, ev.business_id,
                          ev.other_business_id, NULL, ev.relationship_id, NULL, ev.details)
     FROM events ev ORDER BY ev.id
   ) published;
 $$;
-COMMENT ON FUNCTION carm._notify_expiring(timestamptz) IS
+COMMENT ON FUNCTION carm_internal.notify_expiring(timestamptz) IS
   'Internal (§9, R12): notifies the BAMs of both businesses of relationships expiring within 30 days, once per expiry date';
 
-CREATE FUNCTION carm.run_maintenance(as_of timestamptz DEFAULT now())
+CREATE OR REPLACE FUNCTION carm.run_maintenance(as_of timestamptz DEFAULT now())
 RETURNS TABLE (action text, count bigint)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  PERFORM carm._require_admin();
-  PERFORM carm._not_null(as_of, 'as_of');
+  PERFORM carm_internal.require_admin();
+  PERFORM carm_internal.not_null(as_of, 'as_of');
   action := 'relationships_expired';
-  count := carm._expire_relationships(as_of);
+  count := carm_internal.expire_relationships(as_of);
   RETURN NEXT;
   action := 'expiry_notices';
-  count := carm._notify_expiring(as_of);
+  count := carm_internal.notify_expiring(as_of);
   RETURN NEXT;
   -- G9: deferred group requests (client groups, sql/src: groups)
-  RETURN QUERY SELECT * FROM carm._process_group_requests(as_of);
+  RETURN QUERY SELECT * FROM carm_internal.process_group_requests(as_of);
 END
 $$;
 COMMENT ON FUNCTION carm.run_maintenance(timestamptz) IS

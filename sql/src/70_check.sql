@@ -1,12 +1,12 @@
 -- §8 the decisions, implemented in C (src/check.c, src/planner.c).
 
-CREATE FUNCTION carm.has_access(target text, permission text) RETURNS boolean
+CREATE OR REPLACE FUNCTION carm.has_access(target text, permission text) RETURNS boolean
   LANGUAGE c STABLE PARALLEL SAFE
   AS 'MODULE_PATHNAME', 'carm_has_access';
 COMMENT ON FUNCTION carm.has_access(text, text) IS
   'Does the acting user hold permission (function.level) on a BN15 or BN9?';
 
-CREATE FUNCTION carm.user_has_access(user_id bigint, target text, permission text) RETURNS boolean
+CREATE OR REPLACE FUNCTION carm.user_has_access(user_id bigint, target text, permission text) RETURNS boolean
   LANGUAGE c STABLE PARALLEL SAFE
   AS 'MODULE_PATHNAME', 'carm_user_has_access';
 COMMENT ON FUNCTION carm.user_has_access(bigint, text, text) IS
@@ -17,32 +17,32 @@ GRANT EXECUTE ON FUNCTION carm.user_has_access(bigint, text, text) TO carm_admin
 -- Row-level security (V1-V5).  Policies call these with the function name as
 -- a constant; see carm.protect().
 
-CREATE FUNCTION carm._visible_programs(function text) RETURNS bigint[]
+CREATE OR REPLACE FUNCTION carm_internal.visible_programs(function text) RETURNS bigint[]
   LANGUAGE c STABLE PARALLEL SAFE
   AS 'MODULE_PATHNAME', 'carm_visible_programs_sql';
-COMMENT ON FUNCTION carm._visible_programs(text) IS
+COMMENT ON FUNCTION carm_internal.visible_programs(text) IS
   'Internal: program ids where the actor may see some row of this function (the index condition)';
 
-CREATE FUNCTION carm._row_visible_support(internal) RETURNS internal
+CREATE OR REPLACE FUNCTION carm_internal.row_visible_support(internal) RETURNS internal
   LANGUAGE c STRICT
   AS 'MODULE_PATHNAME', 'carm_row_visible_support';
 
-CREATE FUNCTION carm._row_visible(program_id bigint, submitter_id bigint, function text)
+CREATE OR REPLACE FUNCTION carm_internal.row_visible(program_id bigint, submitter_id bigint, function text)
   RETURNS boolean
   LANGUAGE c STABLE PARALLEL SAFE COST 1
-  SUPPORT carm._row_visible_support
+  SUPPORT carm_internal.row_visible_support
   AS 'MODULE_PATHNAME', 'carm_row_visible';
-COMMENT ON FUNCTION carm._row_visible(bigint, bigint, text) IS
+COMMENT ON FUNCTION carm_internal.row_visible(bigint, bigint, text) IS
   'Row check V1-V4: may the actor see a row of this program submitted by this business?';
 
-CREATE FUNCTION carm._row_writable(program_id bigint, submitter_id bigint, function text)
+CREATE OR REPLACE FUNCTION carm_internal.row_writable(program_id bigint, submitter_id bigint, function text)
   RETURNS boolean
   LANGUAGE c STABLE PARALLEL SAFE COST 1
   AS 'MODULE_PATHNAME', 'carm_row_writable';
-COMMENT ON FUNCTION carm._row_writable(bigint, bigint, text) IS
+COMMENT ON FUNCTION carm_internal.row_writable(bigint, bigint, text) IS
   'Row check V5: may the actor write a row of this program submitted by this business?';
 
-CREATE FUNCTION carm._fill_submitter() RETURNS trigger
+CREATE OR REPLACE FUNCTION carm_internal.fill_submitter() RETURNS trigger
   LANGUAGE c AS 'MODULE_PATHNAME', 'carm_fill_submitter';
-COMMENT ON FUNCTION carm._fill_submitter() IS
+COMMENT ON FUNCTION carm_internal.fill_submitter() IS
   'V5: a NULL submitter becomes the actor''s acting business (BEFORE INSERT trigger of protected tables)';

@@ -1,22 +1,22 @@
 -- §8 reports: which programs the actor may use, who has access to a business,
 -- and why a user has (or once had) access to an account.
 
-CREATE FUNCTION carm._accessible_program_ids(permission text) RETURNS bigint[]
+CREATE OR REPLACE FUNCTION carm_internal.accessible_program_ids(permission text) RETURNS bigint[]
   LANGUAGE c STABLE PARALLEL SAFE
   AS 'MODULE_PATHNAME', 'carm_accessible_program_ids';
 
-CREATE FUNCTION carm.accessible_programs(permission text)
+CREATE OR REPLACE FUNCTION carm.accessible_programs(permission text)
 RETURNS TABLE (bn15 text, business text, name text)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
   -- the C function validates the permission and requires an actor, always
-  WITH ids AS MATERIALIZED (SELECT carm._accessible_program_ids(permission) AS ids)
+  WITH ids AS MATERIALIZED (SELECT carm_internal.accessible_program_ids(permission) AS ids)
   SELECT p.bn15, b.bn9, p.name
   FROM ids, carm.program p JOIN carm.business b ON b.id = p.business_id
   WHERE CASE WHEN split_part(permission, '.', 1) = 'business_profile'
              -- a business-scope function (§3): the answer of the program's business
-             THEN b.id IN (SELECT g.business_id FROM carm._grants(carm.actor()) g)
+             THEN b.id IN (SELECT g.business_id FROM carm_internal.grants(carm.actor()) g)
                   AND carm.has_access(b.bn9, permission)
              ELSE p.id = ANY (ids.ids) END
   ORDER BY p.bn15;
@@ -25,16 +25,16 @@ COMMENT ON FUNCTION carm.accessible_programs(text) IS
   'Program accounts (BN15) on which the acting user holds a permission such as rulings.edit';
 
 -- Is the caller carm_admin or a BAM of this business?  42501 otherwise.
-CREATE FUNCTION carm._require_admin_or_bam(p_business bigint) RETURNS boolean
+CREATE OR REPLACE FUNCTION carm_internal.require_admin_or_bam(p_business bigint) RETURNS boolean
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  IF carm._caller_is_admin() THEN
+  IF carm_internal.caller_is_admin() THEN
     RETURN true;
   END IF;
   IF NOT EXISTS (SELECT FROM carm.employee e JOIN carm.app_user u ON u.id = e.user_id AND u.active
-                 WHERE e.business_id = p_business AND e.user_id = carm._require_actor()
+                 WHERE e.business_id = p_business AND e.user_id = carm_internal.require_actor()
                    AND e.role = 'BAM') THEN
     RAISE EXCEPTION 'permission denied: only carm_admin or a business account manager of this business'
       USING ERRCODE = '42501';
@@ -44,7 +44,7 @@ END
 $$;
 
 -- The business and, for a BN15, the program a target names (22023 / P0002).
-CREATE FUNCTION carm._target(p_target text, OUT business_id bigint, OUT program_id bigint)
+CREATE OR REPLACE FUNCTION carm_internal.target(p_target text, OUT business_id bigint, OUT program_id bigint)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -54,7 +54,7 @@ BEGIN
       USING ERRCODE = '22023', HINT = 'A target is a BN9 or a BN15 such as 123456782RM0001.';
   END IF;
   IF length(p_target) = 9 THEN
-    business_id := (carm._business(p_target)).id;
+    business_id := (carm_internal.business(p_target)).id;
   ELSE
     program_id := carm.program_id(p_target);
     SELECT p.business_id INTO business_id FROM carm.program p WHERE p.id = program_id;
@@ -62,7 +62,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION carm.explain_access(user_id bigint, target text)
+CREATE OR REPLACE FUNCTION carm.explain_access(user_id bigint, target text)
 RETURNS TABLE (path text, role text, via text, scope text, in_force boolean, reason text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -72,16 +72,16 @@ DECLARE
   u carm.app_user;
   v_now timestamptz := now();
 BEGIN
-  t := carm._target(target);
+  t := carm_internal.target(target);
   -- Authorise before looking the user up: a refused caller must not learn
   -- whether a user id exists (P0002) where it is simply not allowed (42501).
-  IF NOT carm._require_admin_or_bam(t.business_id)
+  IF NOT carm_internal.require_admin_or_bam(t.business_id)
      AND NOT EXISTS (SELECT FROM carm.employee e
                      WHERE e.business_id = t.business_id AND e.user_id = explain_access.user_id) THEN
     RAISE EXCEPTION 'permission denied: user % is not an employee of this business', explain_access.user_id
       USING ERRCODE = '42501', HINT = 'A business account manager explains its own employees'' access.';
   END IF;
-  u := carm._user(explain_access.user_id);
+  u := carm_internal.user_row(explain_access.user_id);
 
   RETURN QUERY
   WITH rel AS (            -- relationships of the providers the user works for, with this client
@@ -96,7 +96,7 @@ BEGIN
   -- V1: the user's own employee role
   SELECT 'employee'::text, e.role, b.bn9,
          CASE WHEN e.programs IS NULL THEN 'all programs'
-              ELSE array_to_string(carm._bn15s(e.programs), ', ') END,
+              ELSE array_to_string(carm_internal.bn15s(e.programs), ', ') END,
          u.active AND (t.program_id IS NULL OR e.programs IS NULL OR t.program_id = ANY (e.programs)),
          CASE WHEN NOT u.active THEN 'user is deactivated'
               WHEN t.program_id IS NOT NULL AND e.programs IS NOT NULL AND NOT t.program_id = ANY (e.programs)
@@ -111,7 +111,7 @@ BEGIN
               ELSE 'EXPIRED' END,
          r.provider_bn9,
          CASE WHEN r.access_type = 'BUSINESS' THEN 'all programs'
-              ELSE array_to_string(carm._bn15s(r.programs), ', ') END,
+              ELSE array_to_string(carm_internal.bn15s(r.programs), ', ') END,
          u.active AND r.covers,
          CASE WHEN NOT u.active THEN 'user is deactivated'
               WHEN NOT r.covers THEN 'program not delegated by the relationship'
@@ -126,7 +126,7 @@ BEGIN
   -- V3: provider PAMs read the provider's submissions
   SELECT 'relationship #' || r.id || ' (' || r.access_type || ')', 'SPMGR', r.provider_bn9,
          CASE WHEN r.access_type = 'BUSINESS' THEN 'all programs'
-              ELSE array_to_string(carm._bn15s(r.programs), ', ') END,
+              ELSE array_to_string(carm_internal.bn15s(r.programs), ', ') END,
          u.active AND r.live AND r.covers,
          CASE WHEN r.live THEN 'program account manager of the service provider: reads its submissions (V3)'
               ELSE 'relationship no longer active' END
@@ -135,7 +135,7 @@ BEGIN
   -- R7: individual assignments
   SELECT 'assignment on relationship #' || r.id, a.role, r.provider_bn9,
          CASE WHEN a.programs IS NULL THEN 'all delegated programs'
-              ELSE array_to_string(carm._bn15s(a.programs), ', ') END,
+              ELSE array_to_string(carm_internal.bn15s(a.programs), ', ') END,
          u.active AND r.live AND r.covers AND r.my_role <> 'BAM'
            AND (t.program_id IS NULL OR a.programs IS NULL OR t.program_id = ANY (a.programs)),
          CASE WHEN NOT r.live THEN 'relationship is ' || CASE WHEN r.status = 'active' THEN 'expired' ELSE r.status END
@@ -167,7 +167,7 @@ $$;
 COMMENT ON FUNCTION carm.explain_access(bigint, text) IS
   'Every path that grants or once granted a user access to a BN9/BN15, whether it is in force and why (carm_admin, or a BAM of the target business for its employees)';
 
-CREATE FUNCTION carm.who_has_access(target text)
+CREATE OR REPLACE FUNCTION carm.who_has_access(target text)
 RETURNS TABLE (user_id bigint, full_name text, role text, via text, scope text, path text,
                expires_at timestamptz)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -178,8 +178,8 @@ DECLARE
   v_admin boolean;
   v_now timestamptz := now();
 BEGIN
-  t := carm._target(target);
-  v_admin := carm._require_admin_or_bam(t.business_id);
+  t := carm_internal.target(target);
+  v_admin := carm_internal.require_admin_or_bam(t.business_id);
   RETURN QUERY
   WITH rel AS (
     SELECT r.*, pb.bn9 AS provider_bn9
@@ -201,7 +201,7 @@ BEGIN
     -- the business's own employees
     SELECT e.user_id AS uid, e.role AS r_role, b.bn9 AS r_via,
            CASE WHEN e.programs IS NULL THEN 'all programs'
-                ELSE array_to_string(carm._bn15s(e.programs), ', ') END AS r_scope,
+                ELSE array_to_string(carm_internal.bn15s(e.programs), ', ') END AS r_scope,
            'employee'::text AS r_path, NULL::timestamptz AS r_exp
     FROM carm.employee e JOIN carm.business b ON b.id = e.business_id
     WHERE e.business_id = t.business_id
@@ -210,7 +210,7 @@ BEGIN
     -- active relationships (a client BAM sees these rows, without the provider's people)
     SELECT NULL, r.access_type, r.provider_bn9,
            CASE WHEN r.access_type = 'BUSINESS' THEN 'all programs'
-                ELSE array_to_string(carm._bn15s(r.programs), ', ') END,
+                ELSE array_to_string(carm_internal.bn15s(r.programs), ', ') END,
            'relationship #' || r.id
              || CASE WHEN r.see_client THEN ', sees client submissions' ELSE '' END
              || CASE WHEN r.see_other THEN ', sees other submissions' ELSE '' END,
@@ -220,14 +220,14 @@ BEGIN
     -- carm_admin: the provider's people too (the delegation of authority report)
     SELECT e.user_id, CASE r.access_type WHEN 'BUSINESS' THEN 'PBAM' ELSE 'PPAM' END,
            r.provider_bn9, CASE WHEN r.access_type = 'BUSINESS' THEN 'all programs'
-                                ELSE array_to_string(carm._bn15s(r.programs), ', ') END,
+                                ELSE array_to_string(carm_internal.bn15s(r.programs), ', ') END,
            'provider BAM, relationship #' || r.id, r.expires_at
     FROM rel r JOIN carm.employee e ON e.business_id = r.provider_id AND e.role = 'BAM'
     WHERE v_admin
     UNION ALL
     SELECT a.user_id, a.role, r.provider_bn9,
            CASE WHEN a.programs IS NULL THEN 'all delegated programs'
-                ELSE array_to_string(carm._bn15s(a.programs), ', ') END,
+                ELSE array_to_string(carm_internal.bn15s(a.programs), ', ') END,
            'assignment, relationship #' || r.id, r.expires_at
     FROM rel r JOIN carm.client_assignment a ON a.relationship_id = r.id
     JOIN carm.employee e ON e.business_id = r.provider_id AND e.user_id = a.user_id AND e.role <> 'BAM'
@@ -250,7 +250,7 @@ BEGIN
     -- have access, so "everyone" lists them, as the check decides
     SELECT e.user_id, 'EXPIRED', r.provider_bn9,
            CASE WHEN r.access_type = 'BUSINESS' THEN 'all programs'
-                ELSE array_to_string(carm._bn15s(r.programs), ', ') END,
+                ELSE array_to_string(carm_internal.bn15s(r.programs), ', ') END,
            'provider BAM, relationship #' || r.id
              || CASE WHEN r.status = 'ended' THEN ' (ended)' ELSE ' (expired)' END,
            r.expires_at

@@ -2,24 +2,24 @@
 --
 -- The policies call the C checks with the table's function as a constant and
 -- contain no subquery (so the same policy also works on Citus distributed
--- tables); the planner support of carm._row_visible turns the check into an
+-- tables); the planner support of carm_internal.row_visible turns the check into an
 -- index condition on the program column (src/planner.c).
 
 -- 42501 unless the calling role (not the definer) owns the table, as ALTER
 -- TABLE, CREATE POLICY and CREATE TRIGGER would require of it.
-CREATE FUNCTION carm._require_table_owner(p_tbl regclass, p_owner oid) RETURNS void
+CREATE OR REPLACE FUNCTION carm_internal.require_table_owner(p_tbl regclass, p_owner oid) RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  IF p_owner IS NULL OR NOT pg_has_role(carm._caller_role(), p_owner, 'USAGE') THEN
+  IF p_owner IS NULL OR NOT pg_has_role(carm_internal.caller_role(), p_owner, 'USAGE') THEN
     RAISE EXCEPTION 'must be owner of table %', p_tbl USING ERRCODE = '42501',
       HINT = 'carm.protect() and carm.unprotect() act for the table''s owner.';
   END IF;
 END
 $$;
 
-CREATE FUNCTION carm.protect(tbl regclass, program_column name, submitter_column name,
+CREATE OR REPLACE FUNCTION carm.protect(tbl regclass, program_column name, submitter_column name,
                              function text)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
@@ -36,11 +36,11 @@ DECLARE
   v_rels regclass[];
   v_rel regclass;
 BEGIN
-  PERFORM carm._require_admin();
-  PERFORM carm._not_null(tbl, 'tbl');
-  PERFORM carm._not_null(program_column, 'program_column');
-  PERFORM carm._not_null(submitter_column, 'submitter_column');
-  v_fn := carm._not_blank(function, 'function', 64);
+  PERFORM carm_internal.require_admin();
+  PERFORM carm_internal.not_null(tbl, 'tbl');
+  PERFORM carm_internal.not_null(program_column, 'program_column');
+  PERFORM carm_internal.not_null(submitter_column, 'submitter_column');
+  v_fn := carm_internal.not_blank(function, 'function', 64);
   IF v_fn NOT IN ('business_profile','program_profile','employee_access','relationships',
                   'rulings','payments','statements','notifications','banking') THEN
     RAISE EXCEPTION 'unknown function "%"', v_fn USING ERRCODE = '22023',
@@ -56,7 +56,7 @@ BEGIN
   -- This function runs as the extension owner: without this check any
   -- carm_admin could add policies and triggers to, and with unprotect()
   -- switch off row-level security of, any table of the database.
-  PERFORM carm._require_table_owner(tbl, v_owner);
+  PERFORM carm_internal.require_table_owner(tbl, v_owner);
   IF v_nsp = 'carm' THEN
     RAISE EXCEPTION 'cannot protect % in schema carm', tbl USING ERRCODE = '42501',
       HINT = 'Protect the application''s own tables; the extension''s tables are closed already.';
@@ -84,8 +84,8 @@ BEGIN
     END IF;
   END LOOP;
 
-  v_visible := format('carm._row_visible(%I, %I, %L)', program_column, submitter_column, v_fn);
-  v_writable := format('carm._row_writable(%I, %I, %L)', program_column, submitter_column, v_fn);
+  v_visible := format('carm_internal.row_visible(%I, %I, %L)', program_column, submitter_column, v_fn);
+  v_writable := format('carm_internal.row_writable(%I, %I, %L)', program_column, submitter_column, v_fn);
 
   -- A partitioned table's policies do not apply to queries that name a
   -- partition: every partition gets them too (partitions attached later are
@@ -97,9 +97,9 @@ BEGIN
                  ELSE ARRAY[tbl] END;
 
   -- idempotent: drop what an earlier call installed, then install
-  PERFORM carm._drop_protection(tbl);
+  PERFORM carm_internal.drop_protection(tbl);
   FOREACH v_rel IN ARRAY v_rels LOOP
-    PERFORM carm._require_table_owner(v_rel, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = v_rel));
+    PERFORM carm_internal.require_table_owner(v_rel, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = v_rel));
     -- the flags the relation had before its first protect(), for unprotect()
     INSERT INTO carm.protected_table (relid, root, program_column, submitter_column, function,
                                       had_rls, had_force_rls)
@@ -118,7 +118,7 @@ BEGIN
     EXECUTE format('CREATE POLICY carm_delete ON %s FOR DELETE USING (%s)', v_rel, v_writable);
   END LOOP;
   EXECUTE format('CREATE TRIGGER carm_fill_submitter BEFORE INSERT ON %s FOR EACH ROW '
-                 'EXECUTE FUNCTION carm._fill_submitter(%L, %L, %L)',
+                 'EXECUTE FUNCTION carm_internal.fill_submitter(%L, %L, %L)',
                  tbl, program_column, submitter_column, v_fn);
 
   IF NOT EXISTS (
@@ -130,7 +130,7 @@ BEGIN
     RAISE NOTICE '% has no btree index on %: every query will scan the whole table', tbl, program_column
       USING HINT = format('CREATE INDEX ON %s (%I)', tbl, program_column);
   END IF;
-  PERFORM carm._audit('table_protected', NULL, NULL, NULL, NULL, NULL,
+  PERFORM carm_internal.audit('table_protected', NULL, NULL, NULL, NULL, NULL,
                       jsonb_build_object('table', tbl::text, 'program_column', program_column,
                                          'submitter_column', submitter_column, 'function', v_fn));
 END
@@ -140,7 +140,7 @@ COMMENT ON FUNCTION carm.protect(regclass, name, name, text) IS
 
 -- Removes the policies and the trigger protect() installed on a table and on
 -- the partitions recorded with it; leaves the records and the RLS flags.
-CREATE FUNCTION carm._drop_protection(tbl regclass) RETURNS void
+CREATE OR REPLACE FUNCTION carm_internal.drop_protection(tbl regclass) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -161,20 +161,20 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION carm.unprotect(tbl regclass) RETURNS void
+CREATE OR REPLACE FUNCTION carm.unprotect(tbl regclass) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   r carm.protected_table;
 BEGIN
-  PERFORM carm._require_admin();
-  PERFORM carm._not_null(tbl, 'tbl');
-  PERFORM carm._require_table_owner(tbl, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl));
+  PERFORM carm_internal.require_admin();
+  PERFORM carm_internal.not_null(tbl, 'tbl');
+  PERFORM carm_internal.require_table_owner(tbl, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl));
   IF NOT EXISTS (SELECT FROM carm.protected_table t WHERE t.relid = tbl AND t.root = tbl) THEN
     RAISE EXCEPTION '% is not protected by carm_deleg', tbl USING ERRCODE = '55000';
   END IF;
-  PERFORM carm._drop_protection(tbl);
+  PERFORM carm_internal.drop_protection(tbl);
   -- give every relation back the row-level-security flags it had before
   FOR r IN SELECT * FROM carm.protected_table t WHERE t.root = tbl LOOP
     IF EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = r.relid) THEN
@@ -187,14 +187,14 @@ BEGIN
     END IF;
   END LOOP;
   DELETE FROM carm.protected_table t WHERE t.root = tbl;
-  PERFORM carm._audit('table_unprotected', NULL, NULL, NULL, NULL, NULL,
+  PERFORM carm_internal.audit('table_unprotected', NULL, NULL, NULL, NULL, NULL,
                       jsonb_build_object('table', tbl::text));
 END
 $$;
 COMMENT ON FUNCTION carm.unprotect(regclass) IS
   'Undo carm.protect(): drop its policies and trigger, give the table (and its partitions) back the row-level-security flags they had (carm_admin)';
 
-CREATE FUNCTION carm.protected_tables()
+CREATE OR REPLACE FUNCTION carm.protected_tables()
 RETURNS TABLE (tbl regclass, program_column name, submitter_column name, function text,
                protected_at timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER

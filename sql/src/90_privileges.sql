@@ -10,8 +10,8 @@ BEGIN
                            'relationship','client_assignment','client_group',
                            'group_client','group_employee']
   LOOP
-    EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON carm.%I '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION carm._invalidate_cache()',
+    EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON carm.%I '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION carm_internal.invalidate_cache()',
                    t || '_invalidate_cache', t);
   END LOOP;
 END
@@ -28,9 +28,9 @@ DECLARE
 BEGIN
   FOR f IN
     SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
-    WHERE p.pronamespace = 'carm'::regnamespace AND p.proname LIKE '\_%'
-      AND p.proname NOT IN ('_row_visible', '_row_writable', '_visible_programs',
-                            '_bn9_is_valid', '_bn15_is_valid')
+    WHERE p.pronamespace = 'carm_internal'::regnamespace
+      AND p.proname NOT IN ('row_visible', 'row_writable', 'visible_programs',
+                            'bn9_is_valid', 'bn15_is_valid')
   LOOP
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
   END LOOP;

@@ -47,7 +47,7 @@ CREATE FUNCTION pg_temp.can(ext text, target text, perm text) RETURNS boolean LA
 $$;
 CREATE FUNCTION pg_temp.emp(ext text, bn9 text DEFAULT '123456782')
 RETURNS TABLE (role text, programs text[]) LANGUAGE sql STABLE AS $$
-  SELECT e.role, carm._bn15s(e.programs) FROM carm.employee e
+  SELECT e.role, carm_internal.bn15s(e.programs) FROM carm.employee e
   WHERE e.user_id = pg_temp.uid(ext) AND e.business_id = carm.business_id(bn9)
 $$;
 CREATE FUNCTION pg_temp.request_of(ext text, bn9 text DEFAULT '123456782') RETURNS bigint LANGUAGE sql STABLE AS $$

@@ -279,7 +279,7 @@ SELECT carm.assign_group_employees(:beta, ARRAY[:ed]::bigint[], 'PEDITOR', defer
 SELECT ok((SELECT bool_and(status = 'PENDING') FROM carm.group_request WHERE id IN (:req_bad, :req_ok, :req_assign))
           AND NOT EXISTS (SELECT FROM carm.group_client WHERE group_id = :beta),
           'G9: deferred requests are PENDING and nothing is applied yet');
-SELECT results_eq($$SELECT action, count FROM carm._process_group_requests(now()) ORDER BY action$$,
+SELECT results_eq($$SELECT action, count FROM carm_internal.process_group_requests(now()) ORDER BY action$$,
                   $$VALUES ('group_requests_completed', 2::bigint), ('group_requests_failed', 1::bigint)$$,
                   'G9: maintenance applies the pending requests');
 SELECT is((SELECT status || ': ' || error FROM carm.group_request WHERE id = :req_bad),
@@ -292,13 +292,13 @@ SELECT ok((SELECT bool_and(status = 'COMPLETED' AND finished_at >= started_at)
            FROM carm.group_request WHERE id IN (:req_ok, :req_assign))
           AND carm.user_has_access(:ed, '200000016RM0001', 'rulings.edit'),
           'G9: deferred requests that succeed are COMPLETED and in force');
-SELECT results_eq($$SELECT action, count FROM carm._process_group_requests(now()) ORDER BY action$$,
+SELECT results_eq($$SELECT action, count FROM carm_internal.process_group_requests(now()) ORDER BY action$$,
                   $$VALUES ('group_requests_completed', 0::bigint), ('group_requests_failed', 0::bigint)$$,
                   'G9: a request is processed once');
 SELECT carm.delete_client_group(:beta, deferred => true) AS req_delete \gset
 SELECT ok((SELECT deleted_at IS NULL FROM carm.client_group WHERE id = :beta),
           'G9: a deferred deletion leaves the group until maintenance');
-SELECT results_eq($$SELECT action, count FROM carm._process_group_requests(now()) ORDER BY action$$,
+SELECT results_eq($$SELECT action, count FROM carm_internal.process_group_requests(now()) ORDER BY action$$,
                   $$VALUES ('group_requests_completed', 1::bigint), ('group_requests_failed', 0::bigint)$$,
                   'G9: maintenance applies the deferred deletion');
 SELECT ok((SELECT deleted_at IS NOT NULL FROM carm.client_group WHERE id = :beta)
@@ -313,7 +313,7 @@ SELECT ok(EXISTS (SELECT FROM carm.my_notifications() WHERE event = 'group_reque
 -- Privileges -----------------------------------------------------------------
 SELECT ok(has_function_privilege('carm_gateway', 'carm.add_group_clients(bigint, text[], boolean)', 'EXECUTE')
           AND NOT has_function_privilege('public', 'carm.add_group_clients(bigint, text[], boolean)', 'EXECUTE')
-          AND NOT has_function_privilege('carm_gateway', 'carm._process_group_requests(timestamptz)', 'EXECUTE'),
+          AND NOT has_function_privilege('carm_gateway', 'carm_internal.process_group_requests(timestamptz)', 'EXECUTE'),
           'the group API is for carm_gateway; deferred processing is internal');
 SELECT is((SELECT count(*) FROM pg_proc
            WHERE pronamespace = 'carm'::regnamespace

@@ -405,7 +405,7 @@ FROM (SELECT lpad(n::text, 8, '0') AS s FROM generate_series(60000000, 60000099)
 INSERT INTO carm.relationship (provider_id, client_id, status, access_type, expires_at, comment)
 SELECT :beta, b.id, 'active', 'BUSINESS', now() - interval '1 minute', 'bulk'
 FROM carm.business b WHERE b.legal_name LIKE 'Client %';
-SELECT is(carm._expire_relationships(now()), 100::bigint, 'R9, R12: one set-based call expires every due relationship');
+SELECT is(carm_internal.expire_relationships(now()), 100::bigint, 'R9, R12: one set-based call expires every due relationship');
 SELECT is((SELECT count(*) FROM carm.audit_event WHERE event = 'relationship_expired'
            AND details ->> 'as_of' IS NOT NULL AND business_id = :beta), 100::bigint,
           'R9, §9: one audit event per expired relationship');

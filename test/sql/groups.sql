@@ -184,8 +184,8 @@ SELECT carm.assign_group_employees(:east, ARRAY[:ed]::bigint[], 'PPAM', deferred
 SELECT carm.add_group_clients(:east, ARRAY['200000016', '200000040'], deferred => true) AS req_bad \gset
 SELECT client, legal_name FROM carm.group_clients(:east) ORDER BY client;
 RESET ROLE;
-SELECT * FROM carm._process_group_requests(now());
-SELECT * FROM carm._process_group_requests(now());
+SELECT * FROM carm_internal.process_group_requests(now());
+SELECT * FROM carm_internal.process_group_requests(now());
 SELECT carm.user_has_access(:ed, '200000008RM0001', 'rulings.manage') AS ed_a_ppam,
        carm.user_has_access(:ed, '200000016RM0001', 'rulings.view') AS ed_b;
 SET ROLE regress_groups_gw;
@@ -196,7 +196,7 @@ SELECT carm.unassign_group_employees(:east, ARRAY[:ed]::bigint[], deferred => tr
 RESET ROLE;
 SELECT carm.reset_actor();   -- the owner's direct write, not the BAM's own (E6)
 UPDATE carm.employee SET role = 'PAM' WHERE business_id = :broker AND user_id = :bam;
-SELECT * FROM carm._process_group_requests(now());
+SELECT * FROM carm_internal.process_group_requests(now());
 UPDATE carm.employee SET role = 'BAM' WHERE business_id = :broker AND user_id = :bam;
 SELECT count(*) AS still_assigned FROM carm.group_employee WHERE user_id = :ed;
 SET ROLE regress_groups_gw;

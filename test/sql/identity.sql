@@ -37,8 +37,8 @@ END
 $$;
 
 -- BN9 and BN15 check digits (§1)
-SELECT carm._bn9_is_valid('123456782') AS good, carm._bn9_is_valid('123456789') AS bad_check,
-       carm._bn15_is_valid('123456782RM0001') AS good15, carm._bn15_is_valid('123456782RT0001') AS bad15;
+SELECT carm_internal.bn9_is_valid('123456782') AS good, carm_internal.bn9_is_valid('123456789') AS bad_check,
+       carm_internal.bn15_is_valid('123456782RM0001') AS good15, carm_internal.bn15_is_valid('123456782RT0001') AS bad15;
 
 -- Users are registered by carm_gateway or carm_admin members.
 SET ROLE regress_id_app;

@@ -89,9 +89,9 @@ WHERE rolname IN ('regress_sec_plain', 'regress_sec_gw') ORDER BY rolname;
 -- 2. NULL in any argument of the row checks (open to every role) means
 -- "not visible", never a crash.
 SET ROLE regress_sec_plain;
-SELECT carm._row_visible(1, 1, NULL) AS visible, carm._row_writable(1, 1, NULL) AS writable,
-       carm._visible_programs(NULL) AS programs;
-SELECT carm._row_visible(x, x, f) AS visible FROM (VALUES (1::bigint, NULL::text)) v(x, f);
+SELECT carm_internal.row_visible(1, 1, NULL) AS visible, carm_internal.row_writable(1, 1, NULL) AS writable,
+       carm_internal.visible_programs(NULL) AS programs;
+SELECT carm_internal.row_visible(x, x, f) AS visible FROM (VALUES (1::bigint, NULL::text)) v(x, f);
 RESET ROLE;
 
 -- 3. The planner support gives an index condition only for a constant
@@ -104,9 +104,9 @@ INSERT INTO regress_sec_app.t SELECT i, i, 'rulings' FROM generate_series(1, 200
 CREATE INDEX ON regress_sec_app.t (p);
 ANALYZE regress_sec_app.t;
 SET enable_seqscan = off;
-EXPLAIN (COSTS OFF) SELECT * FROM regress_sec_app.t WHERE carm._row_visible(p, s, f);
-SELECT count(*) FROM regress_sec_app.t WHERE carm._row_visible(p, s, f);
-EXPLAIN (COSTS OFF) SELECT * FROM regress_sec_app.t WHERE carm._row_visible(p, s, 'rulings');
+EXPLAIN (COSTS OFF) SELECT * FROM regress_sec_app.t WHERE carm_internal.row_visible(p, s, f);
+SELECT count(*) FROM regress_sec_app.t WHERE carm_internal.row_visible(p, s, f);
+EXPLAIN (COSTS OFF) SELECT * FROM regress_sec_app.t WHERE carm_internal.row_visible(p, s, 'rulings');
 RESET enable_seqscan;
 RESET ROLE;
 

@@ -1,0 +1,39 @@
+-- carm_deleg 1.0 -> 1.1: the preamble of the upgrade script.  The Makefile
+-- appends every replayable install file (sql/src/, all but the header and
+-- the tables), which re-creates each function, trigger and grant exactly as
+-- a fresh 1.1 install does.  This preamble does what replaying cannot:
+-- schema and table changes, and moving or dropping what 1.0 had.
+\echo Use "ALTER EXTENSION carm_deleg UPDATE TO '1.1'" to load this file. \quit
+
+-- Internal functions leave the API schema.  ALTER ... SET SCHEMA keeps each
+-- function's identity, so the policies of protected tables and the CHECK
+-- constraints that call them follow the move.
+CREATE SCHEMA carm_internal;
+COMMENT ON SCHEMA carm IS
+  'carm_deleg: delegation of authority for CARM customs accounts (API and state tables)';
+COMMENT ON SCHEMA carm_internal IS
+  'carm_deleg internals: helpers of the API, the resolver and the row checks; not an API';
+GRANT USAGE ON SCHEMA carm_internal TO PUBLIC;
+
+DO $move$
+DECLARE
+  f record;
+BEGIN
+  FOR f IN
+    SELECT p.oid::regprocedure AS sig, p.proname,
+           pg_catalog.pg_get_function_identity_arguments(p.oid) AS args
+    FROM pg_catalog.pg_proc p
+    JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid
+                               AND d.deptype = 'e'
+    JOIN pg_catalog.pg_extension x ON x.oid = d.refobjid AND x.extname = 'carm_deleg'
+    WHERE p.pronamespace = 'carm'::regnamespace AND p.proname LIKE '\_%'
+  LOOP
+    EXECUTE format('ALTER FUNCTION %s SET SCHEMA carm_internal', f.sig);
+    EXECUTE format('ALTER FUNCTION carm_internal.%I(%s) RENAME TO %I', f.proname, f.args,
+                   CASE f.proname WHEN '_user' THEN 'user_row'
+                                  WHEN '_group' THEN 'group_row'
+                                  ELSE substr(f.proname, 2) END);
+  END LOOP;
+END
+$move$;
+
