@@ -14,10 +14,10 @@ as_pg() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-# make_tree DIR — copy the PostgreSQL installation under DIR (it is relocatable:
-# binaries find share/ and lib/ relative to themselves), build and install the
-# extension there.  Sets PGBIN and PG_CONFIG.
-make_tree() {
+# copy_tree DIR — copy the PostgreSQL installation under DIR (it is
+# relocatable: binaries find share/ and lib/ relative to themselves).  Sets and
+# exports PGBIN and PG_CONFIG.
+copy_tree() {
   local dir=$1
   mkdir -p "$dir/usr/lib/postgresql" "$dir/usr/share/postgresql"
   cp -a /usr/lib/postgresql/15 "$dir/usr/lib/postgresql/"
@@ -26,9 +26,22 @@ make_tree() {
   chmod 755 "$dir"
   PGBIN=$dir/usr/lib/postgresql/15/bin
   PG_CONFIG=$PGBIN/pg_config
-  make -C "$TOP" -s PG_CONFIG="$PG_CONFIG" >/dev/null
-  make -C "$TOP" -s PG_CONFIG="$PG_CONFIG" install >/dev/null
   export PGBIN PG_CONFIG
+}
+
+# install_into SRC — build the extension sources in SRC and install them into
+# the tree of $PG_CONFIG.
+install_into() {
+  local src=$1
+  make -C "$src" -s PG_CONFIG="$PG_CONFIG" >/dev/null &&
+  make -C "$src" -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+}
+
+# make_tree DIR [SRC] — copy the PostgreSQL installation under DIR, build and
+# install the extension there (from SRC, by default this checkout).  Sets
+# PGBIN and PG_CONFIG.
+make_tree() {
+  copy_tree "$1" && install_into "${2:-$TOP}"
 }
 
 # free_port — a TCP port nobody listens on.
