@@ -20,6 +20,7 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "nodes/primnodes.h"
@@ -126,10 +127,20 @@ carm_has_access(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(check_access(actor, PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1)));
 }
 
-/* carm.user_has_access(user_id bigint, target text, permission text) — carm_admin. */
+/*
+ * carm.user_has_access(user_id bigint, target text, permission text) —
+ * carm_admin: EXECUTE is granted to carm_admin only, so PostgreSQL judges
+ * the role the calling code runs as; nobody is carm_admin inside a
+ * security-restricted operation (SPEC §2).
+ */
 Datum
 carm_user_has_access(PG_FUNCTION_ARGS)
 {
+	if (InSecurityRestrictedOperation())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied: carm_admin only"),
+				 errdetail("Nobody is carm_admin inside a security-restricted operation (ANALYZE, VACUUM, REINDEX, index expressions).")));
 	require_args(fcinfo, 3);
 	PG_RETURN_BOOL(check_access(PG_GETARG_INT64(0), PG_GETARG_TEXT_PP(1), PG_GETARG_TEXT_PP(2)));
 }
