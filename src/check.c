@@ -23,6 +23,8 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "access/relation.h"
+#include "catalog/partition.h"
 #include "nodes/primnodes.h"
 #include "rewrite/rowsecurity.h"
 #include "utils/acl.h"
@@ -434,6 +436,42 @@ protected_columns(Relation rel, AttrNumber *prog_att, AttrNumber *sub_att, CarmF
 	return false;
 }
 
+/*
+ * protected_columns() of a partition that has no policies of its own yet
+ * (created or attached after protect()): the nearest protected ancestor's,
+ * mapped to this partition's attribute numbers by name (a rename of the
+ * parent's column renames the partitions' too).
+ */
+static bool
+protected_columns_inherited(Relation rel, AttrNumber *prog_att, AttrNumber *sub_att,
+							CarmFunction *fn)
+{
+	Oid			parentid;
+	Relation	parent;
+	bool		found;
+	char	   *prog_name = NULL;
+	char	   *sub_name = NULL;
+
+	if (protected_columns(rel, prog_att, sub_att, fn))
+		return true;
+	if (!rel->rd_rel->relispartition)
+		return false;
+	parentid = get_partition_parent(RelationGetRelid(rel), false);
+	parent = relation_open(parentid, AccessShareLock);
+	found = protected_columns_inherited(parent, prog_att, sub_att, fn);
+	if (found)
+	{
+		prog_name = get_attname(parentid, *prog_att, true);
+		sub_name = get_attname(parentid, *sub_att, true);
+	}
+	relation_close(parent, AccessShareLock);
+	if (!found || prog_name == NULL || sub_name == NULL)
+		return false;
+	*prog_att = get_attnum(RelationGetRelid(rel), prog_name);
+	*sub_att = get_attnum(RelationGetRelid(rel), sub_name);
+	return *prog_att != InvalidAttrNumber && *sub_att != InvalidAttrNumber;
+}
+
 /* V5 refused: 42501 with the failed condition (SPEC §8), before the policy's generic message. */
 static void
 refuse_write(Relation rel, const char *detail_fmt, ...) pg_attribute_printf(2, 3);
@@ -493,7 +531,7 @@ protected_row_trigger(FunctionCallInfo fcinfo, bool check)
 	desc = RelationGetDescr(rel);
 	is_insert = TRIGGER_FIRED_BY_INSERT(td->tg_event);
 	tuple = is_insert ? td->tg_trigtuple : td->tg_newtuple;
-	if (!protected_columns(rel, &prog_att, &sub_att, &fn) ||
+	if (!protected_columns_inherited(rel, &prog_att, &sub_att, &fn) ||
 		prog_att <= 0 || prog_att > desc->natts || sub_att <= 0 || sub_att > desc->natts)
 		return PointerGetDatum(tuple);
 

@@ -269,7 +269,8 @@ GRANT EXECUTE ON FUNCTION carm.protect(regclass, name, name, text),
 REVOKE ALL ON FUNCTION carm_internal.protect_table(regclass, name, name, text),
   carm_internal.unprotect_table(regclass), carm_internal.require_table_owner(regclass, oid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION carm_internal.protect_table(regclass, name, name, text),
-  carm_internal.unprotect_table(regclass), carm_internal.require_table_owner(regclass, oid) TO carm_admin;
+  carm_internal.unprotect_table(regclass), carm_internal.require_table_owner(regclass, oid),
+  carm_internal.caller_role() TO carm_admin;
 
 -- 1.0 protected tables had a BEFORE INSERT trigger carm_fill_submitter
 -- that named the columns; 1.1 replaces it with carm_check_write (§8: renames,
