@@ -16,7 +16,8 @@
  *  - the maintenance worker ("carm_deleg maintenance"), a dynamic worker
  *    connected to that database, calls carm.run_maintenance() every
  *    carm_deleg.maintenance_interval seconds, in worker_spi's latch loop: one
- *    transaction per run, SIGHUP rereads the settings, SIGTERM ends it.
+ *    transaction per run, SIGHUP rereads the settings, SIGTERM ends it
+ *    (between runs, with exit status 0).
  *
  * Correctness never depends on it: expiry is decided by time in the check
  * (R9); the worker only applies the cascades and deferred group requests.
@@ -26,7 +27,12 @@
  */
 #include "carm_deleg.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/pg_database.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -41,6 +47,7 @@
 #include "tcop/utility.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/fmgroids.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -66,14 +73,32 @@ carm_worker_register(void)
 	RegisterBackgroundWorker(&worker);
 }
 
-/* The oid of a database by name, InvalidOid when there is none. */
+/*
+ * The oid of a database by name, InvalidOid when there is none.  A heap scan
+ * of pg_database, as the logical replication launcher reads pg_subscription:
+ * a process connected to no database cannot open the name index
+ * (get_database_oid() does).
+ */
 static Oid
 database_oid(const char *name)
 {
-	Oid			oid;
+	Oid			oid = InvalidOid;
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
 
 	StartTransactionCommand();
-	oid = get_database_oid(name, true);
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_database_datname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum(name));
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		oid = ((Form_pg_database) GETSTRUCT(tup))->oid;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
 	CommitTransactionCommand();
 	return oid;
 }
@@ -232,7 +257,8 @@ carm_worker_main(Datum main_arg)
 	MemoryContext run_cxt;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
+	/* the launcher stops it on a change of database: a clean exit, not a FATAL */
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(main_arg), InvalidOid, 0);
 	StartTransactionCommand();
@@ -252,6 +278,8 @@ carm_worker_main(Datum main_arg)
 						 timeout_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
+		if (ShutdownRequestPending)
+			proc_exit(0);
 
 		if (ConfigReloadPending)
 		{

@@ -42,6 +42,17 @@ INSERT INTO carm.employee (business_id, user_id, role, programs) VALUES (1, 2, '
 
 CREATE SCHEMA regress_sa AUTHORIZATION regress_sa_owner;
 GRANT USAGE ON SCHEMA regress_sa TO PUBLIC;
+-- runs a statement as the calling role; 'ok' or SQLSTATE: message (detail)
+CREATE FUNCTION regress_sa.try(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  d text;
+BEGIN
+  EXECUTE q;
+  RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
+  RETURN SQLSTATE || ': ' || SQLERRM || CASE WHEN d <> '' THEN ' (' || d || ')' ELSE '' END;
+END $$;
 
 -- 1. §2 carm_admin is judged on the role the code runs as --------------------
 
@@ -132,7 +143,10 @@ ANALYZE regress_sa.bait;
 -- 6. §2 set_actor() and the lifetime of the actor --------------------------
 
 SET ROLE regress_sa_gw;
+\set VERBOSITY sqlstate
 SELECT carm.set_actor('alice');                        -- 25P01: would last for no statement
+SELECT carm.set_actor(1);
+\set VERBOSITY terse
 BEGIN;
 SELECT carm.set_actor('alice');
 SELECT carm.actor() AS in_transaction;
@@ -142,11 +156,11 @@ RESET ROLE;
 -- carm_deleg.allow_session_actor = off forbids session actors (42501)
 SET carm_deleg.allow_session_actor = off;
 SET ROLE regress_sa_gw;
-SELECT carm.set_actor('alice', false);
+SELECT regress_sa.try($$SELECT carm.set_actor('alice', false)$$) AS session_actor;
 BEGIN;
 SELECT carm.set_actor('alice', true);                  -- transaction-local: still allowed
 ROLLBACK;
-SET carm_deleg.allow_session_actor = on;              -- superuser-only setting (42501)
+SELECT regress_sa.try($$SET carm_deleg.allow_session_actor = on$$) AS superuser_only;
 RESET ROLE;
 RESET carm_deleg.allow_session_actor;
 -- a role that bypasses row-level security gets a WARNING: nothing it reads is filtered
@@ -156,12 +170,13 @@ ROLLBACK;
 
 -- 7, 14. §2 login bindings --------------------------------------------------
 
-SELECT carm.bind_login_role(1, session_user::regrole);   -- your own role (and a superuser)
-SELECT carm.bind_login_role(1, 'regress_sa_super');      -- a superuser
-SELECT carm.bind_login_role(1, 'regress_sa_admin');      -- a carm_admin member
-SELECT carm.bind_login_role(1, 'regress_sa_gw');         -- a carm_gateway member
+SELECT w, regress_sa.try(format('SELECT carm.bind_login_role(1, %L)', w)) AS refused
+FROM unnest(ARRAY[session_user::text,    -- your own role (and a superuser)
+                  'regress_sa_super',    -- a superuser
+                  'regress_sa_admin',    -- a carm_admin member
+                  'regress_sa_gw']) w;   -- a carm_gateway member
 SET ROLE regress_sa_admin;
-SELECT carm.bind_login_role(1, 'regress_sa_admin');      -- the caller's own role
+SELECT regress_sa.try($$SELECT carm.bind_login_role(1, 'regress_sa_admin')$$) AS own_role;
 RESET ROLE;
 SELECT carm.bind_login_role(1, 'regress_sa_login');
 SELECT login_role, login_name, user_id FROM carm.login_binding;
@@ -179,7 +194,7 @@ DROP ROLE regress_sa_login;
 SELECT carm.bind_login_role(2, 'regress_sa_low');
 SELECT login_name, user_id FROM carm.login_binding;
 SELECT carm.unbind_login_role('regress_sa_low');
-SELECT carm.unbind_login_role('regress_sa_low');          -- P0002: not bound
+SELECT regress_sa.try($$SELECT carm.unbind_login_role('regress_sa_low')$$) AS not_bound;
 SELECT event, target_user_id, details FROM carm.audit_events()
 WHERE event IN ('login_bound', 'login_unbound') ORDER BY id;
 
@@ -214,21 +229,18 @@ INSERT INTO regress_sa.decisions (id, program, title) VALUES (101, 2, 'partition
 UPDATE regress_sa.decisions SET title = 'edited' WHERE id = 1 RETURNING id, title;
 COMMIT;
 -- V5 refusals say which condition failed (42501 with a DETAIL)
-\set VERBOSITY default
-INSERT INTO regress_sa.decisions (id, program, title) VALUES (2, 1, 'no actor');
+SELECT regress_sa.try($$INSERT INTO regress_sa.decisions (id, program, title) VALUES (2, 1, 'no actor')$$) AS no_actor;
 BEGIN;
 SELECT carm.set_actor('vera');
-INSERT INTO regress_sa.decisions (id, program, title) VALUES (3, 1, 'viewer');
+SELECT regress_sa.try($$INSERT INTO regress_sa.decisions (id, program, title) VALUES (3, 1, 'viewer')$$) AS viewer;
+SELECT regress_sa.try($$INSERT INTO regress_sa.decisions (id, program, title) VALUES (3, 2, 'not her program')$$) AS other_program;
 ROLLBACK;
 BEGIN;
 SELECT carm.set_actor('alice');
-INSERT INTO regress_sa.decisions (id, program, submitted_by, title) VALUES (4, 1, 999, 'forged');
+SELECT regress_sa.try($$INSERT INTO regress_sa.decisions (id, program, submitted_by, title) VALUES (4, 1, 999, 'forged')$$) AS forged;
+SELECT regress_sa.try($$UPDATE regress_sa.decisions SET submitted_by = 999 WHERE id = 1$$) AS forged_update;
+SELECT regress_sa.try($$UPDATE regress_sa.decisions SET title = 'fine' WHERE id = 1$$) AS allowed_update;
 ROLLBACK;
-BEGIN;
-SELECT carm.set_actor('alice');
-UPDATE regress_sa.decisions SET submitted_by = 999 WHERE id = 1;
-ROLLBACK;
-\set VERBOSITY terse
 SELECT id, program, submitted_by, title FROM regress_sa.decisions ORDER BY id;   -- no actor: nothing
 RESET ROLE;
 -- a superuser is not filtered, so not refused either
