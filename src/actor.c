@@ -39,6 +39,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "tcop/pquery.h"
 #include "utils/portal.h"
 #include "utils/syscache.h"
@@ -173,6 +174,7 @@ login_binding_user(void)
 	Oid			role = GetSessionUserId();
 	CarmOwnerSave save;
 	char	   *rolename;
+	bool		with_name;
 
 	if (binding_valid && binding_role == role)
 		return binding_user;
@@ -182,11 +184,15 @@ login_binding_user(void)
 	if (rolename == NULL)
 		return 0;
 
+	/* a 1.0 table (this library before ALTER EXTENSION UPDATE) has no name */
+	with_name = get_attnum(get_relname_relid("login_binding", carm_schema_oid(false)),
+						   "login_name") != InvalidAttrNumber;
+
 	carm_become_owner(&save);
 	PG_TRY();
 	{
 		Datum		args[2];
-		Oid			argtypes[2] = {REGROLEOID, NAMEOID};
+		Oid			argtypes[2] = {OIDOID, NAMEOID};
 		bool		isnull;
 		SPIPlanPtr	plan;
 		NameData	name;
@@ -195,8 +201,11 @@ login_binding_user(void)
 		args[0] = ObjectIdGetDatum(role);
 		args[1] = NameGetDatum(&name);
 		SPI_connect();
-		plan = SPI_prepare("SELECT b.user_id FROM carm.login_binding b "
-						   "WHERE b.login_role = $1 AND b.login_name = $2", 2, argtypes);
+		plan = SPI_prepare(with_name ?
+						   "SELECT b.user_id FROM carm.login_binding b "
+						   "WHERE b.login_role::oid = $1 AND b.login_name = $2" :
+						   "SELECT b.user_id FROM carm.login_binding b "
+						   "WHERE b.login_role::oid = $1", with_name ? 2 : 1, argtypes);
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 		/* cached below: read the latest state (see carm_read_snapshot()) */
