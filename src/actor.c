@@ -15,19 +15,34 @@
  * setting (RESET, DISCARD ALL) is always allowed: it only takes power away.
  *
  * When no actor is set, a session whose session_user was bound with
- * carm.bind_login_role() acts as that user.
+ * carm.bind_login_role() acts as that user: the binding holds the role's oid
+ * and name, and counts only while both still match the session user (a
+ * dropped role whose oid is reused, or a restore into another cluster, binds
+ * nobody).
+ *
+ * carm_admin is judged on the role the code runs as (GetUserId()), never on
+ * the session or outer role, and nobody is carm_admin inside a
+ * security-restricted operation (SPEC §2): see current_role_is_admin().
  */
 #include "carm_deleg.h"
 
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_type_d.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/plannodes.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "tcop/pquery.h"
+#include "utils/portal.h"
+#include "utils/syscache.h"
 
 PG_FUNCTION_INFO_V1(carm_set_actor_id);
 PG_FUNCTION_INFO_V1(carm_set_actor_external);
@@ -36,6 +51,7 @@ PG_FUNCTION_INFO_V1(carm_actor_sql);
 PG_FUNCTION_INFO_V1(carm_acting_business_sql);
 
 char	   *carm_actor_setting = NULL;
+bool		carm_allow_session_actor = true;
 
 /* true only while set_actor() itself assigns the setting */
 static bool assigning_from_set_actor = false;
@@ -133,32 +149,67 @@ carm_actor_invalidate_binding(void)
 	binding_valid = false;
 }
 
+/* A role was created, changed, renamed or dropped: look the binding up again. */
+static void
+binding_authid_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	binding_valid = false;
+}
+
+void
+carm_actor_init(void)
+{
+	CacheRegisterSyscacheCallback(AUTHOID, binding_authid_callback, (Datum) 0);
+}
+
+/*
+ * The user the session user is bound to, or 0.  A binding counts only while
+ * the role it was made for still has the same oid and the same name (SPEC
+ * §2): a binding restored into another cluster, or left behind by a dropped
+ * role whose oid a new role reuses, binds nobody.
+ */
 static int64
 login_binding_user(void)
 {
 	Oid			role = GetSessionUserId();
 	CarmOwnerSave save;
+	char	   *rolename;
+	bool		with_name;
 
 	if (binding_valid && binding_role == role)
 		return binding_user;
 	if (carm_schema_oid(true) == InvalidOid || !IsTransactionState())
 		return 0;
+	rolename = GetUserNameFromId(role, true);
+	if (rolename == NULL)
+		return 0;
+
+	/* a 1.0 table (this library before ALTER EXTENSION UPDATE) has no name */
+	with_name = get_attnum(get_relname_relid("login_binding", carm_schema_oid(false)),
+						   "login_name") != InvalidAttrNumber;
 
 	carm_become_owner(&save);
 	PG_TRY();
 	{
-		Datum		arg = ObjectIdGetDatum(role);
-		Oid			argtype = OIDOID;
+		Datum		args[2];
+		Oid			argtypes[2] = {OIDOID, NAMEOID};
 		bool		isnull;
 		SPIPlanPtr	plan;
+		NameData	name;
 
+		namestrcpy(&name, rolename);
+		args[0] = ObjectIdGetDatum(role);
+		args[1] = NameGetDatum(&name);
 		SPI_connect();
-		plan = SPI_prepare("SELECT b.user_id FROM carm.login_binding b "
-						   "WHERE b.login_role = $1", 1, &argtype);
+		plan = SPI_prepare(with_name ?
+						   "SELECT b.user_id FROM carm.login_binding b "
+						   "WHERE b.login_role::oid = $1 AND b.login_name = $2" :
+						   "SELECT b.user_id FROM carm.login_binding b "
+						   "WHERE b.login_role::oid = $1", with_name ? 2 : 1, argtypes);
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 		/* cached below: read the latest state (see carm_read_snapshot()) */
-		if (SPI_execute_snapshot(plan, &arg, NULL, carm_read_snapshot(), InvalidSnapshot,
+		if (SPI_execute_snapshot(plan, args, NULL, carm_read_snapshot(), InvalidSnapshot,
 								 true, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "login binding lookup failed");
 		binding_user = 0;
@@ -291,11 +342,11 @@ lookup_actor(bool by_id, Datum key, text *volatile on_behalf_of, int64 *bid)
 	if (!found_business)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("business %s does not exist", bn9)));
+				 errmsg("business %.32s does not exist", bn9)));
 	if (!is_employee)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("user %lld is not an employee of business %s", (long long) uid, bn9)));
+				 errmsg("user %lld is not an employee of business %.32s", (long long) uid, bn9)));
 	return uid;
 }
 
@@ -323,6 +374,127 @@ assign_actor(int64 uid, int64 bid, bool is_local)
 	PG_END_TRY();
 }
 
+/* Does an expression tree call the function fnoid? */
+static bool
+calls_function_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, FuncExpr) && ((FuncExpr *) node)->funcid == *(Oid *) context)
+		return true;
+	return expression_tree_walker(node, calls_function_walker, context);
+}
+
+/* Does a plan (or one below it) call the function fnoid in its own expressions? */
+static bool
+plan_calls_function(Plan *plan, Oid fnoid)
+{
+	ListCell   *lc;
+
+	if (plan == NULL)
+		return false;
+	check_stack_depth();
+	if (calls_function_walker((Node *) plan->targetlist, &fnoid) ||
+		calls_function_walker((Node *) plan->qual, &fnoid))
+		return true;
+	switch (nodeTag(plan))
+	{
+		case T_Result:
+			if (calls_function_walker(((Result *) plan)->resconstantqual, &fnoid))
+				return true;
+			break;
+		case T_FunctionScan:
+			if (calls_function_walker((Node *) ((FunctionScan *) plan)->functions, &fnoid))
+				return true;
+			break;
+		case T_SubqueryScan:
+			if (plan_calls_function(((SubqueryScan *) plan)->subplan, fnoid))
+				return true;
+			break;
+		case T_Append:
+			foreach(lc, ((Append *) plan)->appendplans)
+				if (plan_calls_function(lfirst(lc), fnoid))
+					return true;
+			break;
+		default:
+			break;
+	}
+	return plan_calls_function(plan->lefttree, fnoid) ||
+		plan_calls_function(plan->righttree, fnoid);
+}
+
+/*
+ * Is this call of set_actor() written in the client's own statement (SELECT
+ * carm.set_actor(...)), rather than made by a function or DO block that goes
+ * on to run queries as the actor?  Only the former is useless outside a
+ * transaction block: the transaction, and the actor, end with the statement.
+ */
+static bool
+called_by_top_level_statement(Oid fnoid)
+{
+	ListCell   *lc;
+
+	if (ActivePortal == NULL)
+		return false;
+	foreach(lc, ActivePortal->stmts)
+	{
+		PlannedStmt *stmt = lfirst_node(PlannedStmt, lc);
+		ListCell   *sp;
+
+		if (stmt->commandType == CMD_UTILITY)
+			continue;
+		if (plan_calls_function(stmt->planTree, fnoid))
+			return true;
+		foreach(sp, stmt->subplans)
+			if (plan_calls_function(lfirst(sp), fnoid))
+				return true;
+	}
+	return false;
+}
+
+/*
+ * SPEC §2: a transaction-local actor set by a statement of its own outside a
+ * transaction block would last for no statement (25P01); a session actor
+ * may be forbidden by carm_deleg.allow_session_actor (42501).  A
+ * multi-statement simple-protocol string runs in an implicit transaction
+ * block, which IsTransactionBlock() counts: the actor lasts for the rest of
+ * the string.
+ */
+static void
+check_actor_lifetime(FunctionCallInfo fcinfo, bool is_local)
+{
+	if (!is_local && !carm_allow_session_actor)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("session-level acting users are not allowed"),
+				 errdetail("carm_deleg.allow_session_actor is off."),
+				 errhint("Call carm.set_actor() inside BEGIN ... COMMIT with is_local => true.")));
+	if (is_local && !IsTransactionBlock() &&
+		called_by_top_level_statement(fcinfo->flinfo->fn_oid))
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_ACTIVE_SQL_TRANSACTION),
+				 errmsg("carm.set_actor() outside a transaction block would last for no statement"),
+				 errdetail("With is_local => true the acting user ends with the transaction, and this statement is a transaction of its own."),
+				 errhint("Call it after BEGIN and run the queries before COMMIT, or pass is_local => false for the session.")));
+}
+
+/*
+ * set_actor() by a role that bypasses row-level security: whatever it reads
+ * next is not filtered, whoever the actor is.
+ */
+static void
+warn_if_bypassing_rls(void)
+{
+	Oid			role = GetUserId();
+
+	if (superuser_arg(role) || has_bypassrls_privilege(role))
+		ereport(WARNING,
+				(errcode(ERRCODE_WARNING),
+				 errmsg("role \"%s\" bypasses row-level security", GetUserNameFromId(role, false)),
+				 errdetail("Protected tables are not filtered for the acting user in this session."),
+				 errhint("Connect the application as a role without SUPERUSER and BYPASSRLS.")));
+}
+
 /*
  * Both forms of carm.set_actor(): the user by id or by sign-in identity,
  * then is_local (NULL = true) and on_behalf_of.
@@ -332,15 +504,18 @@ set_actor(FunctionCallInfo fcinfo, bool by_id)
 {
 	int64		bid;
 	int64		uid;
+	bool		is_local = PG_ARGISNULL(1) ? true : PG_GETARG_BOOL(1);
 
 	require_gateway();
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not be null", by_id ? "user_id" : "external_id")));
+	check_actor_lifetime(fcinfo, is_local);
 	uid = lookup_actor(by_id, PG_GETARG_DATUM(0),
 					   PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2), &bid);
-	assign_actor(uid, bid, PG_ARGISNULL(1) ? true : PG_GETARG_BOOL(1));
+	warn_if_bypassing_rls();
+	assign_actor(uid, bid, is_local);
 }
 
 /* carm.set_actor(user_id bigint, is_local boolean, on_behalf_of text) */
@@ -391,24 +566,81 @@ carm_acting_business_sql(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(bid);
 }
 
-/* ---- the caller, as seen from inside SECURITY DEFINER API functions ---- */
+/* ---- carm_admin: judged on the role the code runs as (SPEC §2) ---- */
 
 PG_FUNCTION_INFO_V1(carm_caller_is_admin);
+PG_FUNCTION_INFO_V1(carm_current_role_is_admin);
+PG_FUNCTION_INFO_V1(carm_require_admin);
 PG_FUNCTION_INFO_V1(carm_caller_role);
 
 /*
- * carm_internal.caller_is_admin(): is the role that called the API (the session's
- * current role, not the definer) a member of carm_admin?
+ * Is the role the code runs as a member of carm_admin, outside any
+ * security-restricted operation?  Inside one (ANALYZE, VACUUM, REINDEX,
+ * CREATE INDEX running index expressions, refreshing a materialized view)
+ * the code runs as the table's owner on behalf of whoever started the
+ * operation, so it is nobody's carm_admin.  InSecurityRestrictedOperation()
+ * stays set inside nested SECURITY DEFINER calls.
+ */
+static bool
+current_role_is_admin(void)
+{
+	Oid			admin;
+
+	if (InSecurityRestrictedOperation())
+		return false;
+	admin = get_role_oid("carm_admin", true);
+	return OidIsValid(admin) && has_privs_of_role(GetUserId(), admin);
+}
+
+/*
+ * carm_internal.current_role_is_admin(): called by the SECURITY INVOKER
+ * wrappers of the mixed reports, where GetUserId() is the role the caller's
+ * code runs as.  Inside a SECURITY DEFINER function it would answer for the
+ * definer: the admin variants rely on their EXECUTE privilege instead.
+ */
+Datum
+carm_current_role_is_admin(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(current_role_is_admin());
+}
+
+/*
+ * carm_internal.require_admin(): called at the top of the SECURITY DEFINER
+ * functions that answer or do everything for carm_admin.  Their EXECUTE
+ * privilege is granted to carm_admin only, so PostgreSQL has already checked
+ * membership for the role the calling code runs as; this adds that nobody is
+ * carm_admin inside a security-restricted operation.
+ */
+Datum
+carm_require_admin(PG_FUNCTION_ARGS)
+{
+	if (InSecurityRestrictedOperation())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied: carm_admin only"),
+				 errdetail("Nobody is carm_admin inside a security-restricted operation (ANALYZE, VACUUM, REINDEX, index expressions).")));
+	PG_RETURN_VOID();
+}
+
+/*
+ * The 1.0 SQL function carm._caller_is_admin() (symbol kept so that the 1.0
+ * install script still loads; 1.1 drops the function).  Until the update
+ * runs it keeps its 1.0 meaning, minus security-restricted operations.
  */
 Datum
 carm_caller_is_admin(PG_FUNCTION_ARGS)
 {
 	Oid			admin = get_role_oid("carm_admin", true);
 
-	PG_RETURN_BOOL(OidIsValid(admin) && has_privs_of_role(GetOuterUserId(), admin));
+	PG_RETURN_BOOL(!InSecurityRestrictedOperation() && OidIsValid(admin) &&
+				   has_privs_of_role(GetOuterUserId(), admin));
 }
 
-/* carm_internal.caller_role(): that role's name, recorded in audit events (§9). */
+/*
+ * carm_internal.caller_role(): the session's current role outside any
+ * SECURITY DEFINER function, recorded in audit events (§9) as information
+ * only; no decision is taken on it.
+ */
 Datum
 carm_caller_role(PG_FUNCTION_ARGS)
 {

@@ -20,6 +20,14 @@ _PG_init(void)
 {
 	/* settings, alphabetically */
 	carm_define_actor_guc();
+	DefineCustomBoolVariable("carm_deleg.allow_session_actor",
+							 "Allows carm.set_actor(..., is_local => false), an acting user for the whole session.",
+							 "Off for deployments behind transaction-pooling poolers: the session actor then raises 42501.",
+							 &carm_allow_session_actor,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 	DefineCustomStringVariable("carm_deleg.database",
 							   "Database in which the maintenance worker runs carm.run_maintenance().",
 							   NULL,
@@ -39,6 +47,7 @@ _PG_init(void)
 	MarkGUCPrefixReserved("carm_deleg");
 
 	carm_cache_init();
+	carm_actor_init();
 
 	if (process_shared_preload_libraries_in_progress && !IsBinaryUpgrade)
 		carm_worker_register();

@@ -65,6 +65,7 @@ typedef enum CarmLevel
 extern CarmRole carm_role_from_name(const char *name);
 extern const char *carm_role_name(CarmRole role);
 extern CarmFunction carm_function_from_name(const char *name);	/* ereports 22023 */
+extern const char *carm_function_name(CarmFunction fn);
 extern void carm_parse_permission(const char *perm, CarmFunction *fn, CarmLevel *level);
 extern CarmLevel carm_role_level(CarmRole role, CarmFunction fn);
 
@@ -86,7 +87,9 @@ extern Snapshot carm_read_snapshot(void);
 
 /* ---- actor.c ---- */
 extern char *carm_actor_setting;	/* GUC carm_deleg.actor: "" or "uid" or "uid/bid" */
+extern bool carm_allow_session_actor;	/* GUC carm_deleg.allow_session_actor */
 extern void carm_define_actor_guc(void);
+extern void carm_actor_init(void);	/* syscache callback for login bindings */
 extern int64 carm_current_actor(int64 *on_behalf_of);	/* 0 when none */
 extern int64 carm_require_actor(void);	/* ereports 42501 'no acting user' */
 extern void carm_actor_invalidate_binding(void);

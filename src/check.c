@@ -20,9 +20,16 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "access/relation.h"
+#include "catalog/partition.h"
+#include "nodes/primnodes.h"
+#include "rewrite/rowsecurity.h"
+#include "utils/acl.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/lsyscache.h"
 
 PG_FUNCTION_INFO_V1(carm_has_access);
@@ -31,6 +38,7 @@ PG_FUNCTION_INFO_V1(carm_row_visible);
 PG_FUNCTION_INFO_V1(carm_row_writable);
 PG_FUNCTION_INFO_V1(carm_visible_programs_sql);
 PG_FUNCTION_INFO_V1(carm_fill_submitter);
+PG_FUNCTION_INFO_V1(carm_check_write);
 PG_FUNCTION_INFO_V1(carm_accessible_program_ids);
 
 /* ---- point checks ---- */
@@ -121,10 +129,20 @@ carm_has_access(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(check_access(actor, PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1)));
 }
 
-/* carm.user_has_access(user_id bigint, target text, permission text) — carm_admin. */
+/*
+ * carm.user_has_access(user_id bigint, target text, permission text) —
+ * carm_admin: EXECUTE is granted to carm_admin only, so PostgreSQL judges
+ * the role the calling code runs as; nobody is carm_admin inside a
+ * security-restricted operation (SPEC §2).
+ */
 Datum
 carm_user_has_access(PG_FUNCTION_ARGS)
 {
+	if (InSecurityRestrictedOperation())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied: carm_admin only"),
+				 errdetail("Nobody is carm_admin inside a security-restricted operation (ANALYZE, VACUUM, REINDEX, index expressions).")));
 	require_args(fcinfo, 3);
 	PG_RETURN_BOOL(check_access(PG_GETARG_INT64(0), PG_GETARG_TEXT_PP(1), PG_GETARG_TEXT_PP(2)));
 }
@@ -379,57 +397,200 @@ carm_accessible_program_ids(PG_FUNCTION_ARGS)
 }
 
 /*
- * carm_internal.fill_submitter() — BEFORE INSERT trigger installed by carm.protect():
- * V5, a NULL submitter becomes the actor's acting business for the row's
- * program.  A different value is left alone and the INSERT policy refuses it.
- * Trigger arguments: program column, submitter column, function.
+ * The program and submitter columns and the function of a protected
+ * relation, read from its own carm_insert policy in the relcache, whose
+ * WITH CHECK is carm_internal.row_writable(program Var, submitter Var,
+ * 'function').  Policies follow column and table renames, and each
+ * partition's policy carries that partition's attribute numbers, so this
+ * needs neither names nor a catalog query.  False when the relation has no
+ * such policy (row-level security disabled, or the table unprotected).
+ */
+static bool
+protected_columns(Relation rel, AttrNumber *prog_att, AttrNumber *sub_att, CarmFunction *fn)
+{
+	ListCell   *lc;
+
+	if (rel->rd_rsdesc == NULL)
+		return false;
+	foreach(lc, rel->rd_rsdesc->policies)
+	{
+		RowSecurityPolicy *pol = (RowSecurityPolicy *) lfirst(lc);
+		FuncExpr   *call = (FuncExpr *) pol->with_check_qual;
+		Node	   *prog,
+				   *sub,
+				   *func;
+
+		if (pol->polcmd != ACL_INSERT_CHR || strcmp(pol->policy_name, "carm_insert") != 0 ||
+			call == NULL || !IsA(call, FuncExpr) || list_length(call->args) != 3)
+			continue;
+		prog = linitial(call->args);
+		sub = lsecond(call->args);
+		func = lthird(call->args);
+		if (!IsA(prog, Var) || !IsA(sub, Var) || !IsA(func, Const) || ((Const *) func)->constisnull)
+			continue;
+		*prog_att = ((Var *) prog)->varattno;
+		*sub_att = ((Var *) sub)->varattno;
+		*fn = carm_function_from_name(TextDatumGetCString(((Const *) func)->constvalue));
+		return true;
+	}
+	return false;
+}
+
+/*
+ * protected_columns() of a partition that has no policies of its own yet
+ * (created or attached after protect()): the nearest protected ancestor's,
+ * mapped to this partition's attribute numbers by name (a rename of the
+ * parent's column renames the partitions' too).
+ */
+static bool
+protected_columns_inherited(Relation rel, AttrNumber *prog_att, AttrNumber *sub_att,
+							CarmFunction *fn)
+{
+	Oid			parentid;
+	Relation	parent;
+	bool		found;
+	char	   *prog_name = NULL;
+	char	   *sub_name = NULL;
+
+	if (protected_columns(rel, prog_att, sub_att, fn))
+		return true;
+	if (!rel->rd_rel->relispartition)
+		return false;
+	parentid = get_partition_parent(RelationGetRelid(rel), false);
+	parent = relation_open(parentid, AccessShareLock);
+	found = protected_columns_inherited(parent, prog_att, sub_att, fn);
+	if (found)
+	{
+		prog_name = get_attname(parentid, *prog_att, true);
+		sub_name = get_attname(parentid, *sub_att, true);
+	}
+	relation_close(parent, AccessShareLock);
+	if (!found || prog_name == NULL || sub_name == NULL)
+		return false;
+	*prog_att = get_attnum(RelationGetRelid(rel), prog_name);
+	*sub_att = get_attnum(RelationGetRelid(rel), sub_name);
+	return *prog_att != InvalidAttrNumber && *sub_att != InvalidAttrNumber;
+}
+
+/* V5 refused: 42501 with the failed condition (SPEC §8), before the policy's generic message. */
+static void
+refuse_write(Relation rel, const char *detail_fmt, ...) pg_attribute_printf(2, 3);
+
+static void
+refuse_write(Relation rel, const char *detail_fmt,...)
+{
+	char		detail[256];
+	va_list		args;
+
+	va_start(args, detail_fmt);
+	vsnprintf(detail, sizeof(detail), detail_fmt, args);
+	va_end(args);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("new row violates row-level security policy for table \"%s\"",
+					RelationGetRelationName(rel)),
+			 errdetail_internal("%s", detail)));
+}
+
+/*
+ * The row trigger of protected tables.  On INSERT a NULL submitter becomes
+ * the actor's acting business for the row's program (V5).  With check set
+ * (carm_internal.check_write, BEFORE INSERT OR UPDATE), a new row the
+ * policy would refuse is refused here first with the condition that failed:
+ * no acting user; no edit on the function for that program; the submitter
+ * is not the business the actor writes as.  Only where row-level security
+ * applies to the current user for this relation: superusers, BYPASSRLS roles
+ * and the owner of a table without FORCE are not filtered, so not refused.
+ */
+static Datum
+protected_row_trigger(FunctionCallInfo fcinfo, bool check)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	TupleDesc	desc;
+	HeapTuple	tuple;
+	AttrNumber	prog_att,
+				sub_att;
+	CarmFunction fn;
+	bool		is_insert;
+	bool		prog_null,
+				sub_null;
+	Datum		prog,
+				sub;
+	int64		actor,
+				on_behalf_of,
+				writer = 0;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+		!(TRIGGER_FIRED_BY_INSERT(td->tg_event) || (check && TRIGGER_FIRED_BY_UPDATE(td->tg_event))))
+		elog(ERROR, "%s must be a BEFORE row trigger of a protected table",
+			 check ? "carm_internal.check_write()" : "carm_internal.fill_submitter()");
+
+	rel = td->tg_relation;
+	desc = RelationGetDescr(rel);
+	is_insert = TRIGGER_FIRED_BY_INSERT(td->tg_event);
+	tuple = is_insert ? td->tg_trigtuple : td->tg_newtuple;
+	if (!protected_columns_inherited(rel, &prog_att, &sub_att, &fn) ||
+		prog_att <= 0 || prog_att > desc->natts || sub_att <= 0 || sub_att > desc->natts)
+		return PointerGetDatum(tuple);
+
+	actor = carm_current_actor(&on_behalf_of);
+	prog = heap_getattr(tuple, prog_att, desc, &prog_null);
+	sub = heap_getattr(tuple, sub_att, desc, &sub_null);
+
+	if (actor != 0 && !prog_null)
+		writer = row_writer(actor, on_behalf_of, DatumGetInt64(prog), 0, true, fn);
+	if (is_insert && sub_null && writer != 0)
+	{
+		Datum		value = Int64GetDatum(writer);
+		bool		replace_null = false;
+		int			col = sub_att;
+
+		tuple = heap_modify_tuple_by_cols(tuple, desc, 1, &col, &value, &replace_null);
+		sub = value;
+		sub_null = false;
+	}
+
+	if (!check || check_enable_rls(RelationGetRelid(rel), InvalidOid, true) != RLS_ENABLED)
+		return PointerGetDatum(tuple);
+	if (actor == 0)
+		refuse_write(rel, "No acting user: carm.set_actor() was not called.");
+	if (prog_null)
+		refuse_write(rel, "The row names no program account.");
+	if (writer == 0 && on_behalf_of != 0)
+		refuse_write(rel, "User " INT64_FORMAT " acting for business " INT64_FORMAT " holds no edit on function %s for program " INT64_FORMAT ".",
+					 actor, on_behalf_of, carm_function_name(fn), DatumGetInt64(prog));
+	if (writer == 0)
+		refuse_write(rel, "User " INT64_FORMAT " holds no edit on function %s for program " INT64_FORMAT ".",
+					 actor, carm_function_name(fn), DatumGetInt64(prog));
+	if (sub_null)
+		refuse_write(rel, "The row names no submitter; user " INT64_FORMAT " writes program " INT64_FORMAT " as business " INT64_FORMAT ".",
+					 actor, DatumGetInt64(prog), writer);
+	if (row_writer(actor, on_behalf_of, DatumGetInt64(prog), DatumGetInt64(sub), false, fn) == 0)
+		refuse_write(rel, "The submitter, business " INT64_FORMAT ", is not the acting business of user " INT64_FORMAT " for program " INT64_FORMAT " (business " INT64_FORMAT ").",
+					 DatumGetInt64(sub), actor, DatumGetInt64(prog), writer);
+	return PointerGetDatum(tuple);
+}
+
+/*
+ * carm_internal.check_write() — the BEFORE INSERT OR UPDATE row trigger
+ * carm.protect() installs (carm_check_write): fills the submitter and
+ * refuses a V5 write with its reason.
+ */
+Datum
+carm_check_write(PG_FUNCTION_ARGS)
+{
+	return protected_row_trigger(fcinfo, true);
+}
+
+/*
+ * The 1.0 trigger function (BEFORE INSERT, carm_fill_submitter); 1.1
+ * replaces those triggers with carm_check_write.  Kept, rename-proof, for a
+ * 1.0 database running this library until ALTER EXTENSION UPDATE.
  */
 Datum
 carm_fill_submitter(PG_FUNCTION_ARGS)
 {
-	TriggerData *td = (TriggerData *) fcinfo->context;
-	Relation	rel;
-	HeapTuple	tuple;
-	int			prog_att,
-				sub_att;
-	bool		isnull;
-	Datum		prog;
-	int64		actor,
-				on_behalf_of,
-				writer;
-
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || !TRIGGER_FIRED_BY_INSERT(td->tg_event) ||
-		td->tg_trigger->tgnargs != 3)
-		elog(ERROR, "carm_internal.fill_submitter() must be a BEFORE INSERT row trigger with 3 arguments");
-
-	rel = td->tg_relation;
-	tuple = td->tg_trigtuple;
-	prog_att = SPI_fnumber(RelationGetDescr(rel), td->tg_trigger->tgargs[0]);
-	sub_att = SPI_fnumber(RelationGetDescr(rel), td->tg_trigger->tgargs[1]);
-	if (prog_att <= 0 || sub_att <= 0)
-		elog(ERROR, "protected table \"%s\" lost its program or submitter column",
-			 RelationGetRelationName(rel));
-
-	(void) heap_getattr(tuple, sub_att, RelationGetDescr(rel), &isnull);
-	if (!isnull)
-		return PointerGetDatum(tuple);
-	prog = heap_getattr(tuple, prog_att, RelationGetDescr(rel), &isnull);
-	if (isnull)
-		return PointerGetDatum(tuple);
-	actor = carm_current_actor(&on_behalf_of);
-	if (actor == 0)
-		return PointerGetDatum(tuple);
-	writer = row_writer(actor, on_behalf_of, DatumGetInt64(prog), 0, true,
-						carm_function_from_name(td->tg_trigger->tgargs[2]));
-	if (writer == 0)
-		return PointerGetDatum(tuple);
-	{
-		Datum		value = Int64GetDatum(writer);
-		bool		replace_null = false;
-
-		tuple = heap_modify_tuple_by_cols(tuple, RelationGetDescr(rel), 1, &sub_att,
-										  &value, &replace_null);
-	}
-	return PointerGetDatum(tuple);
+	return protected_row_trigger(fcinfo, false);
 }

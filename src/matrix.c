@@ -63,6 +63,15 @@ carm_role_name(CarmRole role)
 	return role_names[role];
 }
 
+/* The name of a function (SPEC §3.1). */
+const char *
+carm_function_name(CarmFunction fn)
+{
+	if (fn < 0 || fn >= CARM_NUM_FUNCTIONS)
+		return "none";
+	return function_names[fn];
+}
+
 /* Function from its name; an unknown name is the caller's error (22023). */
 CarmFunction
 carm_function_from_name(const char *name)
@@ -72,7 +81,7 @@ carm_function_from_name(const char *name)
 			return (CarmFunction) i;
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown function \"%s\"", name),
+			 errmsg("unknown function \"%.32s\"", name),
 			 errhint("Functions are business_profile, program_profile, employee_access, relationships, rulings, payments, statements, notifications and banking.")));
 	pg_unreachable();
 }
@@ -88,7 +97,7 @@ carm_parse_permission(const char *perm, CarmFunction *fn, CarmLevel *level)
 	if (dot == NULL || (len = dot - perm) == 0 || len >= sizeof(fname))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid permission \"%s\"", perm),
+				 errmsg("invalid permission \"%.32s\"", perm),
 				 errhint("A permission is written function.level, for example rulings.edit.")));
 	memcpy(fname, perm, len);
 	fname[len] = '\0';
@@ -103,7 +112,7 @@ carm_parse_permission(const char *perm, CarmFunction *fn, CarmLevel *level)
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid permission level in \"%s\"", perm),
+				 errmsg("invalid permission level in \"%.32s\"", perm),
 				 errhint("Levels are view, edit and manage.")));
 }
 

@@ -13,9 +13,19 @@
  *  execution: a plan made for one actor and reused for another stays exact.
  *
  *  SupportRequestSelectivity — the fraction of the table the planning actor
- *  may see, from the column's statistics for each visible program, so a user
- *  who sees most of the table gets a sequential scan and one who sees 0.1 %
- *  an index scan.
+ *  may see, estimated as (programs visible to the actor) / (programs in the
+ *  column or in carm.program, whichever is more), so a user who sees most
+ *  programs gets a sequential scan and one who sees 0.1 % an index scan.
+ *
+ *  The estimate deliberately ignores the column's per-value statistics.
+ *  EXPLAIN shows the estimate to the caller, and PostgreSQL hides pg_stats
+ *  of tables under row-level security for that reason: summing the MCV
+ *  frequency of a visible program would reveal how many rows it has,
+ *  including rows of other submitters the actor may not see (V2-V4), and
+ *  the frequency of a visible program outside the MCV list is derived from
+ *  the frequencies of every other program, visible or not.  What remains is
+ *  the number of distinct programs in the column and in carm.program, not a
+ *  row count of any program.
  */
 #include "carm_deleg.h"
 
@@ -35,9 +45,6 @@
 #include "utils/selfuncs.h"
 
 PG_FUNCTION_INFO_V1(carm_row_visible_support);
-
-/* Beyond this many visible programs the estimate uses the average frequency. */
-#define CARM_EXACT_ESTIMATE_LIMIT 2000
 
 static Oid
 visible_programs_func(void)
@@ -96,35 +103,23 @@ visible_fraction(SupportRequestSelectivity *req)
 	int64		actor = carm_current_actor(NULL);
 	CarmFunction fn;
 	VariableStatData vardata;
-	int64	   *ids;
 	int			n;
-	Selectivity sel = 0.0;
+	Selectivity sel;
 	bool		isdefault;
-	/* int8 = int8 from the catalog, not looked up through search_path */
-	Oid			eqop = get_opfamily_member(INTEGER_BTREE_FAM_OID, INT8OID, INT8OID,
-										   BTEqualStrategyNumber);
+	double		nd;
 
 	if (!IsA(fnarg, Const) || ((Const *) fnarg)->constisnull || actor == 0)
 		return 0.0001;
 	fn = carm_function_from_name(TextDatumGetCString(((Const *) fnarg)->constvalue));
-	ids = carm_visible_programs(actor, fn, CARM_LEVEL_VIEW, &n);
+	(void) carm_visible_programs(actor, fn, CARM_LEVEL_VIEW, &n);
 	if (n == 0)
 		return 0.0001;
 
+	/* a count of distinct values, never a frequency: see the header comment */
 	examine_variable(req->root, linitial(req->args), req->varRelid, &vardata);
-	if (n <= CARM_EXACT_ESTIMATE_LIMIT && HeapTupleIsValid(vardata.statsTuple))
-	{
-		for (int i = 0; i < n; i++)
-			sel += var_eq_const(&vardata, eqop, InvalidOid, Int64GetDatum(ids[i]),
-								false, true, false);
-	}
-	else
-	{
-		double		nd = get_variable_numdistinct(&vardata, &isdefault);
-
-		sel = (double) n / Max(nd, (double) carm_total_programs());
-	}
+	nd = get_variable_numdistinct(&vardata, &isdefault);
 	ReleaseVariableStats(vardata);
+	sel = (double) n / Max(isdefault ? 0.0 : nd, (double) carm_total_programs());
 	CLAMP_PROBABILITY(sel);
 	return Max(sel, 0.0001);
 }

@@ -43,7 +43,7 @@ carm_lookup_target(const char *bn, CarmTarget *target)
 	if (len == 15 ? !carm_bn15_is_valid(bn) : (len != 9 || !carm_bn9_is_valid(bn)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid business or program number \"%s\"", bn),
+				 errmsg("invalid business or program number \"%.32s\"", bn),
 				 errhint("A target is a BN9 (nine digits with a check digit) or a BN15 such as 123456782RM0001.")));
 
 	if (target_cxt == NULL)
@@ -101,7 +101,7 @@ carm_lookup_target(const char *bn, CarmTarget *target)
 	if (!found)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("%s %s does not exist", is_program ? "program account" : "business", bn)));
+				 errmsg("%s %.32s does not exist", is_program ? "program account" : "business", bn)));
 	/* only cache what was read in a state no invalidation has overtaken */
 	if (targets_inval_seen == carm_cache_inval_count())
 	{

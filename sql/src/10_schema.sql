@@ -43,11 +43,15 @@ CREATE TABLE carm.app_user (
 );
 COMMENT ON TABLE carm.app_user IS 'Portal user profiles (the sign-in identity is external_id)';
 
+-- regrole, so that pg_dump writes the role by name; the name is kept too, and
+-- a binding counts only while the session user has both this oid and this
+-- name (src/actor.c): a dropped role whose oid is reused binds nobody (§2).
 CREATE TABLE carm.login_binding (
-  login_role  oid PRIMARY KEY,                 -- pg_authid.oid of the login role
-  user_id     bigint NOT NULL REFERENCES carm.app_user
+  login_role  regrole PRIMARY KEY,             -- the login role
+  user_id     bigint NOT NULL REFERENCES carm.app_user,
+  login_name  name NOT NULL                    -- its name when bound
 );
-COMMENT ON TABLE carm.login_binding IS 'Default actor of sessions whose session_user is login_role';
+COMMENT ON TABLE carm.login_binding IS 'Default actor of sessions whose session_user is login_role (and still has login_name)';
 
 -- §4 employee delegation -----------------------------------------------------
 

@@ -55,25 +55,33 @@ GRANT EXECUTE ON FUNCTION carm.set_actor(bigint, boolean, text) TO carm_gateway;
 GRANT EXECUTE ON FUNCTION carm.set_actor(text, boolean, text) TO carm_gateway;
 GRANT EXECUTE ON FUNCTION carm.reset_actor() TO carm_gateway;
 
-CREATE OR REPLACE FUNCTION carm_internal.caller_is_admin() RETURNS boolean
+-- carm_admin is judged on the role the code runs as, never the session or
+-- outer role, and nobody is carm_admin inside a security-restricted operation
+-- (§2).  A SECURITY DEFINER function cannot see its caller, so every report
+-- that answers everything to carm_admin is split in three: a SECURITY
+-- INVOKER function in schema carm (the API) asks current_role_is_admin() and
+-- calls either the admin variant, SECURITY DEFINER with EXECUTE granted to
+-- carm_admin only (PostgreSQL checks membership for the role the calling
+-- code runs as; require_admin() refuses inside a security-restricted
+-- operation), or the actor variant, which has no admin powers.
+CREATE OR REPLACE FUNCTION carm_internal.current_role_is_admin() RETURNS boolean
   LANGUAGE c STABLE PARALLEL SAFE
-  AS 'MODULE_PATHNAME', 'carm_caller_is_admin';
-COMMENT ON FUNCTION carm_internal.caller_is_admin() IS
-  'Internal: is the calling role (not a SECURITY DEFINER owner) a member of carm_admin';
+  AS 'MODULE_PATHNAME', 'carm_current_role_is_admin';
+COMMENT ON FUNCTION carm_internal.current_role_is_admin() IS
+  'Internal: is current_user a member of carm_admin, outside any security-restricted operation (for SECURITY INVOKER callers)';
 
 CREATE OR REPLACE FUNCTION carm_internal.caller_role() RETURNS name
   LANGUAGE c STABLE PARALLEL SAFE
   AS 'MODULE_PATHNAME', 'carm_caller_role';
-COMMENT ON FUNCTION carm_internal.caller_role() IS 'Internal: the calling database role';
+COMMENT ON FUNCTION carm_internal.caller_role() IS
+  'Internal: the outer database role, recorded in audit events; informational, never a decision';
 
--- Raises 42501 unless the caller is a member of carm_admin.
+-- Raises 42501 inside a security-restricted operation.  Called first by the
+-- SECURITY DEFINER functions that answer or do everything for carm_admin,
+-- whose EXECUTE privilege is granted to carm_admin only: PostgreSQL has
+-- checked membership for the role the calling code runs as.
 CREATE OR REPLACE FUNCTION carm_internal.require_admin() RETURNS void
-  LANGUAGE plpgsql STABLE
-  SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  IF NOT carm_internal.caller_is_admin() THEN
-    RAISE EXCEPTION 'permission denied: carm_admin only' USING ERRCODE = '42501';
-  END IF;
-END
-$$;
+  LANGUAGE c STABLE
+  AS 'MODULE_PATHNAME', 'carm_require_admin';
+COMMENT ON FUNCTION carm_internal.require_admin() IS
+  'Internal: 42501 inside a security-restricted operation; callers are granted to carm_admin only';

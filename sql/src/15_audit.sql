@@ -74,11 +74,11 @@ CREATE OR REPLACE TRIGGER audit_event_no_truncate
   BEFORE TRUNCATE ON carm.audit_event
   FOR EACH STATEMENT EXECUTE FUNCTION carm_internal.audit_append_only();
 
-CREATE OR REPLACE FUNCTION carm.audit_events(bn9 text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION carm_internal.audit_events(bn9 text, p_admin boolean)
 RETURNS TABLE (id bigint, at timestamptz, actor_id bigint, db_role name, event text,
                business text, other_business text, target_user_id bigint,
                relationship_id bigint, group_id bigint, details jsonb)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -86,23 +86,26 @@ DECLARE
   v_actor bigint;
 BEGIN
   IF bn9 IS NULL THEN
-    PERFORM carm_internal.require_admin();       -- the whole trail: carm_admin only
+    IF NOT p_admin THEN                          -- the whole trail: carm_admin only
+      RAISE EXCEPTION 'permission denied: carm_admin only' USING ERRCODE = '42501',
+        HINT = 'A business account manager reads its business''s events with carm.audit_events(bn9).';
+    END IF;
   ELSE
     IF NOT carm_internal.bn9_is_valid(bn9) THEN
       RAISE EXCEPTION 'invalid business number "%"', left(bn9, 32) USING ERRCODE = '22023';
     END IF;
     SELECT b.id INTO v_business FROM carm.business b WHERE b.bn9 = audit_events.bn9;
     IF v_business IS NULL THEN
-      RAISE EXCEPTION 'business % does not exist', bn9 USING ERRCODE = 'P0002';
+      RAISE EXCEPTION 'business % does not exist', left(bn9, 32) USING ERRCODE = 'P0002';
     END IF;
     -- Two statements, not one AND: the planner evaluates the STABLE
     -- carm_internal.require_actor() while estimating the subquery, so an admin
     -- without an actor would get "no acting user".
-    IF NOT carm_internal.caller_is_admin() THEN
+    IF NOT p_admin THEN
       v_actor := carm_internal.require_actor();
       IF NOT EXISTS (SELECT FROM carm.employee e
                      WHERE e.business_id = v_business AND e.user_id = v_actor AND e.role = 'BAM') THEN
-        RAISE EXCEPTION 'permission denied: only a business account manager of % reads its audit events', bn9
+        RAISE EXCEPTION 'permission denied: only a business account manager of % reads its audit events', left(bn9, 32)
           USING ERRCODE = '42501';
       END IF;
     END IF;
@@ -117,6 +120,53 @@ BEGIN
     ORDER BY a.id;
 END
 $$;
+
+-- The API: SECURITY INVOKER, so that current_role_is_admin() sees the role
+-- the calling code runs as (§2); the admin variant is granted to carm_admin only.
+CREATE OR REPLACE FUNCTION carm.audit_events(bn9 text DEFAULT NULL)
+RETURNS TABLE (id bigint, at timestamptz, actor_id bigint, db_role name, event text,
+               business text, other_business text, target_user_id bigint,
+               relationship_id bigint, group_id bigint, details jsonb)
+LANGUAGE plpgsql STABLE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF carm_internal.current_role_is_admin() THEN
+    RETURN QUERY SELECT * FROM carm_internal.audit_events_admin(bn9);
+  ELSE
+    RETURN QUERY SELECT * FROM carm_internal.audit_events_actor(bn9);
+  END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION carm_internal.audit_events_admin(bn9 text)
+RETURNS TABLE (id bigint, at timestamptz, actor_id bigint, db_role name, event text,
+               business text, other_business text, target_user_id bigint,
+               relationship_id bigint, group_id bigint, details jsonb)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM carm_internal.require_admin();
+  RETURN QUERY SELECT * FROM carm_internal.audit_events(bn9, true);
+END
+$$;
+COMMENT ON FUNCTION carm_internal.audit_events_admin(text) IS
+  'Internal: carm.audit_events() for carm_admin (every event); EXECUTE for carm_admin only';
+
+CREATE OR REPLACE FUNCTION carm_internal.audit_events_actor(bn9 text)
+RETURNS TABLE (id bigint, at timestamptz, actor_id bigint, db_role name, event text,
+               business text, other_business text, target_user_id bigint,
+               relationship_id bigint, group_id bigint, details jsonb)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN QUERY SELECT * FROM carm_internal.audit_events(bn9, false);
+END
+$$;
+COMMENT ON FUNCTION carm_internal.audit_events_actor(text) IS
+  'Internal: carm.audit_events() for the acting user, without admin powers';
 COMMENT ON FUNCTION carm.audit_events(text) IS
   'Audit events of a business (its BAMs, carm_admin); all events when bn9 is NULL (carm_admin)';
 
@@ -131,3 +181,8 @@ AS $$
   ORDER BY n.id;
 $$;
 COMMENT ON FUNCTION carm.my_notifications() IS 'The acting user''s notifications (§9)';
+
+-- §2: the whole trail for carm_admin only; the actor variant for every
+-- caller of carm.audit_events (PUBLIC, see 90_privileges).
+REVOKE ALL ON FUNCTION carm_internal.audit_events_admin(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION carm_internal.audit_events_admin(text) TO carm_admin;

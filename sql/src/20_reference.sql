@@ -193,26 +193,80 @@ END
 $$;
 COMMENT ON FUNCTION carm.reactivate_user(bigint) IS 'Give a deactivated user its access back (carm_admin)';
 
+-- Forgets the bindings of roles that no longer exist (their oid may be
+-- reused by an unrelated role), each an audit event.
+CREATE OR REPLACE FUNCTION carm_internal.forget_dropped_login_roles() RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  r carm.login_binding;
+BEGIN
+  FOR r IN DELETE FROM carm.login_binding b
+           WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_authid a WHERE a.oid = b.login_role)
+           RETURNING * LOOP
+    PERFORM carm_internal.audit('login_unbound', NULL, NULL, r.user_id, NULL, NULL,
+                        jsonb_build_object('login', r.login_name, 'reason', 'role dropped'));
+  END LOOP;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION carm.bind_login_role(user_id bigint, login regrole) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   u carm.app_user := carm_internal.user_row(user_id);
+  v_role pg_catalog.pg_roles;
 BEGIN
   PERFORM carm_internal.not_null(login, 'login');
   -- a numeric regrole is not checked by the cast
-  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.oid = login) THEN
+  SELECT * INTO v_role FROM pg_catalog.pg_roles r WHERE r.oid = login;
+  IF NOT FOUND THEN
     RAISE EXCEPTION 'role with oid % does not exist', login::oid USING ERRCODE = '42704';
   END IF;
-  INSERT INTO carm.login_binding (login_role, user_id) VALUES (login, u.id)
-  ON CONFLICT (login_role) DO UPDATE SET user_id = excluded.user_id;
+  -- §2: a binding must not make a privileged role act as a portal user
+  IF v_role.rolname IN (session_user, carm_internal.caller_role()) THEN
+    RAISE EXCEPTION 'cannot bind your own role' USING ERRCODE = '42501',
+      HINT = 'Bind the application''s login role, not the role that administers carm_deleg.';
+  END IF;
+  IF v_role.rolsuper THEN
+    RAISE EXCEPTION 'cannot bind a superuser' USING ERRCODE = '42501',
+      DETAIL = 'A superuser bypasses row-level security whoever it acts as.';
+  END IF;
+  IF pg_has_role(login, 'carm_admin', 'MEMBER') OR pg_has_role(login, 'carm_gateway', 'MEMBER') THEN
+    RAISE EXCEPTION 'cannot bind a member of carm_admin or carm_gateway' USING ERRCODE = '42501',
+      DETAIL = 'A bound login acts as one portal user; it must hold no carm_deleg role of its own.';
+  END IF;
+  PERFORM carm_internal.forget_dropped_login_roles();
+  INSERT INTO carm.login_binding (login_role, user_id, login_name) VALUES (login, u.id, v_role.rolname)
+  ON CONFLICT (login_role) DO UPDATE SET user_id = excluded.user_id, login_name = excluded.login_name;
   PERFORM carm_internal.audit('login_bound', NULL, NULL, u.id, NULL, NULL,
-                      jsonb_build_object('login', login::text));
+                      jsonb_build_object('login', v_role.rolname));
 END
 $$;
 COMMENT ON FUNCTION carm.bind_login_role(bigint, regrole) IS
-  'Sessions whose session_user is this role act as this user by default (carm_admin)';
+  'Sessions whose session_user is this role act as this user by default (carm_admin); refuses your own role, superusers and carm_admin/carm_gateway members';
+
+CREATE OR REPLACE FUNCTION carm.unbind_login_role(login regrole) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  r carm.login_binding;
+BEGIN
+  PERFORM carm_internal.not_null(login, 'login');
+  DELETE FROM carm.login_binding b WHERE b.login_role = login RETURNING * INTO r;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'role % is not bound', left(login::text, 32) USING ERRCODE = 'P0002';
+  END IF;
+  PERFORM carm_internal.audit('login_unbound', NULL, NULL, r.user_id, NULL, NULL,
+                      jsonb_build_object('login', r.login_name));
+  PERFORM carm_internal.forget_dropped_login_roles();
+END
+$$;
+COMMENT ON FUNCTION carm.unbind_login_role(regrole) IS
+  'Sessions of this role no longer act as a user by default (carm_admin); also forgets bindings of dropped roles';
 
 -- Businesses and program accounts ------------------------------------------
 
@@ -320,9 +374,11 @@ GRANT EXECUTE ON FUNCTION carm.register_user(text, text, text) TO carm_gateway, 
 REVOKE ALL ON FUNCTION carm.deactivate_user(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION carm.reactivate_user(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION carm.bind_login_role(bigint, regrole) FROM PUBLIC;
+REVOKE ALL ON FUNCTION carm.unbind_login_role(regrole) FROM PUBLIC;
 REVOKE ALL ON FUNCTION carm.add_business(text, text, text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION carm.add_program_account(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION carm.set_business_kinds(text, text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION carm.deactivate_user(bigint), carm.reactivate_user(bigint),
-  carm.bind_login_role(bigint, regrole), carm.add_business(text, text, text[]),
+  carm.bind_login_role(bigint, regrole), carm.unbind_login_role(regrole),
+  carm.add_business(text, text, text[]),
   carm.add_program_account(text, text), carm.set_business_kinds(text, text[]) TO carm_admin;

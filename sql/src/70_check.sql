@@ -42,7 +42,7 @@ CREATE OR REPLACE FUNCTION carm_internal.row_writable(program_id bigint, submitt
 COMMENT ON FUNCTION carm_internal.row_writable(bigint, bigint, text) IS
   'Row check V5: may the actor write a row of this program submitted by this business?';
 
-CREATE OR REPLACE FUNCTION carm_internal.fill_submitter() RETURNS trigger
-  LANGUAGE c AS 'MODULE_PATHNAME', 'carm_fill_submitter';
-COMMENT ON FUNCTION carm_internal.fill_submitter() IS
-  'V5: a NULL submitter becomes the actor''s acting business (BEFORE INSERT trigger of protected tables)';
+CREATE OR REPLACE FUNCTION carm_internal.check_write() RETURNS trigger
+  LANGUAGE c AS 'MODULE_PATHNAME', 'carm_check_write';
+COMMENT ON FUNCTION carm_internal.check_write() IS
+  'V5 (BEFORE INSERT OR UPDATE trigger of protected tables): a NULL submitter becomes the actor''s acting business; a refused write raises 42501 with the condition that failed';

@@ -24,13 +24,14 @@ $$;
 COMMENT ON FUNCTION carm.accessible_programs(text) IS
   'Program accounts (BN15) on which the acting user holds a permission such as rulings.edit';
 
--- Is the caller carm_admin or a BAM of this business?  42501 otherwise.
-CREATE OR REPLACE FUNCTION carm_internal.require_admin_or_bam(p_business bigint) RETURNS boolean
+-- Is the caller carm_admin (p_admin: the admin variant of a report, §2) or
+-- a BAM of this business?  42501 otherwise.
+CREATE OR REPLACE FUNCTION carm_internal.require_admin_or_bam(p_business bigint, p_admin boolean) RETURNS boolean
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  IF carm_internal.caller_is_admin() THEN
+  IF p_admin THEN
     RETURN true;
   END IF;
   IF NOT EXISTS (SELECT FROM carm.employee e JOIN carm.app_user u ON u.id = e.user_id AND u.active
@@ -62,9 +63,9 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION carm.explain_access(user_id bigint, target text)
+CREATE OR REPLACE FUNCTION carm_internal.explain_access(user_id bigint, target text, p_admin boolean)
 RETURNS TABLE (path text, role text, via text, scope text, in_force boolean, reason text)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -75,7 +76,7 @@ BEGIN
   t := carm_internal.target(target);
   -- Authorise before looking the user up: a refused caller must not learn
   -- whether a user id exists (P0002) where it is simply not allowed (42501).
-  IF NOT carm_internal.require_admin_or_bam(t.business_id)
+  IF NOT carm_internal.require_admin_or_bam(t.business_id, p_admin)
      AND NOT EXISTS (SELECT FROM carm.employee e
                      WHERE e.business_id = t.business_id AND e.user_id = explain_access.user_id) THEN
     RAISE EXCEPTION 'permission denied: user % is not an employee of this business', explain_access.user_id
@@ -164,13 +165,54 @@ BEGIN
   ORDER BY 1, 2;
 END
 $$;
+
+-- The API: SECURITY INVOKER, so that current_role_is_admin() sees the role
+-- the calling code runs as (§2); the admin variant is granted to carm_admin only.
+CREATE OR REPLACE FUNCTION carm.explain_access(user_id bigint, target text)
+RETURNS TABLE (path text, role text, via text, scope text, in_force boolean, reason text)
+LANGUAGE plpgsql STABLE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF carm_internal.current_role_is_admin() THEN
+    RETURN QUERY SELECT * FROM carm_internal.explain_access_admin(user_id, target);
+  ELSE
+    RETURN QUERY SELECT * FROM carm_internal.explain_access_actor(user_id, target);
+  END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION carm_internal.explain_access_admin(user_id bigint, target text)
+RETURNS TABLE (path text, role text, via text, scope text, in_force boolean, reason text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM carm_internal.require_admin();
+  RETURN QUERY SELECT * FROM carm_internal.explain_access(user_id, target, true);
+END
+$$;
+COMMENT ON FUNCTION carm_internal.explain_access_admin(bigint, text) IS
+  'Internal: carm.explain_access() for carm_admin (any user); EXECUTE for carm_admin only';
+
+CREATE OR REPLACE FUNCTION carm_internal.explain_access_actor(user_id bigint, target text)
+RETURNS TABLE (path text, role text, via text, scope text, in_force boolean, reason text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN QUERY SELECT * FROM carm_internal.explain_access(user_id, target, false);
+END
+$$;
+COMMENT ON FUNCTION carm_internal.explain_access_actor(bigint, text) IS
+  'Internal: carm.explain_access() for the acting user, without admin powers';
 COMMENT ON FUNCTION carm.explain_access(bigint, text) IS
   'Every path that grants or once granted a user access to a BN9/BN15, whether it is in force and why (carm_admin, or a BAM of the target business for its employees)';
 
-CREATE OR REPLACE FUNCTION carm.who_has_access(target text)
+CREATE OR REPLACE FUNCTION carm_internal.who_has_access(target text, p_admin boolean)
 RETURNS TABLE (user_id bigint, full_name text, role text, via text, scope text, path text,
                expires_at timestamptz)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -179,7 +221,7 @@ DECLARE
   v_now timestamptz := now();
 BEGIN
   t := carm_internal.target(target);
-  v_admin := carm_internal.require_admin_or_bam(t.business_id);
+  v_admin := carm_internal.require_admin_or_bam(t.business_id, p_admin);
   RETURN QUERY
   WITH rel AS (
     SELECT r.*, pb.bn9 AS provider_bn9
@@ -262,5 +304,56 @@ BEGIN
   ORDER BY p.uid NULLS LAST, p.r_via, p.r_path;
 END
 $$;
+
+-- The API: SECURITY INVOKER, so that current_role_is_admin() sees the role
+-- the calling code runs as (§2); the admin variant is granted to carm_admin only.
+CREATE OR REPLACE FUNCTION carm.who_has_access(target text)
+RETURNS TABLE (user_id bigint, full_name text, role text, via text, scope text, path text,
+               expires_at timestamptz)
+LANGUAGE plpgsql STABLE SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF carm_internal.current_role_is_admin() THEN
+    RETURN QUERY SELECT * FROM carm_internal.who_has_access_admin(target);
+  ELSE
+    RETURN QUERY SELECT * FROM carm_internal.who_has_access_actor(target);
+  END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION carm_internal.who_has_access_admin(target text)
+RETURNS TABLE (user_id bigint, full_name text, role text, via text, scope text, path text,
+               expires_at timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM carm_internal.require_admin();
+  RETURN QUERY SELECT * FROM carm_internal.who_has_access(target, true);
+END
+$$;
+COMMENT ON FUNCTION carm_internal.who_has_access_admin(text) IS
+  'Internal: carm.who_has_access() for carm_admin (everyone); EXECUTE for carm_admin only';
+
+CREATE OR REPLACE FUNCTION carm_internal.who_has_access_actor(target text)
+RETURNS TABLE (user_id bigint, full_name text, role text, via text, scope text, path text,
+               expires_at timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN QUERY SELECT * FROM carm_internal.who_has_access(target, false);
+END
+$$;
+COMMENT ON FUNCTION carm_internal.who_has_access_actor(text) IS
+  'Internal: carm.who_has_access() for the acting user, without admin powers';
 COMMENT ON FUNCTION carm.who_has_access(text) IS
   'Who holds access to a BN9/BN15: for a client BAM its employees and active relationships; for carm_admin everyone';
+
+-- §2: the admin variants of the reports are for carm_admin only; the actor
+-- variants are for every caller of the API functions (PUBLIC, see 90_privileges).
+REVOKE ALL ON FUNCTION carm_internal.explain_access_admin(bigint, text),
+  carm_internal.who_has_access_admin(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION carm_internal.explain_access_admin(bigint, text),
+  carm_internal.who_has_access_admin(text) TO carm_admin;

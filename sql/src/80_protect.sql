@@ -5,21 +5,52 @@
 -- tables); the planner support of carm_internal.row_visible turns the check into an
 -- index condition on the program column (src/planner.c).
 
--- 42501 unless the calling role (not the definer) owns the table, as ALTER
--- TABLE, CREATE POLICY and CREATE TRIGGER would require of it.
+-- 42501 unless the role the code runs as owns the table, as ALTER TABLE,
+-- CREATE POLICY and CREATE TRIGGER would require of it (§2).  The SECURITY
+-- INVOKER API functions carm.protect() and carm.unprotect() call it, where
+-- current_user is the role their caller's code runs as; the SECURITY DEFINER
+-- functions that do the work call it again, where current_user is the
+-- extension's owner and the outer role must own the table too: a carm_admin
+-- member who calls them directly, skipping the API, acts for no one else.
 CREATE OR REPLACE FUNCTION carm_internal.require_table_owner(p_tbl regclass, p_owner oid) RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  IF p_owner IS NULL OR NOT pg_has_role(carm_internal.caller_role(), p_owner, 'USAGE') THEN
+  IF p_owner IS NULL OR NOT pg_has_role(current_user, p_owner, 'USAGE')
+     OR NOT pg_has_role(carm_internal.caller_role(), p_owner, 'USAGE') THEN
     RAISE EXCEPTION 'must be owner of table %', p_tbl USING ERRCODE = '42501',
       HINT = 'carm.protect() and carm.unprotect() act for the table''s owner.';
   END IF;
 END
 $$;
 
+-- The API: SECURITY INVOKER, so that carm_admin and the table's owner are
+-- judged on the role the calling code runs as (§2); the work is done by
+-- carm_internal.protect_table(), granted to carm_admin only.
 CREATE OR REPLACE FUNCTION carm.protect(tbl regclass, program_column name, submitter_column name,
+                             function text)
+RETURNS void
+LANGUAGE plpgsql SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_rel regclass;
+BEGIN
+  IF NOT carm_internal.current_role_is_admin() THEN
+    RAISE EXCEPTION 'permission denied: carm_admin only' USING ERRCODE = '42501';
+  END IF;
+  IF tbl IS NULL THEN
+    RAISE EXCEPTION 'tbl must not be null' USING ERRCODE = '22004';
+  END IF;
+  FOR v_rel IN SELECT tbl UNION SELECT t.relid FROM pg_catalog.pg_partition_tree(tbl) t LOOP
+    PERFORM carm_internal.require_table_owner(v_rel, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = v_rel));
+  END LOOP;
+  PERFORM carm_internal.protect_table(tbl, program_column, submitter_column, function);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION carm_internal.protect_table(tbl regclass, program_column name, submitter_column name,
                              function text)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
@@ -89,9 +120,9 @@ BEGIN
 
   -- A partitioned table's policies do not apply to queries that name a
   -- partition: every partition gets them too (partitions attached later are
-  -- covered by calling protect() again).  The BEFORE INSERT trigger is
-  -- created on the table only: PostgreSQL clones it to every partition,
-  -- present and future.
+  -- covered by calling protect() again).  The row trigger is created on
+  -- the table only: PostgreSQL clones it to every partition, present and
+  -- future.
   v_rels := CASE WHEN v_kind = 'p'
                  THEN ARRAY(SELECT t.relid FROM pg_catalog.pg_partition_tree(tbl) t ORDER BY t.level, t.relid::text)
                  ELSE ARRAY[tbl] END;
@@ -117,9 +148,11 @@ BEGIN
                    v_rel, v_writable, v_writable);
     EXECUTE format('CREATE POLICY carm_delete ON %s FOR DELETE USING (%s)', v_rel, v_writable);
   END LOOP;
-  EXECUTE format('CREATE TRIGGER carm_fill_submitter BEFORE INSERT ON %s FOR EACH ROW '
-                 'EXECUTE FUNCTION carm_internal.fill_submitter(%L, %L, %L)',
-                 tbl, program_column, submitter_column, v_fn);
+  -- V5: fills the submitter and refuses a write with its reason (§8); it
+  -- reads the columns from each relation's own carm_insert policy, so
+  -- renames keep it working
+  EXECUTE format('CREATE TRIGGER carm_check_write BEFORE INSERT OR UPDATE ON %s FOR EACH ROW '
+                 'EXECUTE FUNCTION carm_internal.check_write()', tbl);
 
   IF NOT EXISTS (
     SELECT FROM pg_catalog.pg_index i
@@ -135,6 +168,8 @@ BEGIN
                                          'submitter_column', submitter_column, 'function', v_fn));
 END
 $$;
+COMMENT ON FUNCTION carm_internal.protect_table(regclass, name, name, text) IS
+  'Internal: the work of carm.protect(); EXECUTE for carm_admin only';
 COMMENT ON FUNCTION carm.protect(regclass, name, name, text) IS
   'Enable and force row-level security on an application table with policies implementing V1-V5 (carm_admin)';
 
@@ -154,14 +189,32 @@ BEGIN
              AND pol.polname IN ('carm_select','carm_insert','carm_update','carm_delete') LOOP
     EXECUTE format('DROP POLICY %I ON %s', r.polname, r.rel);
   END LOOP;
-  IF EXISTS (SELECT FROM pg_catalog.pg_trigger tg
-             WHERE tg.tgrelid = tbl AND tg.tgname = 'carm_fill_submitter' AND tg.tgparentid = 0) THEN
-    EXECUTE format('DROP TRIGGER carm_fill_submitter ON %s', tbl);
-  END IF;
+  -- carm_fill_submitter: the 1.0 trigger
+  FOR r IN SELECT tg.tgname FROM pg_catalog.pg_trigger tg
+           WHERE tg.tgrelid = tbl AND tg.tgname IN ('carm_check_write', 'carm_fill_submitter')
+             AND tg.tgparentid = 0 LOOP
+    EXECUTE format('DROP TRIGGER %I ON %s', r.tgname, tbl);
+  END LOOP;
 END
 $$;
 
 CREATE OR REPLACE FUNCTION carm.unprotect(tbl regclass) RETURNS void
+LANGUAGE plpgsql SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF NOT carm_internal.current_role_is_admin() THEN
+    RAISE EXCEPTION 'permission denied: carm_admin only' USING ERRCODE = '42501';
+  END IF;
+  IF tbl IS NULL THEN
+    RAISE EXCEPTION 'tbl must not be null' USING ERRCODE = '22004';
+  END IF;
+  PERFORM carm_internal.require_table_owner(tbl, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl));
+  PERFORM carm_internal.unprotect_table(tbl);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION carm_internal.unprotect_table(tbl regclass) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -191,6 +244,8 @@ BEGIN
                       jsonb_build_object('table', tbl::text));
 END
 $$;
+COMMENT ON FUNCTION carm_internal.unprotect_table(regclass) IS
+  'Internal: the work of carm.unprotect(); EXECUTE for carm_admin only';
 COMMENT ON FUNCTION carm.unprotect(regclass) IS
   'Undo carm.protect(): drop its policies and trigger, give the table (and its partitions) back the row-level-security flags they had (carm_admin)';
 
@@ -211,3 +266,27 @@ GRANT EXECUTE ON FUNCTION carm.protected_tables() TO carm_admin;
 REVOKE ALL ON FUNCTION carm.unprotect(regclass) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION carm.protect(regclass, name, name, text),
   carm.unprotect(regclass) TO carm_admin;
+REVOKE ALL ON FUNCTION carm_internal.protect_table(regclass, name, name, text),
+  carm_internal.unprotect_table(regclass), carm_internal.require_table_owner(regclass, oid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION carm_internal.protect_table(regclass, name, name, text),
+  carm_internal.unprotect_table(regclass), carm_internal.require_table_owner(regclass, oid),
+  carm_internal.caller_role() TO carm_admin;
+
+-- 1.0 protected tables had a BEFORE INSERT trigger carm_fill_submitter
+-- that named the columns; 1.1 replaces it with carm_check_write (§8: renames,
+-- write refusals with a reason).  A no-op on a fresh install.
+DO $check_write$
+DECLARE
+  r record;
+BEGIN
+  FOR r IN SELECT t.relid FROM carm.protected_table t
+           JOIN pg_catalog.pg_trigger tg ON tg.tgrelid = t.relid AND tg.tgname = 'carm_fill_submitter'
+                                         AND tg.tgparentid = 0
+           WHERE t.relid = t.root LOOP
+    EXECUTE format('DROP TRIGGER carm_fill_submitter ON %s', r.relid);
+    EXECUTE format('CREATE TRIGGER carm_check_write BEFORE INSERT OR UPDATE ON %s FOR EACH ROW '
+                   'EXECUTE FUNCTION carm_internal.check_write()', r.relid);
+  END LOOP;
+END
+$check_write$;
+DROP FUNCTION IF EXISTS carm_internal.fill_submitter();

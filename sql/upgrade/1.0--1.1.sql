@@ -37,3 +37,24 @@ BEGIN
 END
 $move$;
 
+
+-- §2: carm_admin is judged on the role the code runs as.  The 1.0 helper
+-- judged the outer role; nothing may call it any more.
+DROP FUNCTION carm_internal.caller_is_admin();
+-- The listings and reports take whether they answer for carm_admin as an
+-- argument, set by their admin variant (sql/src: reports, groups).
+DROP FUNCTION carm_internal.require_admin_or_bam(bigint);
+DROP FUNCTION carm_internal.group_listing_provider(text);
+DROP FUNCTION carm_internal.group_listing(bigint);
+
+-- §2: a login binding names its role as regrole (pg_dump writes the name)
+-- and keeps the name it had, which the lookup compares with the session
+-- user's; bindings of roles that no longer exist go.
+ALTER TABLE carm.login_binding ALTER COLUMN login_role TYPE regrole USING login_role::regrole;
+ALTER TABLE carm.login_binding ADD COLUMN login_name name;
+DELETE FROM carm.login_binding b
+WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_authid a WHERE a.oid = b.login_role);
+UPDATE carm.login_binding b SET login_name = a.rolname
+FROM pg_catalog.pg_authid a WHERE a.oid = b.login_role;
+ALTER TABLE carm.login_binding ALTER COLUMN login_name SET NOT NULL;
+COMMENT ON TABLE carm.login_binding IS 'Default actor of sessions whose session_user is login_role (and still has login_name)';

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # R12: with carm_deleg in shared_preload_libraries, the maintenance worker
 # applies an expiry cascade on its own, shows in pg_stat_activity, and
-# follows a change of carm_deleg.database on reload.
+# follows a change of carm_deleg.database on reload; a database that does
+# not exist is reported once (a WARNING, no FATAL every restart interval) and
+# the worker starts as soon as a reload names an existing one.
 # Run by scripts/test.sh (PGBIN and WORK exported); exits non-zero on failure.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -64,6 +66,21 @@ sql -d postgres -c "ALTER SYSTEM SET carm_deleg.database = 'carm_worker_other'" 
   || fail "reload failed"
 wait_for "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'carm_deleg maintenance' AND datname = 'carm_worker_other'" \
          1 30 || fail "the worker did not move to the new database"
+
+# A database that does not exist: one WARNING, no FATAL, no worker; the
+# launcher waits for a reload that names an existing database.
+sql -d postgres -c "ALTER SYSTEM SET carm_deleg.database = 'carm_no_such_db'" -c "SELECT pg_reload_conf()" >/dev/null \
+  || fail "reload failed"
+wait_for "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'carm_deleg maintenance'" 0 30 \
+  || fail "the worker did not stop"
+sleep 12   # longer than the restart interval: 1.0 logged a FATAL every 10 s
+n=$(grep -c 'database "carm_no_such_db" does not exist' "$DATA/server.log")
+[ "$n" = 1 ] || fail "expected the missing database to be reported once, saw $n lines"
+grep -q 'FATAL' "$DATA/server.log" && fail "FATAL in the server log"
+sql -d postgres -c "ALTER SYSTEM SET carm_deleg.database = 'postgres'" -c "SELECT pg_reload_conf()" >/dev/null \
+  || fail "reload failed"
+wait_for "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'carm_deleg maintenance' AND datname = 'postgres'" \
+         1 30 || fail "the worker did not start after the setting was fixed"
 
 grep -q 'ERROR' "$DATA/server.log" && fail "errors in the server log"
 echo "worker test passed"

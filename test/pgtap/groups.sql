@@ -315,13 +315,17 @@ SELECT ok(has_function_privilege('carm_gateway', 'carm.add_group_clients(bigint,
           AND NOT has_function_privilege('public', 'carm.add_group_clients(bigint, text[], boolean)', 'EXECUTE')
           AND NOT has_function_privilege('carm_gateway', 'carm_internal.process_group_requests(timestamptz)', 'EXECUTE'),
           'the group API is for carm_gateway; deferred processing is internal');
+-- §2: the listings are SECURITY INVOKER (carm_admin is judged on the role the
+-- calling code runs as); their admin and actor variants are SECURITY DEFINER
 SELECT is((SELECT count(*) FROM pg_proc
-           WHERE pronamespace = 'carm'::regnamespace
-             AND proname IN ('create_client_group', 'add_group_clients', 'remove_group_clients',
-                             'assign_group_employees', 'unassign_group_employees', 'delete_client_group',
-                             'client_groups', 'available_clients', 'group_requests')
+           WHERE (pronamespace = 'carm'::regnamespace
+                  AND proname IN ('create_client_group', 'add_group_clients', 'remove_group_clients',
+                                  'assign_group_employees', 'unassign_group_employees', 'delete_client_group')
+                  OR pronamespace = 'carm_internal'::regnamespace
+                  AND proname IN ('client_groups_admin', 'available_clients_admin', 'group_requests_admin',
+                                  'client_groups_actor', 'available_clients_actor', 'group_requests_actor'))
              AND prosecdef AND 'search_path=pg_catalog, pg_temp' = ANY (proconfig)),
-          9::bigint, 'every group API function is SECURITY DEFINER with a pinned search_path');
+          12::bigint, 'every group API function (listings: their admin and actor variants) is SECURITY DEFINER with a pinned search_path');
 
 SELECT * FROM finish();
 ROLLBACK;

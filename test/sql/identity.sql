@@ -74,9 +74,25 @@ SELECT carm.set_actor(1);
 SELECT carm.actor() AS inside_transaction;
 COMMIT;
 SELECT carm.actor() AS after_commit;
--- outside a transaction block, the statement is the transaction
+-- §2: outside a transaction block the statement is the transaction, so a
+-- transaction-local actor would last for no statement: 25P01, never a
+-- silent success
+\set VERBOSITY default
 SELECT carm.set_actor('alice@example');
+\set VERBOSITY terse
 SELECT carm.actor() AS next_statement;
+-- a multi-statement query string is one implicit transaction block: the
+-- actor lasts until its end
+SELECT carm.set_actor('alice@example') \; SELECT carm.actor() AS same_string;
+SELECT carm.actor() AS after_string;
+-- a function (or DO block) that sets the actor and then reads is allowed
+CREATE FUNCTION pg_temp.as_alice() RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM carm.set_actor('alice@example');
+  RETURN carm.actor();
+END $$;
+SELECT pg_temp.as_alice() AS in_function;
+SELECT carm.actor() AS after_function;
 
 -- is_local => false: until the session ends or reset_actor().
 SELECT carm.set_actor('bob@example', false);

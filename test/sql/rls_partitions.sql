@@ -36,7 +36,7 @@ SELECT carm.protect('app.payments', 'program_id', 'submitter_id', 'payments');
 SELECT carm.protect('app.payments', 'program_id', 'submitter_id', 'payments');   -- idempotent
 SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
        (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) AS policies,
-       (SELECT count(*) FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'carm_fill_submitter') AS triggers
+       (SELECT count(*) FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'carm_check_write') AS triggers
 FROM pg_class c WHERE c.relname LIKE 'payments%' AND c.relkind IN ('r', 'p') ORDER BY c.relname;
 SELECT tbl FROM carm.protected_tables();
 
@@ -56,7 +56,7 @@ RESET ROLE;
 SELECT carm.unprotect('app.payments');
 SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
        (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) AS policies,
-       (SELECT count(*) FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'carm_fill_submitter') AS triggers
+       (SELECT count(*) FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'carm_check_write') AS triggers
 FROM pg_class c WHERE c.relname LIKE 'payments%' AND c.relkind IN ('r', 'p') ORDER BY c.relname;
 
 DROP SCHEMA app CASCADE;
