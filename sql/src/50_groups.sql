@@ -48,10 +48,24 @@ $$;
 COMMENT ON FUNCTION carm_internal.require_group_manager(carm.business, bigint) IS
   'Internal: G1, raises 42501 unless the user is a BAM of this service provider';
 
+-- §10: is the user associated with the group, i.e. an employee (any role)
+-- of its provider?  Others are told the group does not exist.
+CREATE OR REPLACE FUNCTION carm_internal.group_associated(g carm.client_group, p_user bigint)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT EXISTS (SELECT FROM carm.employee e WHERE e.business_id = g.provider_id AND e.user_id = p_user);
+$$;
+COMMENT ON FUNCTION carm_internal.group_associated(carm.client_group, bigint) IS
+  'Internal (§10): whether the user is an employee of the group''s provider';
+
 -- A group by id for an operation by p_user: P0002 when unknown, 42501 unless
 -- p_user is a BAM of its provider (G1), 55000 when deleted (G8).  p_lock takes
 -- the row lock that serialises operations on one group; it is taken after the
 -- permission check, so an outsider cannot make the group's managers wait.
+-- §10 (rev. 1.1): a user who is no employee of the group's provider gets the
+-- answer an unknown id gets (P0002), never the provider's number.
 CREATE OR REPLACE FUNCTION carm_internal.group_row(p_group bigint, p_user bigint, p_lock boolean)
 RETURNS carm.client_group
 LANGUAGE plpgsql
@@ -63,7 +77,7 @@ DECLARE
 BEGIN
   PERFORM carm_internal.not_null(p_group, 'group_id');
   SELECT * INTO g FROM carm.client_group cg WHERE cg.id = p_group;
-  IF NOT FOUND THEN
+  IF NOT FOUND OR NOT carm_internal.group_associated(g, p_user) THEN
     RAISE EXCEPTION 'client group % does not exist', p_group USING ERRCODE = 'P0002';
   END IF;
   SELECT * INTO b FROM carm.business WHERE id = g.provider_id;
@@ -604,7 +618,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm_internal.require_actor();
+  v_actor bigint := carm_internal.require_active_actor();
   g carm.client_group;
   v_request bigint;
 BEGIN
@@ -642,7 +656,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm_internal.require_actor();
+  v_actor bigint := carm_internal.require_active_actor();
   v_name text := carm_internal.not_blank(name, 'group name', 200);
   v_clients text[] := carm_internal.bn9_list(clients, true);
   b carm.business := carm_internal.business(provider_bn9);
@@ -658,9 +672,9 @@ BEGIN
   SELECT * INTO v_taken FROM carm.client_group cg
   WHERE cg.provider_id = b.id AND cg.name_key = lower(v_name);
   IF FOUND THEN
-    RAISE EXCEPTION 'client group name "%" is already used by provider %', v_name, b.bn9
+    RAISE EXCEPTION 'client group name "%" is already used by provider %', left(v_name, 32), b.bn9
       USING ERRCODE = '23505',
-            DETAIL = format('Group %s is named "%s"%s.', v_taken.id, v_taken.name,
+            DETAIL = format('Group %s is named "%s"%s.', v_taken.id, left(v_taken.name, 32),
                             CASE WHEN v_taken.deleted_at IS NOT NULL THEN ' (deleted)' ELSE '' END),
             HINT = 'Names are compared ignoring case and surrounding spaces, and stay taken after the group is deleted (G2).';
   END IF;
@@ -669,7 +683,7 @@ BEGIN
     VALUES (b.id, v_name, v_actor)
     RETURNING * INTO g;
   EXCEPTION WHEN unique_violation THEN
-    RAISE EXCEPTION 'client group name "%" is already used by provider %', v_name, b.bn9
+    RAISE EXCEPTION 'client group name "%" is already used by provider %', left(v_name, 32), b.bn9
       USING ERRCODE = '23505', DETAIL = 'Another transaction created it concurrently.';
   END;
 
@@ -696,7 +710,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm_internal.require_actor();    -- before anything else (§2)
+  v_actor bigint := carm_internal.require_active_actor();    -- before anything else (§2)
   v_clients text[] := carm_internal.bn9_list(clients);
 BEGIN
   RETURN carm_internal.group_request(group_id, 'ADD_CLIENTS', jsonb_build_object('clients', to_jsonb(v_clients)),
@@ -712,7 +726,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm_internal.require_actor();    -- before anything else (§2)
+  v_actor bigint := carm_internal.require_active_actor();    -- before anything else (§2)
   v_clients text[] := carm_internal.bn9_list(clients);
 BEGIN
   RETURN carm_internal.group_request(group_id, 'REMOVE_CLIENTS', jsonb_build_object('clients', to_jsonb(v_clients)),
@@ -729,7 +743,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm_internal.require_actor();    -- before anything else (§2)
+  v_actor bigint := carm_internal.require_active_actor();    -- before anything else (§2)
   v_users bigint[] := carm_internal.user_list(user_ids);
   v_role text := carm_internal.group_role(role);
 BEGIN
@@ -748,7 +762,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm_internal.require_actor();    -- before anything else (§2)
+  v_actor bigint := carm_internal.require_active_actor();    -- before anything else (§2)
   v_users bigint[] := carm_internal.user_list(user_ids);
 BEGIN
   RETURN carm_internal.group_request(group_id, 'UNASSIGN_EMPLOYEES', jsonb_build_object('user_ids', to_jsonb(v_users)),
@@ -764,7 +778,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm_internal.require_actor();    -- before anything else (§2)
+  v_actor bigint := carm_internal.require_active_actor();    -- before anything else (§2)
   v_items integer;
 BEGIN
   SELECT count(*) INTO v_items FROM carm.group_client gc WHERE gc.group_id = delete_client_group.group_id;
@@ -858,7 +872,7 @@ DECLARE
   b carm.business := carm_internal.business(p_bn9);
 BEGIN
   IF NOT carm_internal.caller_is_admin() THEN
-    PERFORM carm_internal.require_group_manager(b, carm_internal.require_actor());
+    PERFORM carm_internal.require_group_manager(b, carm_internal.require_active_actor());
   END IF;
   RETURN b;
 END
@@ -943,6 +957,7 @@ AS $$
 DECLARE
   g carm.client_group;
   b carm.business;
+  v_actor bigint;
 BEGIN
   PERFORM carm_internal.not_null(p_group, 'group_id');
   SELECT * INTO g FROM carm.client_group cg WHERE cg.id = p_group;
@@ -950,8 +965,12 @@ BEGIN
     RAISE EXCEPTION 'client group % does not exist', p_group USING ERRCODE = 'P0002';
   END IF;
   IF NOT carm_internal.caller_is_admin() THEN
+    v_actor := carm_internal.require_active_actor();
+    IF NOT carm_internal.group_associated(g, v_actor) THEN                  -- §10
+      RAISE EXCEPTION 'client group % does not exist', p_group USING ERRCODE = 'P0002';
+    END IF;
     SELECT * INTO b FROM carm.business WHERE id = g.provider_id;
-    PERFORM carm_internal.require_group_manager(b, carm_internal.require_actor());
+    PERFORM carm_internal.require_group_manager(b, v_actor);
   END IF;
   RETURN g;
 END

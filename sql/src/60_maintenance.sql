@@ -75,9 +75,7 @@ AS $$
     RETURNING 1
   )
   SELECT count(*) FROM (
-    SELECT carm_internal.publish(ev.id, ev.at, carm.actor(), ev.event, ev.business_id,
-                         ev.other_business_id, NULL, ev.relationship_id, NULL, ev.details)
-    FROM events ev ORDER BY ev.id
+    SELECT carm_internal.publish(ev.id) FROM events ev ORDER BY ev.id
   ) published;
 $$;
 COMMENT ON FUNCTION carm_internal.notify_expiring(timestamptz) IS
@@ -91,6 +89,14 @@ AS $$
 BEGIN
   PERFORM carm_internal.require_admin();
   PERFORM carm_internal.not_null(as_of, 'as_of');
+  -- §10 (rev. 1.1): expiry is irreversible (R10), so nothing may expire
+  -- before its time: a future as_of is refused.
+  IF as_of > clock_timestamp() THEN
+    RAISE EXCEPTION 'as_of must not be in the future'
+      USING ERRCODE = '22023',
+            DETAIL = 'Expiry cannot be undone (R10): nothing may expire before its time.',
+            HINT = 'Call carm.run_maintenance() without as_of, or with a time in the past.';
+  END IF;
   action := 'relationships_expired';
   count := carm_internal.expire_relationships(as_of);
   RETURN NEXT;

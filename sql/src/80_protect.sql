@@ -43,7 +43,7 @@ BEGIN
   v_fn := carm_internal.not_blank(function, 'function', 64);
   IF v_fn NOT IN ('business_profile','program_profile','employee_access','relationships',
                   'rulings','payments','statements','notifications','banking') THEN
-    RAISE EXCEPTION 'unknown function "%"', v_fn USING ERRCODE = '22023',
+    RAISE EXCEPTION 'unknown function "%"', left(v_fn, 32) USING ERRCODE = '22023',
       HINT = 'Functions are business_profile, program_profile, employee_access, relationships, rulings, payments, statements, notifications and banking.';
   END IF;
 

@@ -37,13 +37,18 @@ BEGIN
 END
 $internal$;
 
--- pg_dump keeps the delegation state with the extension.
+-- pg_dump keeps the delegation state with the extension: every state table
+-- and every sequence (the identity sequences of the tables), so that a
+-- restored database goes on numbering where the dumped one stopped; without
+-- the sequences a restore starts them at 1 again and the next insert fails
+-- with 23505.
 DO $dump$
 DECLARE
   t text;
 BEGIN
   FOR t IN SELECT c.relname FROM pg_catalog.pg_class c
-           WHERE c.relnamespace = 'carm'::regnamespace AND c.relkind = 'r'
+           WHERE c.relnamespace = 'carm'::regnamespace AND c.relkind IN ('r', 'S')
+           ORDER BY c.relkind, c.relname
   LOOP
     PERFORM pg_catalog.pg_extension_config_dump(format('carm.%I', t), '');
   END LOOP;

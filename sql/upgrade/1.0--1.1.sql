@@ -37,3 +37,8 @@ BEGIN
 END
 $move$;
 
+
+-- §9 (rev. 1.1): audit events are published by id only; the publishing
+-- function takes the id alone (only carm's own functions call it).
+DROP FUNCTION carm_internal.publish(bigint, timestamptz, bigint, text, bigint, bigint, bigint,
+                                    bigint, bigint, jsonb);
