@@ -132,12 +132,31 @@ $$;
 -- of both businesses are notified (except p_except, who acted).
 -- Set-based, so maintenance expires thousands of relationships in one
 -- statement.  Returns how many relationships it closed.
+--
+-- Lock order (sql/src/50_groups.sql, README "Concurrency"): the callers hold
+-- the relationship rows FOR UPDATE; the client groups the cascade removes
+-- clients from are locked next, by id, before any group_client or
+-- client_assignment row is touched — as a group operation on those groups
+-- locks the group first, so the two never wait for each other's rows.
+-- (No client can join one of the provider's groups meanwhile: that needs the
+-- relationship FOR SHARE.)
 CREATE OR REPLACE FUNCTION carm_internal.close_relationships(p_ids bigint[], p_status text, p_as_of timestamptz,
                                           p_except bigint DEFAULT NULL)
 RETURNS bigint
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  v_closed bigint;
+BEGIN
+  PERFORM FROM carm.client_group g
+  WHERE g.id IN (SELECT gc.group_id
+                 FROM carm.relationship r
+                 JOIN carm.group_client gc ON gc.provider_id = r.provider_id AND gc.client_id = r.client_id
+                 WHERE r.id = ANY (p_ids) AND r.status = 'active')
+  ORDER BY g.id
+  FOR NO KEY UPDATE OF g;
+
   WITH closed AS (
     UPDATE carm.relationship r
        SET status = p_status,
@@ -216,9 +235,11 @@ AS $$
     RETURNING 1
   )
   -- §9: every event is published at commit, like carm_internal.audit() does
-  SELECT count(*) FROM (
+  SELECT count(*) INTO v_closed FROM (
     SELECT carm_internal.publish(ev.id) FROM events ev ORDER BY ev.id
   ) published;
+  RETURN v_closed;
+END
 $$;
 
 -- R9: applies the expiry cascade to the pair's relationship if it is due at

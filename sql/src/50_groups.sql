@@ -11,13 +11,27 @@
 -- operation for a given initiator (shared by immediate calls and by deferred
 -- processing); the public API; deferred processing (G9); listings.
 --
--- Concurrency: every operation on a group first takes FOR NO KEY UPDATE on
--- its client_group row, so operations on one group (immediate or deferred)
--- run one after the other, while the foreign keys of new group_request rows
+-- Concurrency: every operation on a group takes FOR NO KEY UPDATE on its
+-- client_group row, so operations on one group (immediate or deferred) run
+-- one after the other, while the foreign keys of new group_request rows
 -- (FOR KEY SHARE) never wait.  Availability (G3) and employee checks (G4)
 -- lock the relationship and employee rows they rely on FOR SHARE, so an
 -- expiry cascade or an employee removal running concurrently waits for us and
 -- then sees, and deletes, what we inserted.
+--
+-- Lock order (README "Concurrency"), the same in every function, so that
+-- group operations, relationship changes and maintenance never deadlock:
+--   1. relationship rows, by id        (relationship calls; ADD_CLIENTS)
+--   2. client_group rows, by id        (group operations; the R9 cascade)
+--   3. employee rows                   (G4, R7, E8)
+--   4. the rows hanging off them: group_client, group_employee,
+--      client_assignment, group_request
+-- So an ADD_CLIENTS locks the relationships it relies on before the group
+-- (carm_internal.group_lock_relationships), and the expiry cascade
+-- (carm_internal.close_relationships) locks the groups of the clients it
+-- removes before touching their rows.  Maintenance never waits for rows 1
+-- and 2 (SKIP LOCKED / NOWAIT): a busy group or relationship delays only its
+-- own request, which stays PENDING for the next run.
 
 -- Validation helpers ---------------------------------------------------------
 
@@ -217,9 +231,12 @@ BEGIN
 
   -- Hold the relationships we rely on: a concurrent end or expiry cascade
   -- (R9) waits for our commit and then deletes the rows we add.
+  -- (group_request took them before the group row; create_client_group's
+  -- group is new, so nobody can wait for it)
   PERFORM FROM carm.relationship r
   JOIN carm.business b ON b.id = r.client_id
   WHERE r.provider_id = g.provider_id AND r.status = 'active' AND b.bn9 = ANY (p_bn9s)
+  ORDER BY r.id
   FOR SHARE OF r;
 
   -- G3, one pass over the requested clients finding every offender.
@@ -606,6 +623,39 @@ $$;
 COMMENT ON FUNCTION carm_internal.group_apply(carm.client_group, text, jsonb, bigint, bigint, timestamptz) IS
   'Internal: applies one group operation for its initiator';
 
+-- Lock order, step 1: the active relationships of the provider with the
+-- clients an ADD_CLIENTS relies on (G3), FOR SHARE, by id — before the group
+-- row is locked.  p_nowait (maintenance) raises 55P03 instead of waiting.
+CREATE OR REPLACE FUNCTION carm_internal.group_lock_relationships(p_provider bigint, p_operation text,
+                                                                 p_payload jsonb, p_nowait boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF p_operation <> 'ADD_CLIENTS' THEN
+    RETURN;
+  END IF;
+  IF p_nowait THEN
+    PERFORM FROM carm.relationship r
+    WHERE r.provider_id = p_provider AND r.status = 'active'
+      AND r.client_id IN (SELECT b.id FROM carm.business b
+                          WHERE b.bn9 IN (SELECT jsonb_array_elements_text(p_payload->'clients')))
+    ORDER BY r.id
+    FOR SHARE OF r NOWAIT;
+  ELSE
+    PERFORM FROM carm.relationship r
+    WHERE r.provider_id = p_provider AND r.status = 'active'
+      AND r.client_id IN (SELECT b.id FROM carm.business b
+                          WHERE b.bn9 IN (SELECT jsonb_array_elements_text(p_payload->'clients')))
+    ORDER BY r.id
+    FOR SHARE OF r;
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION carm_internal.group_lock_relationships(bigint, text, jsonb, boolean) IS
+  'Internal: lock order step 1 for a group operation, the relationships an ADD_CLIENTS relies on';
+
 -- The common path of the five operations on an existing group (G9): the
 -- arguments' form has been checked by the caller; here the group and the
 -- actor's permission are checked, then the operation is either queued
@@ -624,7 +674,12 @@ DECLARE
 BEGIN
   PERFORM carm_internal.not_null(p_deferred, 'deferred');
   -- A deferred request on a deleted group could only fail: refused now (55000).
-  g := carm_internal.group_row(p_group, v_actor, NOT p_deferred);
+  g := carm_internal.group_row(p_group, v_actor, false);
+  IF NOT p_deferred THEN
+    -- lock order: the relationships the operation relies on, then the group
+    PERFORM carm_internal.group_lock_relationships(g.provider_id, p_operation, p_payload, false);
+    g := carm_internal.group_row(p_group, v_actor, true);
+  END IF;
   INSERT INTO carm.group_request (provider_id, group_id, group_name, operation, initiator,
                                   status, item_count, payload, started_at)
   VALUES (g.provider_id, g.id, g.name, p_operation, v_actor,
@@ -796,6 +851,13 @@ COMMENT ON FUNCTION carm.delete_client_group(bigint, boolean) IS
 -- clients still available at apply time.  A request that fails is marked
 -- FAILED with the reason and leaves nothing behind; its initiator is notified.
 --
+-- A busy group delays only itself: the relationships and the group a request
+-- needs are locked NOWAIT (in the lock order of the header), and a transient
+-- error — 55P03 (a lock not available now, or carm.run_maintenance's
+-- lock_timeout), 40P01 (deadlock), 40001 (serialization) — rolls the request's
+-- subtransaction back and leaves it PENDING for the next run: it is not the
+-- request's failure.
+--
 -- Requests are claimed with FOR UPDATE SKIP LOCKED: a concurrent run skips
 -- what this one holds, and once this one commits, the rows it finished no
 -- longer match status = 'PENDING' when re-checked, so every request is
@@ -812,6 +874,7 @@ DECLARE
   g carm.client_group;
   v_done bigint := 0;
   v_failed bigint := 0;
+  v_retried bigint := 0;
   v_msg text;
   v_detail text;
   v_state text;
@@ -828,6 +891,12 @@ BEGIN
   FOREACH v_id IN ARRAY v_ids LOOP
     SELECT * INTO q FROM carm.group_request r WHERE r.id = v_id;
     BEGIN
+      -- G1 at apply time, with the reason (the initiator may have left)
+      PERFORM carm_internal.require_group_manager(b, q.initiator)
+      FROM carm.business b WHERE b.id = q.provider_id;
+      -- lock order, never waiting: relationships, then the group
+      PERFORM carm_internal.group_lock_relationships(q.provider_id, q.operation, q.payload, true);
+      PERFORM FROM carm.client_group cg WHERE cg.id = q.group_id FOR NO KEY UPDATE NOWAIT;
       g := carm_internal.group_row(q.group_id, q.initiator, true);
       PERFORM carm_internal.group_apply(g, q.operation, q.payload, q.initiator, q.id, as_of);
       UPDATE carm.group_request r SET status = 'COMPLETED', finished_at = clock_timestamp()
@@ -839,6 +908,13 @@ BEGIN
     EXCEPTION WHEN OTHERS THEN
       GET STACKED DIAGNOSTICS v_msg = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL,
                               v_state = RETURNED_SQLSTATE;
+      IF v_state IN ('55P03', '40P01', '40001') THEN
+        -- transient: nothing was applied; the next run tries again
+        UPDATE carm.group_request r SET status = 'PENDING', started_at = NULL
+        WHERE r.id = q.id;
+        v_retried := v_retried + 1;
+        CONTINUE;
+      END IF;
       UPDATE carm.group_request r
       SET status = 'FAILED', finished_at = clock_timestamp(),
           error = v_msg || CASE WHEN v_detail <> '' THEN E'\n' || v_detail ELSE '' END
@@ -855,11 +931,12 @@ BEGIN
     END;
   END LOOP;
 
-  RETURN QUERY VALUES ('group_requests_completed'::text, v_done), ('group_requests_failed', v_failed);
+  RETURN QUERY VALUES ('group_requests_completed'::text, v_done), ('group_requests_failed', v_failed),
+                      ('group_requests_retried', v_retried);
 END
 $$;
 COMMENT ON FUNCTION carm_internal.process_group_requests(timestamptz) IS
-  'Internal (R12/G9): applies pending deferred group requests, each atomically; returns how many completed and failed';
+  'Internal (R12/G9): applies pending deferred group requests, each atomically; a busy group or a transient error leaves its request PENDING; returns how many completed, failed and were left for the next run';
 
 -- Listings -------------------------------------------------------------------
 

@@ -30,7 +30,14 @@ BEGIN
     SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
     WHERE p.pronamespace = 'carm_internal'::regnamespace
       AND p.proname NOT IN ('row_visible', 'row_writable', 'visible_programs',
-                            'bn9_is_valid', 'bn15_is_valid')
+                            'bn9_is_valid', 'bn15_is_valid',
+                            -- trigger functions, which cannot be called
+                            -- directly: the event triggers run as whoever
+                            -- issues the DDL, and PostgreSQL checks EXECUTE on
+                            -- the submitter trigger's function when it clones
+                            -- it to a partition created by the table's owner
+                            'protect_new_partitions', 'forget_dropped_tables', 'ddl_guard',
+                            'fill_submitter')
   LOOP
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
   END LOOP;
