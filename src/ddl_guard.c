@@ -45,8 +45,11 @@ names_one_of(List *objects, const char *const *names, int nnames)
 	return false;
 }
 
-/* Is this DROP aimed at the extension or at one of its schemas? */
-static bool
+/*
+ * Is this DROP aimed at the extension or at one of its schemas?  Returns
+ * what it drops, for the message, or NULL.
+ */
+static const char *
 drops_carm(DropStmt *stmt)
 {
 	static const char *const extensions[] = {"carm_deleg"};
@@ -55,13 +58,15 @@ drops_carm(DropStmt *stmt)
 	switch (stmt->removeType)
 	{
 		case OBJECT_EXTENSION:
-			return names_one_of(stmt->objects, extensions, lengthof(extensions));
+			return names_one_of(stmt->objects, extensions, lengthof(extensions))
+				? "extension carm_deleg" : NULL;
 		case OBJECT_SCHEMA:
 			/* without CASCADE a non-empty schema is refused by PostgreSQL */
 			return stmt->behavior == DROP_CASCADE &&
-				names_one_of(stmt->objects, schemas, lengthof(schemas));
+				names_one_of(stmt->objects, schemas, lengthof(schemas))
+				? "the schemas of extension carm_deleg" : NULL;
 		default:
-			return false;
+			return NULL;
 	}
 }
 
@@ -76,12 +81,15 @@ carm_ddl_guard(PG_FUNCTION_ARGS)
 	MemoryContext caller_cxt = CurrentMemoryContext;
 	int64		count = 0;
 	char	   *list = NULL;
+	const char *what;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		elog(ERROR, "carm_ddl_guard: not called by the event trigger manager");
 	trigdata = (EventTriggerData *) fcinfo->context;
-	if (trigdata->parsetree == NULL || !IsA(trigdata->parsetree, DropStmt) ||
-		!drops_carm((DropStmt *) trigdata->parsetree))
+	if (trigdata->parsetree == NULL || !IsA(trigdata->parsetree, DropStmt))
+		PG_RETURN_VOID();
+	what = drops_carm((DropStmt *) trigdata->parsetree);
+	if (what == NULL)
 		PG_RETURN_VOID();
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -117,8 +125,8 @@ carm_ddl_guard(PG_FUNCTION_ARGS)
 	if (count > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-				 errmsg("cannot drop extension carm_deleg while %lld table%s protected by it",
-						(long long) count, count == 1 ? " is" : "s are"),
+				 errmsg("cannot drop %s while %lld table%s protected by it",
+						what, (long long) count, count == 1 ? " is" : "s are"),
 				 errdetail("Protected: %s.", list),
 				 errhint("Call carm.unprotect() on each of them first (README, \"Uninstall\").")));
 	PG_RETURN_VOID();

@@ -301,8 +301,9 @@ BEGIN
   WHERE r.provider_id = v_provider.id AND r.client_id = v_client.id
     AND r.status IN ('pending', 'rejected', 'active');
   IF FOUND THEN
-    RAISE EXCEPTION '% already has a % business relationship with %',
-                    v_provider.bn9, v_open.status, v_client.bn9
+    RAISE EXCEPTION '% already has % % business relationship with %',
+                    v_provider.bn9, CASE v_open.status WHEN 'active' THEN 'an' ELSE 'a' END,
+                    v_open.status, v_client.bn9
       USING ERRCODE = '23505',
             DETAIL = format('Relationship %s.', v_open.id),
             HINT = CASE v_open.status
