@@ -41,6 +41,14 @@ BEGIN
   LOOP
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
   END LOOP;
+  -- explicitly, so that a 1.0 database, where 1.0 revoked it, ends the same
+  FOR f IN
+    SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+    WHERE p.pronamespace = 'carm_internal'::regnamespace
+      AND p.proname IN ('protect_new_partitions', 'forget_dropped_tables', 'ddl_guard', 'fill_submitter')
+  LOOP
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f);
+  END LOOP;
 END
 $internal$;
 
