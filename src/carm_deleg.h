@@ -12,6 +12,7 @@
  *   check.c       has_access() and the row-level-security checks (V1-V5)
  *   planner.c     planner support: index condition and selectivity for the row check
  *   hierarchy.c   triggers enforcing E5-E10 on carm.employee
+ *   ddl_guard.c   event trigger refusing DROP EXTENSION while tables are protected (§12)
  *   worker.c      the maintenance background worker (R12)
  */
 #ifndef CARM_DELEG_H

@@ -4,19 +4,18 @@
 -- Publishes one audit event on channel carm_events: delivered at commit,
 -- dropped on rollback, like the event itself.  The one place that shapes the
 -- payload, for carm_internal.audit() and for the set-based cascades alike.
-CREATE OR REPLACE FUNCTION carm_internal.publish(p_id bigint, p_at timestamptz, p_actor bigint, p_event text,
-                              p_business bigint, p_other_business bigint, p_target_user bigint,
-                              p_relationship bigint, p_group bigint, p_details jsonb)
+-- §9 (rev. 1.1): every role may LISTEN on any channel, so the payload is the
+-- event id only, as JSON ({"id": 42}); who may read the event itself is
+-- decided by carm.audit_events().
+CREATE OR REPLACE FUNCTION carm_internal.publish(p_id bigint)
 RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT pg_notify('carm_events', json_build_object(
-           'id', p_id, 'at', p_at, 'event', p_event, 'actor', p_actor,
-           'business', p_business, 'other_business', p_other_business,
-           'user', p_target_user, 'relationship', p_relationship,
-           'group', p_group, 'details', p_details)::text);
+  SELECT pg_notify('carm_events', jsonb_build_object('id', p_id)::text);
 $$;
+COMMENT ON FUNCTION carm_internal.publish(bigint) IS
+  'Internal (§9): publishes an audit event id on channel carm_events at commit; the payload carries the id only';
 
 -- Appends one audit event and publishes it.  The actor is carm.actor(),
 -- unless the event is made for someone else (a deferred group request is
@@ -41,8 +40,7 @@ BEGIN
   VALUES (coalesce(p_actor, carm.actor()), carm_internal.caller_role(), p_event, p_business,
           p_other_business, p_target_user, p_relationship, p_group, coalesce(p_details, '{}'))
   RETURNING * INTO e;
-  PERFORM carm_internal.publish(e.id, e.at, e.actor_id, e.event, e.business_id, e.other_business_id,
-                        e.target_user_id, e.relationship_id, e.group_id, e.details);
+  PERFORM carm_internal.publish(e.id);
   RETURN e.id;
 END
 $$;
@@ -102,7 +100,7 @@ BEGIN
     -- carm_internal.require_actor() while estimating the subquery, so an admin
     -- without an actor would get "no acting user".
     IF NOT p_admin THEN
-      v_actor := carm_internal.require_actor();
+      v_actor := carm_internal.require_active_actor();
       IF NOT EXISTS (SELECT FROM carm.employee e
                      WHERE e.business_id = v_business AND e.user_id = v_actor AND e.role = 'BAM') THEN
         RAISE EXCEPTION 'permission denied: only a business account manager of % reads its audit events', left(bn9, 32)
@@ -170,15 +168,22 @@ COMMENT ON FUNCTION carm_internal.audit_events_actor(text) IS
 COMMENT ON FUNCTION carm.audit_events(text) IS
   'Audit events of a business (its BAMs, carm_admin); all events when bn9 is NULL (carm_admin)';
 
+-- §2: the actor is required, and active, before anything is read (also
+-- when there is nothing to list).
 CREATE OR REPLACE FUNCTION carm.my_notifications()
 RETURNS TABLE (id bigint, created_at timestamptz, event text, message text)
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT n.id, n.created_at, n.event, n.message
-  FROM carm.notification n
-  WHERE n.user_id = carm_internal.require_actor()
-  ORDER BY n.id;
+DECLARE
+  v_actor bigint := carm_internal.require_active_actor();
+BEGIN
+  RETURN QUERY
+    SELECT n.id, n.created_at, n.event, n.message
+    FROM carm.notification n
+    WHERE n.user_id = v_actor
+    ORDER BY n.id;
+END
 $$;
 COMMENT ON FUNCTION carm.my_notifications() IS 'The acting user''s notifications (§9)';
 

@@ -131,7 +131,7 @@ DECLARE
   v_name text := carm_internal.not_blank(full_name, 'full_name', 256);
 BEGIN
   IF email IS NOT NULL AND (length(email) > 320 OR email !~ '^[^@\s]+@[^@\s]+$') THEN
-    RAISE EXCEPTION 'invalid email address "%"', left(email, 64) USING ERRCODE = '22023';
+    RAISE EXCEPTION 'invalid email address "%"', left(email, 32) USING ERRCODE = '22023';
   END IF;
   IF EXISTS (SELECT FROM carm.app_user u WHERE u.external_id = v_ext) THEN
     RAISE EXCEPTION 'a user with external id "%" already exists', v_ext USING ERRCODE = '23505';

@@ -71,19 +71,29 @@ AS $$
   SELECT coalesce('programs ' || array_to_string(carm_internal.bn15s(p_programs), ', '), 'all programs');
 $$;
 
--- An access request, locked for a decision; P0002 when unknown.
+-- An access request, locked for a decision by the actor; P0002 when unknown.
+-- §10 (rev. 1.1): an actor with no association to the request — neither
+-- its requester nor an employee of its business — gets the very answer an
+-- unknown id gets, so ids cannot be probed and the business behind a
+-- request is never named to outsiders.  The lock is taken after that test,
+-- so an outsider cannot make the business's managers wait.
 CREATE OR REPLACE FUNCTION carm_internal.access_request(p_request bigint) RETURNS carm.access_request
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   r carm.access_request;
+  v_actor bigint := carm.actor();
 BEGIN
   PERFORM carm_internal.not_null(p_request, 'request_id');
-  SELECT * INTO r FROM carm.access_request x WHERE x.id = p_request FOR UPDATE;
-  IF NOT FOUND THEN
+  SELECT * INTO r FROM carm.access_request x WHERE x.id = p_request;
+  IF NOT FOUND
+     OR (r.user_id IS DISTINCT FROM v_actor
+         AND NOT EXISTS (SELECT FROM carm.employee e
+                         WHERE e.business_id = r.business_id AND e.user_id = v_actor)) THEN
     RAISE EXCEPTION 'access request % does not exist', p_request USING ERRCODE = 'P0002';
   END IF;
+  SELECT * INTO r FROM carm.access_request x WHERE x.id = p_request FOR UPDATE;
   RETURN r;
 END
 $$;
@@ -306,13 +316,14 @@ AS $$
 DECLARE
   v_actor bigint := carm_internal.require_active_actor();
   b carm.business := carm_internal.business(set_employee_access.bn9);
-  u carm.app_user := carm_internal.user_row(set_employee_access.user_id);
+  u carm.app_user;
   v_role text;
   v_programs bigint[];
   old carm.employee;
   v_audit bigint;
 BEGIN
-  IF u.id = v_actor THEN                                                  -- E6
+  PERFORM carm_internal.not_null(set_employee_access.user_id, 'user_id');
+  IF set_employee_access.user_id = v_actor THEN                           -- E6
     RAISE EXCEPTION 'permission denied to change your own access'
       USING ERRCODE = '42501', DETAIL = 'Nobody may change, remove or approve their own access.',
             HINT = 'Ask another business account manager.';
@@ -320,12 +331,15 @@ BEGIN
   PERFORM carm_internal.manager_of(b, v_actor);                                   -- E3
   v_role := carm_internal.employee_role(set_employee_access.role);
   v_programs := carm_internal.programs_of(b.id, set_employee_access.programs);   -- E5
+  -- §10: a user who is not an employee gets the same answer whether the id
+  -- exists or not
   SELECT e.* INTO old FROM carm.employee e
-  WHERE e.business_id = b.id AND e.user_id = u.id FOR UPDATE;
+  WHERE e.business_id = b.id AND e.user_id = set_employee_access.user_id FOR UPDATE;
   IF NOT FOUND THEN
-    RAISE EXCEPTION 'user % is not an employee of business %', u.id, b.bn9
+    RAISE EXCEPTION 'user % is not an employee of business %', set_employee_access.user_id, b.bn9
       USING ERRCODE = 'P0002', HINT = 'Employees join through carm.request_employee_access().';
   END IF;
+  u := carm_internal.user_row(set_employee_access.user_id);
 
   -- the row triggers enforce E5, E7 (E3) and E9, and warn for E10
   UPDATE carm.employee e
@@ -362,14 +376,15 @@ AS $$
 DECLARE
   v_actor bigint := carm_internal.require_active_actor();
   b carm.business := carm_internal.business(remove_employee.bn9);
-  u carm.app_user := carm_internal.user_row(remove_employee.user_id);
+  u carm.app_user;
   m carm.employee;
   old carm.employee;
   v_assignments bigint;
   v_groups bigint;
   v_audit bigint;
 BEGIN
-  IF u.id = v_actor THEN                                                  -- E6
+  PERFORM carm_internal.not_null(remove_employee.user_id, 'user_id');
+  IF remove_employee.user_id = v_actor THEN                               -- E6
     RAISE EXCEPTION 'permission denied to remove yourself'
       USING ERRCODE = '42501', DETAIL = 'Nobody may change, remove or approve their own access.',
             HINT = 'Ask another business account manager.';
@@ -379,11 +394,14 @@ BEGIN
     RAISE EXCEPTION 'permission denied to remove employees of business %', b.bn9
       USING ERRCODE = '42501', DETAIL = 'Only a business account manager removes employees.';
   END IF;
+  -- §10: the same answer for an unknown id and for a user who is no employee
   SELECT e.* INTO old FROM carm.employee e
-  WHERE e.business_id = b.id AND e.user_id = u.id FOR UPDATE;
+  WHERE e.business_id = b.id AND e.user_id = remove_employee.user_id FOR UPDATE;
   IF NOT FOUND THEN
-    RAISE EXCEPTION 'user % is not an employee of business %', u.id, b.bn9 USING ERRCODE = 'P0002';
+    RAISE EXCEPTION 'user % is not an employee of business %', remove_employee.user_id, b.bn9
+      USING ERRCODE = 'P0002';
   END IF;
+  u := carm_internal.user_row(remove_employee.user_id);
 
   -- E8: everything held through this business goes, so that approving the
   -- user again later restores nothing: proxy assignments (R7) and client
@@ -467,29 +485,39 @@ COMMENT ON FUNCTION carm.employee_access_requests(text) IS
 CREATE OR REPLACE FUNCTION carm.my_access_requests()
 RETURNS TABLE (request_id bigint, bn9 text, legal_name text, comment text, status text,
                reason text, role text, programs text[], created_at timestamptz, decided_at timestamptz)
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT r.id, b.bn9, b.legal_name, r.comment, r.status, r.reason, r.role, carm_internal.bn15s(r.programs),
-         r.created_at, r.decided_at
-  FROM carm.access_request r
-  JOIN carm.business b ON b.id = r.business_id
-  WHERE r.user_id = carm_internal.require_actor()
-  ORDER BY r.id;
+DECLARE
+  v_actor bigint := carm_internal.require_active_actor();      -- §2, also for an empty list
+BEGIN
+  RETURN QUERY
+    SELECT r.id, b.bn9, b.legal_name, r.comment, r.status, r.reason, r.role, carm_internal.bn15s(r.programs),
+           r.created_at, r.decided_at
+    FROM carm.access_request r
+    JOIN carm.business b ON b.id = r.business_id
+    WHERE r.user_id = v_actor
+    ORDER BY r.id;
+END
 $$;
 COMMENT ON FUNCTION carm.my_access_requests() IS
   'E4: the actor''s access requests, with their status and any rejection reason';
 
 CREATE OR REPLACE FUNCTION carm.my_businesses()
 RETURNS TABLE (bn9 text, legal_name text, kinds text[], role text, programs text[], granted_at timestamptz)
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT b.bn9, b.legal_name, b.kinds, e.role, carm_internal.bn15s(e.programs), e.granted_at
-  FROM carm.employee e
-  JOIN carm.business b ON b.id = e.business_id
-  WHERE e.user_id = carm_internal.require_actor()
-  ORDER BY b.bn9;
+DECLARE
+  v_actor bigint := carm_internal.require_active_actor();      -- §2, also for an empty list
+BEGIN
+  RETURN QUERY
+    SELECT b.bn9, b.legal_name, b.kinds, e.role, carm_internal.bn15s(e.programs), e.granted_at
+    FROM carm.employee e
+    JOIN carm.business b ON b.id = e.business_id
+    WHERE e.user_id = v_actor
+    ORDER BY b.bn9;
+END
 $$;
 COMMENT ON FUNCTION carm.my_businesses() IS
   'The businesses the actor is an employee of, with its role and scope (NULL programs = all)';

@@ -54,17 +54,23 @@ AS $$
   ORDER BY u;
 $$;
 
--- A relationship by id (P0002 when unknown).
+-- A relationship by id for the actor (P0002 when unknown).  §10 (rev. 1.1):
+-- an actor who is an employee of neither its provider nor its client gets
+-- the answer an unknown id gets, so ids cannot be probed and the businesses
+-- behind a relationship are never named to outsiders.
 CREATE OR REPLACE FUNCTION carm_internal.rel_get(p_id bigint) RETURNS carm.relationship
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v carm.relationship;
+  v_actor bigint := carm.actor();
 BEGIN
   PERFORM carm_internal.not_null(p_id, 'relationship_id');
   SELECT * INTO v FROM carm.relationship r WHERE r.id = p_id;
-  IF NOT FOUND THEN
+  IF NOT FOUND
+     OR NOT EXISTS (SELECT FROM carm.employee e
+                    WHERE e.business_id IN (v.provider_id, v.client_id) AND e.user_id = v_actor) THEN
     RAISE EXCEPTION 'business relationship % does not exist', p_id USING ERRCODE = 'P0002';
   END IF;
   RETURN v;
@@ -94,7 +100,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
   IF p_type IS NULL OR p_type NOT IN ('BUSINESS', 'PROGRAM') THEN
-    RAISE EXCEPTION 'invalid access type "%"', left(p_type, 64)
+    RAISE EXCEPTION 'invalid access type "%"', left(p_type, 32)
       USING ERRCODE = '22023', HINT = 'The access type is BUSINESS or PROGRAM.';
   END IF;
   IF p_type = 'BUSINESS' AND p_programs IS NOT NULL THEN
@@ -126,12 +132,31 @@ $$;
 -- of both businesses are notified (except p_except, who acted).
 -- Set-based, so maintenance expires thousands of relationships in one
 -- statement.  Returns how many relationships it closed.
+--
+-- Lock order (sql/src/50_groups.sql, README "Concurrency"): the callers hold
+-- the relationship rows FOR UPDATE; the client groups the cascade removes
+-- clients from are locked next, by id, before any group_client or
+-- client_assignment row is touched — as a group operation on those groups
+-- locks the group first, so the two never wait for each other's rows.
+-- (No client can join one of the provider's groups meanwhile: that needs the
+-- relationship FOR SHARE.)
 CREATE OR REPLACE FUNCTION carm_internal.close_relationships(p_ids bigint[], p_status text, p_as_of timestamptz,
                                           p_except bigint DEFAULT NULL)
 RETURNS bigint
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  v_closed bigint;
+BEGIN
+  PERFORM FROM carm.client_group g
+  WHERE g.id IN (SELECT gc.group_id
+                 FROM carm.relationship r
+                 JOIN carm.group_client gc ON gc.provider_id = r.provider_id AND gc.client_id = r.client_id
+                 WHERE r.id = ANY (p_ids) AND r.status = 'active')
+  ORDER BY g.id
+  FOR NO KEY UPDATE OF g;
+
   WITH closed AS (
     UPDATE carm.relationship r
        SET status = p_status,
@@ -210,11 +235,11 @@ AS $$
     RETURNING 1
   )
   -- §9: every event is published at commit, like carm_internal.audit() does
-  SELECT count(*) FROM (
-    SELECT carm_internal.publish(ev.id, ev.at, carm.actor(), ev.event, ev.business_id,
-                         ev.other_business_id, NULL, ev.relationship_id, ev.group_id, ev.details)
-    FROM events ev ORDER BY ev.id
+  SELECT count(*) INTO v_closed FROM (
+    SELECT carm_internal.publish(ev.id) FROM events ev ORDER BY ev.id
   ) published;
+  RETURN v_closed;
+END
 $$;
 
 -- R9: applies the expiry cascade to the pair's relationship if it is due at
@@ -242,7 +267,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm_internal.require_actor();
+  v_actor bigint := carm_internal.require_active_actor();
   v_provider carm.business := carm_internal.business(provider_bn9);
   v_client carm.business := carm_internal.business(client_bn9);
   v_member carm.employee := carm_internal.rel_member(v_provider.id, v_actor);
@@ -276,14 +301,15 @@ BEGIN
   WHERE r.provider_id = v_provider.id AND r.client_id = v_client.id
     AND r.status IN ('pending', 'rejected', 'active');
   IF FOUND THEN
-    RAISE EXCEPTION '% already has a % business relationship with %',
-                    v_provider.bn9, v_open.status, v_client.bn9
+    RAISE EXCEPTION '% already has % % business relationship with %',
+                    v_provider.bn9, CASE v_open.status WHEN 'active' THEN 'an' ELSE 'a' END,
+                    v_open.status, v_client.bn9
       USING ERRCODE = '23505',
             DETAIL = format('Relationship %s.', v_open.id),
             HINT = CASE v_open.status
                      WHEN 'rejected' THEN 'Cancel the rejected request with carm.cancel_relationship_request() before requesting again (R2).'
                      WHEN 'pending' THEN 'Wait for the client''s decision, or cancel the request.'
-                     ELSE NULL END;
+                     ELSE 'The relationship is active; the client''s business account manager may change or end it.' END;
   END IF;
   BEGIN
     INSERT INTO carm.relationship (provider_id, client_id, comment, requested_by)
@@ -315,7 +341,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm_internal.require_actor();
+  v_actor bigint := carm_internal.require_active_actor();
   v_rel carm.relationship := carm_internal.rel_get(relationship_id);
   v_member carm.employee := carm_internal.rel_member(v_rel.provider_id, v_actor);
   v_audit bigint;
@@ -354,7 +380,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm_internal.require_actor();
+  v_actor bigint := carm_internal.require_active_actor();
   v_rel carm.relationship := carm_internal.rel_get(relationship_id);
   v_member carm.employee := carm_internal.rel_member(v_rel.client_id, v_actor);
   v_reason text;
@@ -400,7 +426,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm_internal.require_actor();
+  v_actor bigint := carm_internal.require_active_actor();
   v_rel carm.relationship := carm_internal.rel_get(relationship_id);
   v_member carm.employee := carm_internal.rel_member(v_rel.client_id, v_actor);
   v_programs bigint[];
@@ -469,7 +495,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm_internal.require_actor();
+  v_actor bigint := carm_internal.require_active_actor();
   v_rel carm.relationship := carm_internal.rel_get(relationship_id);
   v_member carm.employee := carm_internal.rel_member(v_rel.client_id, v_actor);
   v_programs bigint[];
@@ -562,7 +588,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm_internal.require_actor();
+  v_actor bigint := carm_internal.require_active_actor();
   v_rel carm.relationship := carm_internal.rel_get(relationship_id);
   v_member carm.employee := carm_internal.rel_member(v_rel.client_id, v_actor);
 BEGIN
@@ -663,7 +689,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm_internal.require_actor();
+  v_actor bigint := carm_internal.require_active_actor();
   v_provider carm.business := carm_internal.business(p_provider_bn9);
   v_client carm.business := carm_internal.business(p_client_bn9);
   v_member carm.employee := carm_internal.rel_member(v_provider.id, v_actor);
@@ -689,16 +715,23 @@ BEGIN
 
   -- R7: the target is an active employee of the provider, not the actor,
   -- not a provider BAM (who holds PBAM/PPAM already, R6)
-  v_target := carm_internal.user_row(p_user);
-  IF v_target.id = v_actor THEN
+  PERFORM carm_internal.not_null(p_user, 'user_id');
+  IF p_user = v_actor THEN
     RAISE EXCEPTION 'you cannot change your own access to a client'
       USING ERRCODE = '22023';
   END IF;
   -- E8, E11: hold the target's employee row until commit, so that a
   -- concurrent removal or promotion to BAM either waits for this assignment
-  -- (and then deletes it) or has committed first (and we see it below)
+  -- (and then deletes it) or has committed first (and we see it below).
+  -- §10: a user who is no employee of the provider gets the answer an
+  -- unknown id gets.
   PERFORM FROM carm.employee e
-  WHERE e.business_id = v_provider.id AND e.user_id = v_target.id FOR SHARE;
+  WHERE e.business_id = v_provider.id AND e.user_id = p_user FOR SHARE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'user % is not an employee of %', p_user, v_provider.bn9
+      USING ERRCODE = 'P0002';
+  END IF;
+  v_target := carm_internal.user_row(p_user);
   v_target_member := carm_internal.rel_member(v_provider.id, v_target.id);
   IF v_target_member.role IS NULL THEN
     RAISE EXCEPTION 'user % is not an active employee of %', v_target.id, v_provider.bn9
@@ -741,7 +774,7 @@ BEGIN
 
   -- R7: PPAM, PEDITOR or PVIEWER, never PBAM
   IF assign_client_access.role IS NULL OR assign_client_access.role NOT IN ('PPAM', 'PEDITOR', 'PVIEWER') THEN
-    RAISE EXCEPTION 'invalid client role "%"', left(assign_client_access.role, 64)
+    RAISE EXCEPTION 'invalid client role "%"', left(assign_client_access.role, 32)
       USING ERRCODE = '22023',
             HINT = CASE WHEN assign_client_access.role = 'PBAM'
                         THEN 'PBAM is never assigned: a provider''s BAMs hold it through a BUSINESS relationship (R6, R7).'
@@ -842,7 +875,7 @@ DECLARE
   v_member carm.employee;
 BEGIN
   IF NOT v_admin OR v_actor IS NOT NULL THEN
-    v_actor := carm_internal.require_actor();
+    v_actor := carm_internal.require_active_actor();
     v_member := carm_internal.rel_member(v_business.id, v_actor);
     -- §3.2 relationships: BAM and PAM only; R11: a proxy is no employee of
     -- the client and never sees its relationships or requests
@@ -951,7 +984,7 @@ DECLARE
   v_delegated bigint[];
 BEGIN
   IF NOT v_admin OR v_actor IS NOT NULL THEN
-    v_actor := carm_internal.require_actor();
+    v_actor := carm_internal.require_active_actor();
     v_member := carm_internal.rel_member(v_provider.id, v_actor);
     -- a provider-side view (R7): the provider's BAMs and PAMs
     IF v_member.role IS NULL OR v_member.role NOT IN ('BAM', 'PAM') THEN

@@ -11,13 +11,27 @@
 -- operation for a given initiator (shared by immediate calls and by deferred
 -- processing); the public API; deferred processing (G9); listings.
 --
--- Concurrency: every operation on a group first takes FOR NO KEY UPDATE on
--- its client_group row, so operations on one group (immediate or deferred)
--- run one after the other, while the foreign keys of new group_request rows
+-- Concurrency: every operation on a group takes FOR NO KEY UPDATE on its
+-- client_group row, so operations on one group (immediate or deferred) run
+-- one after the other, while the foreign keys of new group_request rows
 -- (FOR KEY SHARE) never wait.  Availability (G3) and employee checks (G4)
 -- lock the relationship and employee rows they rely on FOR SHARE, so an
 -- expiry cascade or an employee removal running concurrently waits for us and
 -- then sees, and deletes, what we inserted.
+--
+-- Lock order (README "Concurrency"), the same in every function, so that
+-- group operations, relationship changes and maintenance never deadlock:
+--   1. relationship rows, by id        (relationship calls; ADD_CLIENTS)
+--   2. client_group rows, by id        (group operations; the R9 cascade)
+--   3. employee rows                   (G4, R7, E8)
+--   4. the rows hanging off them: group_client, group_employee,
+--      client_assignment, group_request
+-- So an ADD_CLIENTS locks the relationships it relies on before the group
+-- (carm_internal.group_lock_relationships), and the expiry cascade
+-- (carm_internal.close_relationships) locks the groups of the clients it
+-- removes before touching their rows.  Maintenance never waits for rows 1
+-- and 2 (SKIP LOCKED / NOWAIT): a busy group or relationship delays only its
+-- own request, which stays PENDING for the next run.
 
 -- Validation helpers ---------------------------------------------------------
 
@@ -48,10 +62,24 @@ $$;
 COMMENT ON FUNCTION carm_internal.require_group_manager(carm.business, bigint) IS
   'Internal: G1, raises 42501 unless the user is a BAM of this service provider';
 
+-- §10: is the user associated with the group, i.e. an employee (any role)
+-- of its provider?  Others are told the group does not exist.
+CREATE OR REPLACE FUNCTION carm_internal.group_associated(g carm.client_group, p_user bigint)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT EXISTS (SELECT FROM carm.employee e WHERE e.business_id = g.provider_id AND e.user_id = p_user);
+$$;
+COMMENT ON FUNCTION carm_internal.group_associated(carm.client_group, bigint) IS
+  'Internal (§10): whether the user is an employee of the group''s provider';
+
 -- A group by id for an operation by p_user: P0002 when unknown, 42501 unless
 -- p_user is a BAM of its provider (G1), 55000 when deleted (G8).  p_lock takes
 -- the row lock that serialises operations on one group; it is taken after the
 -- permission check, so an outsider cannot make the group's managers wait.
+-- §10 (rev. 1.1): a user who is no employee of the group's provider gets the
+-- answer an unknown id gets (P0002), never the provider's number.
 CREATE OR REPLACE FUNCTION carm_internal.group_row(p_group bigint, p_user bigint, p_lock boolean)
 RETURNS carm.client_group
 LANGUAGE plpgsql
@@ -63,7 +91,7 @@ DECLARE
 BEGIN
   PERFORM carm_internal.not_null(p_group, 'group_id');
   SELECT * INTO g FROM carm.client_group cg WHERE cg.id = p_group;
-  IF NOT FOUND THEN
+  IF NOT FOUND OR NOT carm_internal.group_associated(g, p_user) THEN
     RAISE EXCEPTION 'client group % does not exist', p_group USING ERRCODE = 'P0002';
   END IF;
   SELECT * INTO b FROM carm.business WHERE id = g.provider_id;
@@ -203,9 +231,12 @@ BEGIN
 
   -- Hold the relationships we rely on: a concurrent end or expiry cascade
   -- (R9) waits for our commit and then deletes the rows we add.
+  -- (group_request took them before the group row; create_client_group's
+  -- group is new, so nobody can wait for it)
   PERFORM FROM carm.relationship r
   JOIN carm.business b ON b.id = r.client_id
   WHERE r.provider_id = g.provider_id AND r.status = 'active' AND b.bn9 = ANY (p_bn9s)
+  ORDER BY r.id
   FOR SHARE OF r;
 
   -- G3, one pass over the requested clients finding every offender.
@@ -592,6 +623,39 @@ $$;
 COMMENT ON FUNCTION carm_internal.group_apply(carm.client_group, text, jsonb, bigint, bigint, timestamptz) IS
   'Internal: applies one group operation for its initiator';
 
+-- Lock order, step 1: the active relationships of the provider with the
+-- clients an ADD_CLIENTS relies on (G3), FOR SHARE, by id — before the group
+-- row is locked.  p_nowait (maintenance) raises 55P03 instead of waiting.
+CREATE OR REPLACE FUNCTION carm_internal.group_lock_relationships(p_provider bigint, p_operation text,
+                                                                 p_payload jsonb, p_nowait boolean)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF p_operation <> 'ADD_CLIENTS' THEN
+    RETURN;
+  END IF;
+  IF p_nowait THEN
+    PERFORM FROM carm.relationship r
+    WHERE r.provider_id = p_provider AND r.status = 'active'
+      AND r.client_id IN (SELECT b.id FROM carm.business b
+                          WHERE b.bn9 IN (SELECT jsonb_array_elements_text(p_payload->'clients')))
+    ORDER BY r.id
+    FOR SHARE OF r NOWAIT;
+  ELSE
+    PERFORM FROM carm.relationship r
+    WHERE r.provider_id = p_provider AND r.status = 'active'
+      AND r.client_id IN (SELECT b.id FROM carm.business b
+                          WHERE b.bn9 IN (SELECT jsonb_array_elements_text(p_payload->'clients')))
+    ORDER BY r.id
+    FOR SHARE OF r;
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION carm_internal.group_lock_relationships(bigint, text, jsonb, boolean) IS
+  'Internal: lock order step 1 for a group operation, the relationships an ADD_CLIENTS relies on';
+
 -- The common path of the five operations on an existing group (G9): the
 -- arguments' form has been checked by the caller; here the group and the
 -- actor's permission are checked, then the operation is either queued
@@ -604,13 +668,18 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm_internal.require_actor();
+  v_actor bigint := carm_internal.require_active_actor();
   g carm.client_group;
   v_request bigint;
 BEGIN
   PERFORM carm_internal.not_null(p_deferred, 'deferred');
   -- A deferred request on a deleted group could only fail: refused now (55000).
-  g := carm_internal.group_row(p_group, v_actor, NOT p_deferred);
+  g := carm_internal.group_row(p_group, v_actor, false);
+  IF NOT p_deferred THEN
+    -- lock order: the relationships the operation relies on, then the group
+    PERFORM carm_internal.group_lock_relationships(g.provider_id, p_operation, p_payload, false);
+    g := carm_internal.group_row(p_group, v_actor, true);
+  END IF;
   INSERT INTO carm.group_request (provider_id, group_id, group_name, operation, initiator,
                                   status, item_count, payload, started_at)
   VALUES (g.provider_id, g.id, g.name, p_operation, v_actor,
@@ -642,7 +711,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm_internal.require_actor();
+  v_actor bigint := carm_internal.require_active_actor();
   v_name text := carm_internal.not_blank(name, 'group name', 200);
   v_clients text[] := carm_internal.bn9_list(clients, true);
   b carm.business := carm_internal.business(provider_bn9);
@@ -658,9 +727,9 @@ BEGIN
   SELECT * INTO v_taken FROM carm.client_group cg
   WHERE cg.provider_id = b.id AND cg.name_key = lower(v_name);
   IF FOUND THEN
-    RAISE EXCEPTION 'client group name "%" is already used by provider %', v_name, b.bn9
+    RAISE EXCEPTION 'client group name "%" is already used by provider %', left(v_name, 32), b.bn9
       USING ERRCODE = '23505',
-            DETAIL = format('Group %s is named "%s"%s.', v_taken.id, v_taken.name,
+            DETAIL = format('Group %s is named "%s"%s.', v_taken.id, left(v_taken.name, 32),
                             CASE WHEN v_taken.deleted_at IS NOT NULL THEN ' (deleted)' ELSE '' END),
             HINT = 'Names are compared ignoring case and surrounding spaces, and stay taken after the group is deleted (G2).';
   END IF;
@@ -669,7 +738,7 @@ BEGIN
     VALUES (b.id, v_name, v_actor)
     RETURNING * INTO g;
   EXCEPTION WHEN unique_violation THEN
-    RAISE EXCEPTION 'client group name "%" is already used by provider %', v_name, b.bn9
+    RAISE EXCEPTION 'client group name "%" is already used by provider %', left(v_name, 32), b.bn9
       USING ERRCODE = '23505', DETAIL = 'Another transaction created it concurrently.';
   END;
 
@@ -696,7 +765,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm_internal.require_actor();    -- before anything else (§2)
+  v_actor bigint := carm_internal.require_active_actor();    -- before anything else (§2)
   v_clients text[] := carm_internal.bn9_list(clients);
 BEGIN
   RETURN carm_internal.group_request(group_id, 'ADD_CLIENTS', jsonb_build_object('clients', to_jsonb(v_clients)),
@@ -712,7 +781,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm_internal.require_actor();    -- before anything else (§2)
+  v_actor bigint := carm_internal.require_active_actor();    -- before anything else (§2)
   v_clients text[] := carm_internal.bn9_list(clients);
 BEGIN
   RETURN carm_internal.group_request(group_id, 'REMOVE_CLIENTS', jsonb_build_object('clients', to_jsonb(v_clients)),
@@ -729,7 +798,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm_internal.require_actor();    -- before anything else (§2)
+  v_actor bigint := carm_internal.require_active_actor();    -- before anything else (§2)
   v_users bigint[] := carm_internal.user_list(user_ids);
   v_role text := carm_internal.group_role(role);
 BEGIN
@@ -748,7 +817,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm_internal.require_actor();    -- before anything else (§2)
+  v_actor bigint := carm_internal.require_active_actor();    -- before anything else (§2)
   v_users bigint[] := carm_internal.user_list(user_ids);
 BEGIN
   RETURN carm_internal.group_request(group_id, 'UNASSIGN_EMPLOYEES', jsonb_build_object('user_ids', to_jsonb(v_users)),
@@ -764,7 +833,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_actor bigint := carm_internal.require_actor();    -- before anything else (§2)
+  v_actor bigint := carm_internal.require_active_actor();    -- before anything else (§2)
   v_items integer;
 BEGIN
   SELECT count(*) INTO v_items FROM carm.group_client gc WHERE gc.group_id = delete_client_group.group_id;
@@ -782,6 +851,13 @@ COMMENT ON FUNCTION carm.delete_client_group(bigint, boolean) IS
 -- clients still available at apply time.  A request that fails is marked
 -- FAILED with the reason and leaves nothing behind; its initiator is notified.
 --
+-- A busy group delays only itself: the relationships and the group a request
+-- needs are locked NOWAIT (in the lock order of the header), and a transient
+-- error — 55P03 (a lock not available now, or carm.run_maintenance's
+-- lock_timeout), 40P01 (deadlock), 40001 (serialization) — rolls the request's
+-- subtransaction back and leaves it PENDING for the next run: it is not the
+-- request's failure.
+--
 -- Requests are claimed with FOR UPDATE SKIP LOCKED: a concurrent run skips
 -- what this one holds, and once this one commits, the rows it finished no
 -- longer match status = 'PENDING' when re-checked, so every request is
@@ -798,6 +874,7 @@ DECLARE
   g carm.client_group;
   v_done bigint := 0;
   v_failed bigint := 0;
+  v_retried bigint := 0;
   v_msg text;
   v_detail text;
   v_state text;
@@ -814,6 +891,12 @@ BEGIN
   FOREACH v_id IN ARRAY v_ids LOOP
     SELECT * INTO q FROM carm.group_request r WHERE r.id = v_id;
     BEGIN
+      -- G1 at apply time, with the reason (the initiator may have left)
+      PERFORM carm_internal.require_group_manager(b, q.initiator)
+      FROM carm.business b WHERE b.id = q.provider_id;
+      -- lock order, never waiting: relationships, then the group
+      PERFORM carm_internal.group_lock_relationships(q.provider_id, q.operation, q.payload, true);
+      PERFORM FROM carm.client_group cg WHERE cg.id = q.group_id FOR NO KEY UPDATE NOWAIT;
       g := carm_internal.group_row(q.group_id, q.initiator, true);
       PERFORM carm_internal.group_apply(g, q.operation, q.payload, q.initiator, q.id, as_of);
       UPDATE carm.group_request r SET status = 'COMPLETED', finished_at = clock_timestamp()
@@ -825,6 +908,13 @@ BEGIN
     EXCEPTION WHEN OTHERS THEN
       GET STACKED DIAGNOSTICS v_msg = MESSAGE_TEXT, v_detail = PG_EXCEPTION_DETAIL,
                               v_state = RETURNED_SQLSTATE;
+      IF v_state IN ('55P03', '40P01', '40001') THEN
+        -- transient: nothing was applied; the next run tries again
+        UPDATE carm.group_request r SET status = 'PENDING', started_at = NULL
+        WHERE r.id = q.id;
+        v_retried := v_retried + 1;
+        CONTINUE;
+      END IF;
       UPDATE carm.group_request r
       SET status = 'FAILED', finished_at = clock_timestamp(),
           error = v_msg || CASE WHEN v_detail <> '' THEN E'\n' || v_detail ELSE '' END
@@ -841,11 +931,12 @@ BEGIN
     END;
   END LOOP;
 
-  RETURN QUERY VALUES ('group_requests_completed'::text, v_done), ('group_requests_failed', v_failed);
+  RETURN QUERY VALUES ('group_requests_completed'::text, v_done), ('group_requests_failed', v_failed),
+                      ('group_requests_retried', v_retried);
 END
 $$;
 COMMENT ON FUNCTION carm_internal.process_group_requests(timestamptz) IS
-  'Internal (R12/G9): applies pending deferred group requests, each atomically; returns how many completed and failed';
+  'Internal (R12/G9): applies pending deferred group requests, each atomically; a busy group or a transient error leaves its request PENDING; returns how many completed, failed and were left for the next run';
 
 -- Listings -------------------------------------------------------------------
 
@@ -859,7 +950,7 @@ DECLARE
   b carm.business := carm_internal.business(p_bn9);
 BEGIN
   IF NOT p_admin THEN
-    PERFORM carm_internal.require_group_manager(b, carm_internal.require_actor());
+    PERFORM carm_internal.require_group_manager(b, carm_internal.require_active_actor());
   END IF;
   RETURN b;
 END
@@ -1082,6 +1173,7 @@ AS $$
 DECLARE
   g carm.client_group;
   b carm.business;
+  v_actor bigint;
 BEGIN
   PERFORM carm_internal.not_null(p_group, 'group_id');
   SELECT * INTO g FROM carm.client_group cg WHERE cg.id = p_group;
@@ -1089,8 +1181,12 @@ BEGIN
     RAISE EXCEPTION 'client group % does not exist', p_group USING ERRCODE = 'P0002';
   END IF;
   IF NOT p_admin THEN
+    v_actor := carm_internal.require_active_actor();
+    IF NOT carm_internal.group_associated(g, v_actor) THEN                  -- §10
+      RAISE EXCEPTION 'client group % does not exist', p_group USING ERRCODE = 'P0002';
+    END IF;
     SELECT * INTO b FROM carm.business WHERE id = g.provider_id;
-    PERFORM carm_internal.require_group_manager(b, carm_internal.require_actor());
+    PERFORM carm_internal.require_group_manager(b, v_actor);
   END IF;
   RETURN g;
 END

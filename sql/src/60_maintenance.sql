@@ -9,20 +9,42 @@
 -- skips what the first holds, and finds it done once the first commits.
 
 -- R9: the expiry cascade for every relationship due at p_as_of, in one
--- set-based statement.  Returns how many expired.
+-- set-based statement.  Returns how many expired.  In the lock order
+-- (relationships, then client groups), never waiting: a relationship another
+-- transaction holds, or whose client is in a group another transaction
+-- holds, is left for the next run (its expiry is already in force: checks
+-- compare expires_at with the time, R9).
 CREATE OR REPLACE FUNCTION carm_internal.expire_relationships(p_as_of timestamptz) RETURNS bigint
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT carm_internal.close_relationships(
-           ARRAY(SELECT r.id FROM carm.relationship r
+DECLARE
+  v_ids bigint[];
+  v_groups bigint[];
+BEGIN
+  v_ids := ARRAY(SELECT r.id FROM carm.relationship r
                  WHERE r.status = 'active' AND r.expires_at <= p_as_of
                  ORDER BY r.id
-                 FOR UPDATE SKIP LOCKED),
-           'expired', p_as_of);
+                 FOR UPDATE SKIP LOCKED);
+  v_groups := ARRAY(SELECT g.id FROM carm.client_group g
+                    WHERE g.id IN (SELECT gc.group_id
+                                   FROM carm.relationship r
+                                   JOIN carm.group_client gc ON gc.provider_id = r.provider_id
+                                                            AND gc.client_id = r.client_id
+                                   WHERE r.id = ANY (v_ids))
+                    ORDER BY g.id
+                    FOR NO KEY UPDATE SKIP LOCKED);
+  v_ids := ARRAY(SELECT x FROM unnest(v_ids) x
+                 WHERE NOT EXISTS (SELECT FROM carm.relationship r
+                                   JOIN carm.group_client gc ON gc.provider_id = r.provider_id
+                                                            AND gc.client_id = r.client_id
+                                   WHERE r.id = x AND gc.group_id <> ALL (v_groups))
+                 ORDER BY x);
+  RETURN carm_internal.close_relationships(v_ids, 'expired', p_as_of);
+END
 $$;
 COMMENT ON FUNCTION carm_internal.expire_relationships(timestamptz) IS
-  'Internal (R9, R12): applies the expiry cascade to every relationship due at as_of; returns how many';
+  'Internal (R9, R12): applies the expiry cascade to every relationship due at as_of that no other transaction holds; returns how many';
 
 -- §9: BAMs of both businesses are told when a relationship will expire within
 -- 30 days, once per expiry date (a new date set by update_relationship gets
@@ -75,27 +97,49 @@ AS $$
     RETURNING 1
   )
   SELECT count(*) FROM (
-    SELECT carm_internal.publish(ev.id, ev.at, carm.actor(), ev.event, ev.business_id,
-                         ev.other_business_id, NULL, ev.relationship_id, NULL, ev.details)
-    FROM events ev ORDER BY ev.id
+    SELECT carm_internal.publish(ev.id) FROM events ev ORDER BY ev.id
   ) published;
 $$;
 COMMENT ON FUNCTION carm_internal.notify_expiring(timestamptz) IS
   'Internal (§9, R12): notifies the BAMs of both businesses of relationships expiring within 30 days, once per expiry date';
 
+-- Maintenance never stalls behind one busy session: it skips the rows other
+-- transactions lock (SKIP LOCKED, NOWAIT), and waits at most lock_timeout
+-- for any other lock (below deadlock_timeout's default of 1 s, so that in a
+-- lock cycle maintenance gives up first).  What it could not do now — an
+-- expiry cascade, a deferred request — is left for the next run.
 CREATE OR REPLACE FUNCTION carm.run_maintenance(as_of timestamptz DEFAULT now())
 RETURNS TABLE (action text, count bigint)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET lock_timeout = '500ms'
 AS $$
+DECLARE
+  v_state text;
 BEGIN
   PERFORM carm_internal.require_admin();
   PERFORM carm_internal.not_null(as_of, 'as_of');
+  -- §10 (rev. 1.1): expiry is irreversible (R10), so nothing may expire
+  -- before its time: a future as_of is refused.
+  IF as_of > clock_timestamp() THEN
+    RAISE EXCEPTION 'as_of must not be in the future'
+      USING ERRCODE = '22023',
+            DETAIL = 'Expiry cannot be undone (R10): nothing may expire before its time.',
+            HINT = 'Call carm.run_maintenance() without as_of, or with a time in the past.';
+  END IF;
   action := 'relationships_expired';
-  count := carm_internal.expire_relationships(as_of);
+  BEGIN
+    count := carm_internal.expire_relationships(as_of);
+  EXCEPTION WHEN lock_not_available OR deadlock_detected OR serialization_failure THEN
+    count := 0;                     -- transient: the next run applies them (R9 holds by time)
+  END;
   RETURN NEXT;
   action := 'expiry_notices';
-  count := carm_internal.notify_expiring(as_of);
+  BEGIN
+    count := carm_internal.notify_expiring(as_of);
+  EXCEPTION WHEN lock_not_available OR deadlock_detected OR serialization_failure THEN
+    count := 0;
+  END;
   RETURN NEXT;
   -- G9: deferred group requests (client groups, sql/src: groups)
   RETURN QUERY SELECT * FROM carm_internal.process_group_requests(as_of);

@@ -28,6 +28,65 @@ $$;
 -- The API: SECURITY INVOKER, so that carm_admin and the table's owner are
 -- judged on the role the calling code runs as (§2); the work is done by
 -- carm_internal.protect_table(), granted to carm_admin only.
+-- Records one relation under its protected root, with the row-level-security
+-- flags it had before its first protection (unprotect() restores them).
+CREATE OR REPLACE FUNCTION carm_internal.record_protection(p_rel regclass, p_root regclass,
+                                                          p_program name, p_submitter name, p_fn text)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+  INSERT INTO carm.protected_table (relid, root, program_column, submitter_column, function,
+                                    had_rls, had_force_rls)
+  SELECT p_rel, p_root, p_program, p_submitter, p_fn, c.relrowsecurity, c.relforcerowsecurity
+  FROM pg_catalog.pg_class c WHERE c.oid = p_rel
+  ON CONFLICT (relid) DO UPDATE
+    SET root = excluded.root, program_column = excluded.program_column,
+        submitter_column = excluded.submitter_column, function = excluded.function,
+        protected_at = now();
+$$;
+COMMENT ON FUNCTION carm_internal.record_protection(regclass, regclass, name, name, text) IS
+  'Internal (§8): records a relation under its protected root with its earlier row-level-security flags';
+
+-- The per-relation part of protection, shared by carm.protect() and by the
+-- event trigger that protects partitions created or attached later (§8):
+-- records the relation under its root with the row-level-security flags it
+-- had before its first protection (for unprotect()), enables and forces
+-- row-level security and installs the four policies, replacing any it had.
+-- Idempotent.  The caller has checked ownership.
+CREATE OR REPLACE FUNCTION carm_internal.protect_relation(p_rel regclass, p_root regclass,
+                                                         p_program name, p_submitter name, p_fn text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_visible text := format('carm_internal.row_visible(%I, %I, %L)', p_program, p_submitter, p_fn);
+  v_writable text := format('carm_internal.row_writable(%I, %I, %L)', p_program, p_submitter, p_fn);
+  v_policy name;
+BEGIN
+  -- recorded first: the ALTER TABLEs below fire the partition event trigger,
+  -- which then finds the relation protected already
+  PERFORM carm_internal.record_protection(p_rel, p_root, p_program, p_submitter, p_fn);
+  EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', p_rel);
+  EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', p_rel);
+  -- (the ALTER TABLE of a partitioned table may have protected its
+  -- partitions already, through the event trigger)
+  FOR v_policy IN SELECT pol.polname FROM pg_catalog.pg_policy pol
+                  WHERE pol.polrelid = p_rel
+                    AND pol.polname IN ('carm_select', 'carm_insert', 'carm_update', 'carm_delete') LOOP
+    EXECUTE format('DROP POLICY %I ON %s', v_policy, p_rel);
+  END LOOP;
+  EXECUTE format('CREATE POLICY carm_select ON %s FOR SELECT USING (%s)', p_rel, v_visible);
+  EXECUTE format('CREATE POLICY carm_insert ON %s FOR INSERT WITH CHECK (%s)', p_rel, v_writable);
+  EXECUTE format('CREATE POLICY carm_update ON %s FOR UPDATE USING (%s) WITH CHECK (%s)',
+                 p_rel, v_writable, v_writable);
+  EXECUTE format('CREATE POLICY carm_delete ON %s FOR DELETE USING (%s)', p_rel, v_writable);
+END
+$$;
+COMMENT ON FUNCTION carm_internal.protect_relation(regclass, regclass, name, name, text) IS
+  'Internal (§8): records one relation under its protected root, forces row-level security on it and installs the policies';
+
 CREATE OR REPLACE FUNCTION carm.protect(tbl regclass, program_column name, submitter_column name,
                              function text)
 RETURNS void
@@ -62,8 +121,6 @@ DECLARE
   v_owner oid;
   v_col record;
   v_fn text;
-  v_visible text;
-  v_writable text;
   v_rels regclass[];
   v_rel regclass;
 BEGIN
@@ -74,7 +131,7 @@ BEGIN
   v_fn := carm_internal.not_blank(function, 'function', 64);
   IF v_fn NOT IN ('business_profile','program_profile','employee_access','relationships',
                   'rulings','payments','statements','notifications','banking') THEN
-    RAISE EXCEPTION 'unknown function "%"', v_fn USING ERRCODE = '22023',
+    RAISE EXCEPTION 'unknown function "%"', left(v_fn, 32) USING ERRCODE = '22023',
       HINT = 'Functions are business_profile, program_profile, employee_access, relationships, rulings, payments, statements, notifications and banking.';
   END IF;
 
@@ -115,12 +172,9 @@ BEGIN
     END IF;
   END LOOP;
 
-  v_visible := format('carm_internal.row_visible(%I, %I, %L)', program_column, submitter_column, v_fn);
-  v_writable := format('carm_internal.row_writable(%I, %I, %L)', program_column, submitter_column, v_fn);
-
   -- A partitioned table's policies do not apply to queries that name a
-  -- partition: every partition gets them too (partitions attached later are
-  -- covered by calling protect() again).  The row trigger is created on
+  -- partition: every partition gets them too (partitions created or attached
+  -- later get them from the event trigger carm_protect_partitions, §8).  The row trigger is created on
   -- the table only: PostgreSQL clones it to every partition, present and
   -- future.
   v_rels := CASE WHEN v_kind = 'p'
@@ -129,24 +183,15 @@ BEGIN
 
   -- idempotent: drop what an earlier call installed, then install
   PERFORM carm_internal.drop_protection(tbl);
+  -- every relation is checked and recorded before any is altered: the
+  -- partition event trigger, which the ALTER TABLEs fire, then has nothing
+  -- left to do
   FOREACH v_rel IN ARRAY v_rels LOOP
     PERFORM carm_internal.require_table_owner(v_rel, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = v_rel));
-    -- the flags the relation had before its first protect(), for unprotect()
-    INSERT INTO carm.protected_table (relid, root, program_column, submitter_column, function,
-                                      had_rls, had_force_rls)
-    SELECT v_rel, tbl, program_column, submitter_column, v_fn, c.relrowsecurity, c.relforcerowsecurity
-    FROM pg_catalog.pg_class c WHERE c.oid = v_rel
-    ON CONFLICT (relid) DO UPDATE
-      SET root = excluded.root, program_column = excluded.program_column,
-          submitter_column = excluded.submitter_column, function = excluded.function,
-          protected_at = now();
-    EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', v_rel);
-    EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', v_rel);
-    EXECUTE format('CREATE POLICY carm_select ON %s FOR SELECT USING (%s)', v_rel, v_visible);
-    EXECUTE format('CREATE POLICY carm_insert ON %s FOR INSERT WITH CHECK (%s)', v_rel, v_writable);
-    EXECUTE format('CREATE POLICY carm_update ON %s FOR UPDATE USING (%s) WITH CHECK (%s)',
-                   v_rel, v_writable, v_writable);
-    EXECUTE format('CREATE POLICY carm_delete ON %s FOR DELETE USING (%s)', v_rel, v_writable);
+    PERFORM carm_internal.record_protection(v_rel, tbl, program_column, submitter_column, v_fn);
+  END LOOP;
+  FOREACH v_rel IN ARRAY v_rels LOOP
+    PERFORM carm_internal.protect_relation(v_rel, tbl, program_column, submitter_column, v_fn);
   END LOOP;
   -- V5: fills the submitter and refuses a write with its reason (§8); it
   -- reads the columns from each relation's own carm_insert policy, so

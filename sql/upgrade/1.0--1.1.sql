@@ -58,3 +58,8 @@ UPDATE carm.login_binding b SET login_name = a.rolname
 FROM pg_catalog.pg_authid a WHERE a.oid = b.login_role;
 ALTER TABLE carm.login_binding ALTER COLUMN login_name SET NOT NULL;
 COMMENT ON TABLE carm.login_binding IS 'Default actor of sessions whose session_user is login_role (and still has login_name)';
+
+-- §9 (rev. 1.1): audit events are published by id only; the publishing
+-- function takes the id alone (only carm's own functions call it).
+DROP FUNCTION carm_internal.publish(bigint, timestamptz, bigint, text, bigint, bigint, bigint,
+                                    bigint, bigint, jsonb);

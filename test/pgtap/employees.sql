@@ -209,7 +209,7 @@ SELECT throws_ok($$SELECT carm.request_employee_access('2222', 'x')$$, '22023', 
 SELECT pg_temp.act('carol');
 SELECT isnt(carm.request_employee_access('123456782', 'Customs desk'), NULL, 'E2: carol asks');
 SELECT throws_ok(format('SELECT carm.withdraw_employee_access_request(%s)', pg_temp.request_of('bob')),
-                 '42501', NULL, 'E2: only the requester withdraws a request');
+                 'P0002', NULL, 'E2, §10: only the requester withdraws a request; to another outsider it does not exist');
 SELECT throws_ok($$SELECT carm.withdraw_employee_access_request(999)$$, 'P0002', NULL,
                  'E2: withdrawing an unknown request is P0002');
 SELECT throws_ok($$SELECT carm.withdraw_employee_access_request(NULL)$$, '22004', NULL,

@@ -280,7 +280,8 @@ SELECT ok((SELECT bool_and(status = 'PENDING') FROM carm.group_request WHERE id 
           AND NOT EXISTS (SELECT FROM carm.group_client WHERE group_id = :beta),
           'G9: deferred requests are PENDING and nothing is applied yet');
 SELECT results_eq($$SELECT action, count FROM carm_internal.process_group_requests(now()) ORDER BY action$$,
-                  $$VALUES ('group_requests_completed', 2::bigint), ('group_requests_failed', 1::bigint)$$,
+                  $$VALUES ('group_requests_completed', 2::bigint), ('group_requests_failed', 1::bigint),
+                          ('group_requests_retried', 0::bigint)$$,
                   'G9: maintenance applies the pending requests');
 SELECT is((SELECT status || ': ' || error FROM carm.group_request WHERE id = :req_bad),
           E'FAILED: clients not available for client group "Beta": 200000040\nNo active relationship with provider: 200000040.',
@@ -293,13 +294,15 @@ SELECT ok((SELECT bool_and(status = 'COMPLETED' AND finished_at >= started_at)
           AND carm.user_has_access(:ed, '200000016RM0001', 'rulings.edit'),
           'G9: deferred requests that succeed are COMPLETED and in force');
 SELECT results_eq($$SELECT action, count FROM carm_internal.process_group_requests(now()) ORDER BY action$$,
-                  $$VALUES ('group_requests_completed', 0::bigint), ('group_requests_failed', 0::bigint)$$,
+                  $$VALUES ('group_requests_completed', 0::bigint), ('group_requests_failed', 0::bigint),
+                          ('group_requests_retried', 0::bigint)$$,
                   'G9: a request is processed once');
 SELECT carm.delete_client_group(:beta, deferred => true) AS req_delete \gset
 SELECT ok((SELECT deleted_at IS NULL FROM carm.client_group WHERE id = :beta),
           'G9: a deferred deletion leaves the group until maintenance');
 SELECT results_eq($$SELECT action, count FROM carm_internal.process_group_requests(now()) ORDER BY action$$,
-                  $$VALUES ('group_requests_completed', 1::bigint), ('group_requests_failed', 0::bigint)$$,
+                  $$VALUES ('group_requests_completed', 1::bigint), ('group_requests_failed', 0::bigint),
+                          ('group_requests_retried', 0::bigint)$$,
                   'G9: maintenance applies the deferred deletion');
 SELECT ok((SELECT deleted_at IS NOT NULL FROM carm.client_group WHERE id = :beta)
           AND NOT carm.user_has_access(:ed, '200000016RM0001', 'rulings.view')

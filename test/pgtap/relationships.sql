@@ -234,9 +234,9 @@ SELECT throws_ok(format('SELECT carm.assign_client_access(%L, %L, %s, %L)', '100
                  '22023', NULL, 'R7: a provider BAM cannot be assigned');
 UPDATE carm.employee SET role = 'EDITOR' WHERE user_id = :peter;
 SELECT throws_ok(format('SELECT carm.assign_client_access(%L, %L, %s, %L)', '100000009', '300000007', :olga, 'PVIEWER'),
-                 '22023', NULL, 'R7: a non-employee cannot be assigned');
+                 'P0002', NULL, 'R7, §10: a non-employee cannot be assigned (answered like an unknown user)');
 SELECT throws_ok(format('SELECT carm.assign_client_access(%L, %L, %s, %L)', '100000009', '300000007', :bob, 'PVIEWER'),
-                 '22023', NULL, 'R7: an employee of another provider cannot be assigned');
+                 'P0002', NULL, 'R7, §10: an employee of another provider cannot be assigned (answered like an unknown user)');
 SELECT throws_ok(format('SELECT carm.assign_client_access(%L, %L, %s, %L)', '100000009', '300000007', 424242, 'PVIEWER'),
                  'P0002', NULL, 'R7: an unknown user is not found');
 SELECT throws_ok(format('SELECT carm.assign_client_access(%L, %L, %s, %L, %L)', '100000009', '300000007', :vic,
