@@ -12,10 +12,11 @@
  *  and the array is computed at execution time, for the actor of that
  *  execution: a plan made for one actor and reused for another stays exact.
  *
- *  SupportRequestSelectivity — the fraction of the table the planning actor
- *  may see, from the column's statistics for each visible program, so a user
- *  who sees most of the table gets a sequential scan and one who sees 0.1 %
- *  an index scan.
+ *  SupportRequestSelectivity — how much of the table the planning actor may
+ *  see, so a user who sees most of the table gets a sequential scan and one
+ *  who sees 0.1 % an index scan, at a cost that does not grow with the
+ *  actor's reach (see visible_fraction).  An actor who reaches much of the
+ *  table is offered no index condition at all.
  */
 #include "carm_deleg.h"
 
@@ -36,8 +37,31 @@
 
 PG_FUNCTION_INFO_V1(carm_row_visible_support);
 
-/* Beyond this many visible programs the estimate uses the average frequency. */
-#define CARM_EXACT_ESTIMATE_LIMIT 2000
+/*
+ * Up to this many reachable programs, the estimate reads the column's
+ * statistics for each of them; beyond, it assumes rows spread evenly.
+ * Either way planning costs at most this many statistics lookups.
+ */
+#define EXACT_ESTIMATE_PROGRAMS 100
+/*
+ * An actor reaching more than this share of the program accounts gets no
+ * index condition: fetching that much of a table through an index on a
+ * long list of programs is never faster than reading it in order with the
+ * row check (SPEC §11: never a slower plan than the sequential scan).
+ */
+#define INDEX_CONDITION_MAX_SHARE 0.2
+
+/* The share of all program accounts the actor reaches (cache.c), or -1. */
+static double
+reach_share(int64 actor)
+{
+	double		reach;
+
+	if (actor == 0)
+		return -1;
+	reach = carm_reach_estimate(actor);
+	return Min(1.0, reach / Max(1.0, (double) carm_total_programs()));
+}
 
 static Oid
 visible_programs_func(void)
@@ -58,6 +82,9 @@ index_condition(SupportRequestIndexCondition *req)
 
 	if (!IsA(call, FuncExpr) || list_length(call->args) != 3 || req->indexarg != 0 ||
 		req->index->relam != BTREE_AM_OID)
+		return NULL;
+	/* a broad actor is better served by the sequential scan */
+	if (reach_share(carm_current_actor(NULL)) > INDEX_CONDITION_MAX_SHARE)
 		return NULL;
 
 	/*
@@ -89,30 +116,48 @@ index_condition(SupportRequestIndexCondition *req)
 	return (Node *) list_make1(saop);
 }
 
+/*
+ * The fraction of the table the planning actor may see, for the planner's
+ * choice between a scan of the whole table and the index condition.
+ *
+ * It must cost the same whatever the actor's reach (simple-protocol clients
+ * plan every statement), and it must not tell the actor anything about rows
+ * it cannot see.  An actor that reaches few programs gets the column's
+ * statistics for those programs (nothing about anyone else's); one that
+ * reaches many, the share of all program accounts it reaches (cache.c:
+ * exact from a complete store, else estimated from counts of its
+ * relationships, assignments and scopes, once per store), as if rows were
+ * spread evenly over programs.
+ */
 static Selectivity
 visible_fraction(SupportRequestSelectivity *req)
 {
 	Node	   *fnarg = lthird(req->args);
 	int64		actor = carm_current_actor(NULL);
 	CarmFunction fn;
+	double		reach;
 	VariableStatData vardata;
+	Selectivity sel = 0.0;
 	int64	   *ids;
 	int			n;
-	Selectivity sel = 0.0;
-	bool		isdefault;
 	/* int8 = int8 from the catalog, not looked up through search_path */
 	Oid			eqop = get_opfamily_member(INTEGER_BTREE_FAM_OID, INT8OID, INT8OID,
 										   BTEqualStrategyNumber);
 
 	if (!IsA(fnarg, Const) || ((Const *) fnarg)->constisnull || actor == 0)
 		return 0.0001;
+	reach = carm_reach_estimate(actor);
+	if (reach <= 0)
+		return 0.0001;
+	if (reach > EXACT_ESTIMATE_PROGRAMS)
+		return Max(0.0001, reach_share(actor));
+
 	fn = carm_function_from_name(TextDatumGetCString(((Const *) fnarg)->constvalue));
-	ids = carm_visible_programs(actor, fn, CARM_LEVEL_VIEW, &n);
+	ids = carm_vis_table_programs(carm_vis_table(actor, fn), &n);
 	if (n == 0)
 		return 0.0001;
-
 	examine_variable(req->root, linitial(req->args), req->varRelid, &vardata);
-	if (n <= CARM_EXACT_ESTIMATE_LIMIT && HeapTupleIsValid(vardata.statsTuple))
+	if (n <= EXACT_ESTIMATE_PROGRAMS && HeapTupleIsValid(vardata.statsTuple))
 	{
 		for (int i = 0; i < n; i++)
 			sel += var_eq_const(&vardata, eqop, InvalidOid, Int64GetDatum(ids[i]),
@@ -120,6 +165,7 @@ visible_fraction(SupportRequestSelectivity *req)
 	}
 	else
 	{
+		bool		isdefault;
 		double		nd = get_variable_numdistinct(&vardata, &isdefault);
 
 		sel = (double) n / Max(nd, (double) carm_total_programs());
