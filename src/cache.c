@@ -1,347 +1,725 @@
 /*
- * cache.c — per-backend cache of one user's grants, exact at commit.
+ * cache.c — per-backend store of one user's grants, exact per statement.
  *
- * Design (the pg_cron / acl.c idiom):
- *  - every table that holds delegation state has a statement-level trigger,
- *    carm_internal.invalidate_cache(), that calls CacheInvalidateRelcacheByRelid() on
- *    the anchor relation carm.business;
- *  - relcache invalidations are transactional: other backends receive them
- *    when the change commits, our own backend at the next command, and hot
- *    standbys when they replay the commit record;
- *  - the registered relcache callback only marks the cache stale; the next
- *    check rebuilds it lazily from carm_internal.grants() through one kept SPI plan.
- * Time-based expiry (R9) is not cached: grants keep expires_at and every
- * check compares it with the transaction's time.
+ * What is stored.  The rows carm_internal.grants(user) returns, grouped by
+ * the business they are on (the unit of loading) and indexed by program.
+ * One user is cached at a time: the actor, in practice.  The store is
+ * either complete (every business of the user loaded) or partial (only the
+ * businesses point checks and point reads asked for, one indexed query
+ * each, so a first query costs the same whatever the user's reach).  A
+ * statement that meets many unloaded programs (a scan) loads everything.
  *
- * Rebuilds read with the latest snapshot (carm_read_snapshot()), as the
- * catalog caches do: a rebuild with the transaction's or statement's older
- * snapshot, after the invalidation of a newer commit was processed, would
- * keep a revoked grant past the end of the transaction.
+ * How it stays exact.  inval.c turns every committed change into keys: one
+ * user (reload that user's store), one business (reload every store's
+ * grants on that business), or everything.  The relcache callback only
+ * records keys; the next use applies them, a complete store reloading just
+ * the businesses named (a change elsewhere costs a reader one small query,
+ * not a rebuild).  carm_statement_begin(), called when any statement starts
+ * executing, accepts pending invalidations, so in READ COMMITTED a change
+ * committed before a statement started is honoured by that statement.
  *
- * One user's grants are cached at a time (the actor's, in practice); a check
- * for another user (carm.user_has_access) simply rebuilds.
+ * Which snapshot loads read.  Normally the latest one, taken after the
+ * invalidations were accepted: it contains every change whose message was
+ * processed, so what is loaded stays valid until the next message.  Under
+ * REPEATABLE READ / SERIALIZABLE, loads read the transaction's snapshot
+ * (decisions follow it, SPEC §8), and in parallel mode the active one (no
+ * other can be taken); such loads may predate changes whose messages were
+ * already consumed, so what they loaded is reloaded when the transaction
+ * (RR) or the statement (parallel, READ COMMITTED) ends.
+ *
+ * Expiry (R9) is not cached: grants carry expires_at and decisions compare
+ * it with the transaction's start time.
  */
 #include "carm_deleg.h"
 
+#include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
-#include "commands/trigger.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type_d.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "access/htup_details.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
-#include "utils/timestamp.h"
-#include "access/htup_details.h"
-#include "catalog/pg_class.h"
 
-PG_FUNCTION_INFO_V1(carm_invalidate_cache);
+/* Beyond this many pending business keys, reload the whole store. */
+#define MAX_PENDING 256
+/* A statement that lazily loads more businesses than this loads them all. */
+#define LAZY_LOADS_PER_STATEMENT 16
 
-static MemoryContext cache_cxt = NULL;
-static HTAB *program_grants = NULL;
-static HTAB *business_grants = NULL;
-static int64 cached_user = 0;
-static bool cache_valid = false;
-static uint64 inval_count = 0;	/* bumped by every relevant invalidation */
+typedef struct BusinessEntry
+{
+	int64		business_id;	/* hash key */
+	int			nbiz;
+	CarmGrant  *biz;			/* business-level grants (program NULL) */
+	int			nprog;
+	int64	   *programs;		/* programs of this business with an entry */
+} BusinessEntry;
+
+typedef struct CacheState
+{
+	MemoryContext cxt;
+	int64		user;			/* 0: nothing cached */
+	bool		complete;		/* every business of the user loaded */
+	HTAB	   *businesses;		/* BusinessEntry */
+	HTAB	   *programs;		/* CarmGrantList */
+	uint64		generation;		/* bumped by every change of the content */
+	double		reach_estimate; /* programs the user reaches, -1 unknown */
+} CacheState;
+
+static CacheState cache = {NULL, 0, false, NULL, NULL, 1, -1};
+
+/* Recorded by the invalidation callback, applied by the next use. */
+static bool reset_pending = true;
+static int	npending = 0;
+static int64 pending[MAX_PENDING];
+static uint64 inval_seq = 0;	/* bumped by every relevant message */
+static uint64 reset_count = 0;	/* bumped by every "everything" message */
+
+/* Loads that read an older snapshot, to redo (see the header comment). */
+static bool redo_full_at_statement = false;
+static bool redo_full_at_xact = false;
+static List *redo_at_statement = NIL;	/* business ids, in TopMemoryContext */
+static List *redo_at_xact = NIL;
+
+static uint64 statement_seq = 0;
+static uint64 lazy_statement = 0;
+static int	lazy_loads = 0;
+
 static Oid	anchor_relid = InvalidOid;
-static bool cache_complete = false;	/* all grants loaded, not only some businesses' */
-static HTAB *loaded_businesses = NULL;	/* businesses loaded while not complete */
-static uint64 cache_generation = 0;	/* bumped by every rebuild */
+static ExecutorStart_hook_type prev_executor_start = NULL;
 
-/* the last program looked up, valid for one build of the cache */
-static int64 memo_program = 0;
-static const CarmGrantList *memo_list = NULL;
+static const CarmGrantList empty_list = {0, 0, 0, NULL};
 
-/* Relcache callback: mark stale only; never do catalog access here. */
+/* ---- invalidation ---- */
+
+static void
+add_pending(int64 business_id)
+{
+	for (int i = 0; i < npending; i++)
+		if (pending[i] == business_id)
+			return;
+	if (npending == MAX_PENDING)
+		reset_pending = true;
+	else
+		pending[npending++] = business_id;
+}
+
+/* Relcache callback: record what changed; never read catalogs here. */
 static void
 carm_relcache_callback(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == anchor_relid || anchor_relid == InvalidOid)
+	int64		id;
+
+	switch (carm_decode_inval(relid, anchor_relid, &id))
 	{
-		cache_valid = false;
-		inval_count++;
-		carm_actor_invalidate_binding();
+		case CARM_INVAL_ALL:
+			reset_pending = true;
+			reset_count++;
+			inval_seq++;
+			carm_actor_invalidate_binding();
+			break;
+		case CARM_INVAL_USER:
+			if (cache.user != 0 && cache.user == id)
+			{
+				reset_pending = true;
+				inval_seq++;
+			}
+			break;
+		case CARM_INVAL_BUSINESS:
+			if (cache.user != 0)
+			{
+				add_pending(id);
+				inval_seq++;
+			}
+			break;
+		case CARM_INVAL_NONE:
+			break;
 	}
+}
+
+/*
+ * Called when any statement starts executing: accept the invalidations
+ * other transactions committed, so that this statement's decisions honour
+ * every change committed before it started (READ COMMITTED: SPEC §8).
+ */
+void
+carm_statement_begin(void)
+{
+	statement_seq++;
+	if (redo_full_at_statement || redo_at_statement != NIL)
+	{
+		ListCell   *lc;
+
+		if (redo_full_at_statement)
+			reset_pending = true;
+		foreach(lc, redo_at_statement)
+			add_pending(*(int64 *) lfirst(lc));
+		list_free_deep(redo_at_statement);
+		redo_at_statement = NIL;
+		redo_full_at_statement = false;
+		inval_seq++;
+	}
+	if (cache.user != 0 && IsTransactionState())
+		AcceptInvalidationMessages();
+}
+
+static void
+carm_executor_start(QueryDesc *queryDesc, int eflags)
+{
+	carm_statement_begin();
+	if (prev_executor_start)
+		prev_executor_start(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
+
+/* At the end of a transaction, redo what was read with its snapshot. */
+static void
+carm_xact_callback(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT &&
+		event != XACT_EVENT_PREPARE)
+		return;
+	if (redo_full_at_xact || redo_full_at_statement)
+		reset_pending = true;
+	foreach(lc, redo_at_xact)
+		add_pending(*(int64 *) lfirst(lc));
+	foreach(lc, redo_at_statement)
+		add_pending(*(int64 *) lfirst(lc));
+	list_free_deep(redo_at_xact);
+	list_free_deep(redo_at_statement);
+	redo_at_xact = redo_at_statement = NIL;
+	redo_full_at_xact = redo_full_at_statement = false;
+	inval_seq++;
 }
 
 void
 carm_cache_init(void)
 {
 	CacheRegisterRelcacheCallback(carm_relcache_callback, (Datum) 0);
+	RegisterXactCallback(carm_xact_callback, NULL);
+	prev_executor_start = ExecutorStart_hook;
+	ExecutorStart_hook = carm_executor_start;
 }
 
-static Oid
-lookup_anchor(void)
-{
-	Oid			nsp = carm_schema_oid(true);
+/* ---- the store ---- */
 
-	return OidIsValid(nsp) ? get_relname_relid("business", nsp) : InvalidOid;
+static HTAB *
+new_table(const char *name, Size entrysize)
+{
+	HASHCTL		ctl;
+
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = entrysize;
+	ctl.hcxt = cache.cxt;
+	return hash_create(name, 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 }
 
-/*
- * carm_internal.invalidate_cache() — AFTER … FOR EACH STATEMENT trigger on every
- * state table: every backend's cache is stale once this transaction commits.
- */
-Datum
-carm_invalidate_cache(PG_FUNCTION_ARGS)
+/* An empty, partial store for user_id. */
+static void
+reset_store(int64 user_id)
 {
-	Oid			anchor = lookup_anchor();
+	if (cache.cxt == NULL)
+		cache.cxt = AllocSetContextCreate(CacheMemoryContext, "carm_deleg grants",
+										  ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(cache.cxt);
+	cache.businesses = new_table("carm_deleg businesses", sizeof(BusinessEntry));
+	cache.programs = new_table("carm_deleg programs", sizeof(CarmGrantList));
+	cache.user = user_id;
+	cache.complete = false;
+	cache.reach_estimate = -1;
+	cache.generation++;
+	anchor_relid = carm_anchor_relid();
+	if (!OidIsValid(anchor_relid))
+	{
+		cache.user = 0;
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension carm_deleg is not installed in this database")));
+	}
+}
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		elog(ERROR, "carm_internal.invalidate_cache() must be called as a trigger");
-	if (OidIsValid(anchor))
-		CacheInvalidateRelcacheByRelid(anchor);
-	return PointerGetDatum(NULL);
+/* Forget what is stored about one business (its grants and programs). */
+static void
+drop_business(int64 business_id)
+{
+	BusinessEntry *b = hash_search(cache.businesses, &business_id, HASH_FIND, NULL);
+
+	if (b == NULL)
+		return;
+	for (int i = 0; i < b->nprog; i++)
+		(void) hash_search(cache.programs, &b->programs[i], HASH_REMOVE, NULL);
+	(void) hash_search(cache.businesses, &business_id, HASH_REMOVE, NULL);
+	cache.generation++;
+}
+
+static BusinessEntry *
+business_entry(int64 business_id)
+{
+	bool		found;
+	BusinessEntry *b = hash_search(cache.businesses, &business_id, HASH_ENTER, &found);
+
+	if (!found)
+	{
+		b->nbiz = 0;
+		b->biz = NULL;
+		b->nprog = 0;
+		b->programs = NULL;
+	}
+	return b;
+}
+
+static void
+append_grant(CarmGrant **arr, int *n, const CarmGrant *g)
+{
+	if (*n == 0)
+		*arr = MemoryContextAlloc(cache.cxt, sizeof(CarmGrant) * 2);
+	else if (*n >= 2 && (*n & (*n - 1)) == 0)
+		*arr = repalloc(*arr, sizeof(CarmGrant) * *n * 2);
+	(*arr)[(*n)++] = *g;
+}
+
+/* The grant list of one program, created empty under its business. */
+static CarmGrantList *
+program_entry(int64 program_id, int64 business_id)
+{
+	bool		found;
+	CarmGrantList *list = hash_search(cache.programs, &program_id, HASH_ENTER, &found);
+
+	if (!found)
+	{
+		BusinessEntry *b = business_entry(business_id);
+
+		list->ngrants = 0;
+		list->grants = NULL;
+		list->business_id = business_id;
+		if (b->nprog == 0)
+			b->programs = MemoryContextAlloc(cache.cxt, sizeof(int64) * 2);
+		else if (b->nprog >= 2 && (b->nprog & (b->nprog - 1)) == 0)
+			b->programs = repalloc(b->programs, sizeof(int64) * b->nprog * 2);
+		b->programs[b->nprog++] = program_id;
+	}
+	return list;
+}
+
+static void
+add_row(const CarmGrant *g, int64 program_id, bool program_null)
+{
+	if (program_null)
+	{
+		BusinessEntry *b = business_entry(g->business_id);
+
+		append_grant(&b->biz, &b->nbiz, g);
+	}
+	else
+	{
+		CarmGrantList *list = program_entry(program_id, g->business_id);
+
+		append_grant(&list->grants, &list->ngrants, g);
+	}
+}
+
+static CarmRole
+role_of(Datum d)
+{
+	char	   *s = TextDatumGetCString(d);
+	CarmRole	r = carm_role_from_name(s);
+
+	if (r == CARM_ROLE_NONE)
+		elog(ERROR, "unexpected role \"%s\" from carm_internal.grants()", s);
+	pfree(s);
+	return r;
 }
 
 static CarmGrantSource
-source_from_name(const char *s)
+source_of(Datum d)
 {
-	if (strcmp(s, "employee") == 0)
+	text	   *t = DatumGetTextPP(d);
+	const char *s = VARDATA_ANY(t);
+	int			len = VARSIZE_ANY_EXHDR(t);
+
+	if (len == 8 && memcmp(s, "employee", 8) == 0)
 		return CARM_SRC_EMPLOYEE;
-	if (strcmp(s, "closed") == 0)
+	if (len == 6 && memcmp(s, "closed", 6) == 0)
 		return CARM_SRC_CLOSED;
 	return CARM_SRC_PROXY;
 }
 
-/* Append one grant to the list stored under key in htab. */
-static void
-add_grant(HTAB *htab, int64 key, const CarmGrant *g)
+/* The kept plans, one per query shape. */
+typedef enum LoadShape
 {
-	bool		found;
-	CarmGrantList *list = hash_search(htab, &key, HASH_ENTER, &found);
+	LOAD_ALL,					/* every grant of $1 */
+	LOAD_BUSINESSES,			/* grants of $1 on the businesses $2 (int8[]) */
+	LOAD_PROGRAM_BUSINESS,		/* grants of $1 on the business of program $2 */
+	NUM_SHAPES
+} LoadShape;
 
-	if (!found)
-	{
-		list->ngrants = 0;
-		list->grants = MemoryContextAlloc(cache_cxt, sizeof(CarmGrant) * 2);
-	}
-	else if ((list->ngrants & (list->ngrants - 1)) == 0 && list->ngrants >= 2)
-		list->grants = repalloc(list->grants, sizeof(CarmGrant) * list->ngrants * 2);
-	list->grants[list->ngrants++] = *g;
-}
+#define GRANT_COLUMNS "g.business_id, g.program_id, g.role, g.source, g.provider_bam, " \
+	"g.via_business_id, g.see_client, g.see_other, g.all_programs, g.expires_at"
 
-static HTAB *
-new_table(const char *name)
-{
-	HASHCTL		ctl;
-
-	ctl.keysize = sizeof(int64);
-	ctl.entrysize = sizeof(CarmGrantList);
-	ctl.hcxt = cache_cxt;
-	return hash_create(name, 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-}
-
-/*
- * Start an empty cache for user_id.  It is valid from now on, until the
- * relcache callback says otherwise (also while a load below is reading:
- * an invalidation that arrives then leaves the cache stale).
- */
-static void
-reset_cache(int64 user_id)
-{
-	HASHCTL		ctl;
-
-	if (cache_cxt == NULL)
-		cache_cxt = AllocSetContextCreate(CacheMemoryContext, "carm_deleg grants",
-										  ALLOCSET_DEFAULT_SIZES);
-	MemoryContextReset(cache_cxt);
-	program_grants = new_table("carm_deleg program grants");
-	business_grants = new_table("carm_deleg business grants");
-	ctl.keysize = sizeof(int64);
-	ctl.entrysize = sizeof(int64);
-	ctl.hcxt = cache_cxt;
-	loaded_businesses = hash_create("carm_deleg loaded businesses", 16, &ctl,
-									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	memo_list = NULL;
-	cache_complete = false;
-	cache_generation++;
-
-	anchor_relid = lookup_anchor();
-	if (!OidIsValid(anchor_relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("extension carm_deleg is not installed in this database")));
-	cached_user = user_id;
-	cache_valid = true;
-}
-
-/* One kept plan per query shape: all of a user's grants, or one business's. */
 static SPIPlanPtr
-grants_plan(bool one_business)
+load_plan(LoadShape shape)
 {
-	static SPIPlanPtr plans[2] = {NULL, NULL};
-	Oid			argtypes[2] = {INT8OID, INT8OID};
+	static SPIPlanPtr plans[NUM_SHAPES];
+	static const char *const queries[NUM_SHAPES] = {
+		"SELECT " GRANT_COLUMNS ", NULL::bigint FROM carm_internal.grants($1) g",
+		"SELECT " GRANT_COLUMNS ", NULL::bigint FROM carm_internal.grants($1) g "
+		"WHERE g.business_id = ANY ($2)",
+		/* the business is returned even when the user holds nothing there */
+		"SELECT " GRANT_COLUMNS ", p.business_id FROM carm.program p "
+		"LEFT JOIN LATERAL (SELECT * FROM carm_internal.grants($1) g "
+		"WHERE g.business_id = p.business_id) g ON true WHERE p.id = $2",
+	};
+	Oid			argtypes[2] = {INT8OID, shape == LOAD_BUSINESSES ? INT8ARRAYOID : INT8OID};
 
-	if (plans[one_business] == NULL)
+	if (plans[shape] == NULL)
 	{
 		/*
-		 * A generic plan: every parameter is an equality on an indexed key,
+		 * Generic plans: every parameter is an equality on an indexed key,
 		 * and replanning the inlined resolver would cost more than running it.
 		 */
-		SPIPlanPtr	plan = SPI_prepare_cursor(one_business ?
-									   "SELECT business_id, program_id, role, source, provider_bam, "
-									   "via_business_id, see_client, see_other, all_programs, expires_at "
-									   "FROM carm_internal.grants($1) WHERE business_id = $2" :
-									   "SELECT business_id, program_id, role, source, provider_bam, "
-									   "via_business_id, see_client, see_other, all_programs, expires_at "
-									   "FROM carm_internal.grants($1)",
-									   one_business ? 2 : 1, argtypes,
-									   CURSOR_OPT_GENERIC_PLAN);
+		SPIPlanPtr	plan = SPI_prepare_cursor(queries[shape], shape == LOAD_ALL ? 1 : 2,
+											  argtypes, CURSOR_OPT_GENERIC_PLAN);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 		SPI_keepplan(plan);
-		plans[one_business] = plan;
+		plans[shape] = plan;
 	}
-	return plans[one_business];
+	return plans[shape];
 }
 
 /*
- * Load the user's grants from carm_internal.grants(): all of them (business_id 0),
- * or only those on one business, which is what a point check needs and costs
- * the same whatever the user's reach (a provider employee may hold grants on
- * thousands of clients).
+ * The snapshot a load reads (see the header comment), and whether what it
+ * reads must be loaded again at the end of the statement or transaction.
  */
+typedef enum LoadScope
+{
+	SCOPE_LATEST,
+	SCOPE_STATEMENT,
+	SCOPE_TRANSACTION
+} LoadScope;
+
+static Snapshot
+load_snapshot(LoadScope *scope)
+{
+	if (IsInParallelMode())
+	{
+		*scope = IsolationUsesXactSnapshot() ? SCOPE_TRANSACTION : SCOPE_STATEMENT;
+		return ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+	}
+	if (IsolationUsesXactSnapshot())
+	{
+		*scope = SCOPE_TRANSACTION;
+		return GetTransactionSnapshot();
+	}
+	*scope = SCOPE_LATEST;
+	return GetLatestSnapshot();
+}
+
 static void
-load_grants(int64 user_id, int64 business_id)
+remember_redo(LoadScope scope, int64 business_id)
+{
+	MemoryContext old;
+	int64	   *p;
+
+	if (scope == SCOPE_LATEST)
+		return;
+	if (business_id == 0)
+	{
+		if (scope == SCOPE_STATEMENT)
+			redo_full_at_statement = true;
+		else
+			redo_full_at_xact = true;
+		return;
+	}
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	p = palloc(sizeof(int64));
+	*p = business_id;
+	if (scope == SCOPE_STATEMENT)
+		redo_at_statement = lappend(redo_at_statement, p);
+	else
+		redo_at_xact = lappend(redo_at_xact, p);
+	MemoryContextSwitchTo(old);
+}
+
+typedef struct LoadedRow
+{
+	CarmGrant	g;
+	int64		program_id;
+	bool		program_null;
+} LoadedRow;
+
+/*
+ * Run one load and store its rows.  Returns the business of program $2 for
+ * LOAD_PROGRAM_BUSINESS (0 when the program does not exist); what was
+ * stored about that business before is replaced.
+ */
+static int64
+run_load(LoadShape shape, Datum arg2, const int64 *ids, int nids)
 {
 	CarmOwnerSave save;
+	LoadScope	scope = SCOPE_LATEST;
+	volatile int64 business_of_program = 0;
+	LoadedRow  *volatile rows = NULL;
+	volatile uint64 nrows = 0;
 
 	carm_become_owner(&save);
 	PG_TRY();
 	{
-		Datum		args[2] = {Int64GetDatum(user_id), Int64GetDatum(business_id)};
+		Datum		args[2] = {Int64GetDatum(cache.user), arg2};
+		Snapshot	snap = load_snapshot(&scope);
+		MemoryContext caller_cxt = CurrentMemoryContext;
 
 		SPI_connect();
-		/* the latest snapshot, not the caller's: see carm_read_snapshot() */
-		if (SPI_execute_snapshot(grants_plan(business_id != 0), args, NULL,
-								 carm_read_snapshot(), InvalidSnapshot,
+		if (SPI_execute_snapshot(load_plan(shape), args, NULL, snap, InvalidSnapshot,
 								 true, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "carm_internal.grants() failed");
-
+		rows = MemoryContextAlloc(caller_cxt, sizeof(LoadedRow) * (SPI_processed + 1));
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
 			HeapTuple	tup = SPI_tuptable->vals[i];
 			TupleDesc	desc = SPI_tuptable->tupdesc;
 			bool		isnull;
-			bool		program_null;
-			CarmGrant	g;
-			int64		program_id;
+			LoadedRow  *r = &rows[nrows];
 			Datum		d;
-			char	   *role;
 
-			g.business_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-			program_id = DatumGetInt64(SPI_getbinval(tup, desc, 2, &program_null));
-			role = SPI_getvalue(tup, desc, 3);
-			g.role = carm_role_from_name(role);
-			g.source = source_from_name(SPI_getvalue(tup, desc, 4));
-			g.provider_bam = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
-			g.via_business_id = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
-			g.see_client = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
-			g.see_other = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
-			g.all_programs = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull));
+			d = SPI_getbinval(tup, desc, 11, &isnull);
+			if (!isnull)
+				business_of_program = DatumGetInt64(d);
+			d = SPI_getbinval(tup, desc, 1, &isnull);
+			if (isnull)
+				continue;		/* the program's business, no grant there */
+			r->g.business_id = DatumGetInt64(d);
+			r->program_id = DatumGetInt64(SPI_getbinval(tup, desc, 2, &r->program_null));
+			r->g.role = role_of(SPI_getbinval(tup, desc, 3, &isnull));
+			r->g.source = source_of(SPI_getbinval(tup, desc, 4, &isnull));
+			r->g.provider_bam = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+			r->g.via_business_id = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
+			r->g.see_client = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
+			r->g.see_other = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
+			r->g.all_programs = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull));
 			d = SPI_getbinval(tup, desc, 10, &isnull);
-			g.expires_at = isnull ? DT_NOEND : DatumGetTimestampTz(d);
-			if (g.role == CARM_ROLE_NONE)
-				elog(ERROR, "unexpected role \"%s\" from carm_internal.grants()", role);
-
-			if (program_null)
-				add_grant(business_grants, g.business_id, &g);
-			else
-				add_grant(program_grants, program_id, &g);
+			r->g.expires_at = isnull ? DT_NOEND : DatumGetTimestampTz(d);
+			nrows++;
 		}
 		SPI_finish();
 	}
 	PG_CATCH();
 	{
 		carm_restore_user(&save);
-		cache_valid = false;	/* half loaded: start again next time */
+		reset_pending = true;	/* half loaded: start again next time */
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 	carm_restore_user(&save);
 
-	memo_list = NULL;
-	cache_generation++;
-	if (business_id == 0)
-		cache_complete = true;
+	if (shape == LOAD_PROGRAM_BUSINESS && business_of_program != 0)
+	{
+		drop_business(business_of_program);
+		(void) program_entry(DatumGetInt64(arg2), business_of_program);
+	}
+	for (uint64 i = 0; i < nrows; i++)
+		add_row(&rows[i].g, rows[i].program_id, rows[i].program_null);
+	if (rows)
+		pfree(rows);
+	cache.generation++;
+
+	if (shape == LOAD_ALL)
+		remember_redo(scope, 0);
+	else if (shape == LOAD_PROGRAM_BUSINESS && business_of_program != 0)
+		remember_redo(scope, business_of_program);
 	else
-		(void) hash_search(loaded_businesses, &business_id, HASH_ENTER, NULL);
+		for (int i = 0; i < nids; i++)
+			remember_redo(scope, ids[i]);
+	return business_of_program;
 }
 
-/* All of the user's grants (row checks, the index condition). */
 static void
-ensure_cache(int64 user_id)
+load_all(void)
 {
-	if (!cache_valid || cached_user != user_id || program_grants == NULL)
-		reset_cache(user_id);
-	if (!cache_complete)
+	reset_store(cache.user);
+	(void) run_load(LOAD_ALL, (Datum) 0, NULL, 0);
+	cache.complete = true;
+}
+
+/* Load the user's grants on these businesses, replacing what is stored. */
+static void
+load_businesses(const int64 *ids, int n)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * n);
+	ArrayType  *a;
+
+	for (int i = 0; i < n; i++)
 	{
-		/* a partial cache may hold some businesses already: start clean */
-		if (hash_get_num_entries(loaded_businesses) > 0)
-			reset_cache(user_id);
-		load_grants(user_id, 0);
+		drop_business(ids[i]);
+		(void) business_entry(ids[i]);	/* loaded, possibly with nothing */
+		elems[i] = Int64GetDatum(ids[i]);
 	}
+	a = construct_array(elems, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+	(void) run_load(LOAD_BUSINESSES, PointerGetDatum(a), ids, n);
+}
+
+/*
+ * Make the store hold exactly the committed state for user_id, as far as
+ * it holds anything: apply recorded invalidations first.
+ */
+static void
+ensure_user(int64 user_id)
+{
+	if (reset_pending || cache.user != user_id || cache.businesses == NULL)
+	{
+		reset_pending = false;
+		npending = 0;
+		reset_store(user_id);
+		return;
+	}
+	if (npending > 0)
+	{
+		int64		ids[MAX_PENDING];
+		int			n = npending;
+
+		memcpy(ids, pending, sizeof(int64) * n);
+		npending = 0;
+		if (cache.complete)
+			load_businesses(ids, n);
+		else
+			for (int i = 0; i < n; i++)
+				drop_business(ids[i]);
+	}
+}
+
+/* Every grant of the user (scans, the index condition, accessible_programs). */
+static void
+ensure_complete(int64 user_id)
+{
+	ensure_user(user_id);
+	if (!cache.complete)
+		load_all();
 }
 
 /* At least the user's grants on one business (point checks). */
 static void
 ensure_business(int64 user_id, int64 business_id)
 {
-	if (!cache_valid || cached_user != user_id || program_grants == NULL)
-		reset_cache(user_id);
-	if (!cache_complete && hash_search(loaded_businesses, &business_id, HASH_FIND, NULL) == NULL)
-		load_grants(user_id, business_id);
+	ensure_user(user_id);
+	if (!cache.complete && hash_search(cache.businesses, &business_id, HASH_FIND, NULL) == NULL)
+		load_businesses(&business_id, 1);
 }
 
-static const CarmGrantList empty_list = {0, 0, NULL};
-static const CarmGrantList *lookup_program(int64 program_id);
+/* ---- reading the store ---- */
 
 /*
- * Every grant the user holds on one program (never NULL).  Scans meet the
- * rows of one program in runs, so the last answer is remembered.
+ * Every grant the user holds on one program (never NULL).  A partial store
+ * loads the program's business; a statement that needs many loads (a scan)
+ * loads everything instead.
  */
 const CarmGrantList *
 carm_program_grants(int64 user_id, int64 program_id)
 {
-	ensure_cache(user_id);
-	return lookup_program(program_id);
+	const CarmGrantList *list;
+
+	ensure_user(user_id);
+	list = hash_search(cache.programs, &program_id, HASH_FIND, NULL);
+	if (list != NULL || cache.complete)
+		return list ? list : &empty_list;
+
+	if (lazy_statement != statement_seq)
+	{
+		lazy_statement = statement_seq;
+		lazy_loads = 0;
+	}
+	if (++lazy_loads > LAZY_LOADS_PER_STATEMENT)
+		load_all();
+	else
+		(void) run_load(LOAD_PROGRAM_BUSINESS, Int64GetDatum(program_id), NULL, 0);
+	list = hash_search(cache.programs, &program_id, HASH_FIND, NULL);
+	return list ? list : &empty_list;
 }
 
 /* Every grant the user holds on one program of a known business (point checks). */
 const CarmGrantList *
 carm_target_program_grants(int64 user_id, int64 program_id, int64 business_id)
 {
-	ensure_business(user_id, business_id);
-	return lookup_program(program_id);
-}
-
-static const CarmGrantList *
-lookup_program(int64 program_id)
-{
 	const CarmGrantList *list;
 
-	if (memo_list != NULL && memo_program == program_id)
-		return memo_list;
-	list = hash_search(program_grants, &program_id, HASH_FIND, NULL);
-	memo_program = program_id;
-	memo_list = list ? list : &empty_list;
-	return memo_list;
+	ensure_business(user_id, business_id);
+	list = hash_search(cache.programs, &program_id, HASH_FIND, NULL);
+	return list ? list : &empty_list;
 }
 
 /* Every business-level grant the user holds on one business (never NULL). */
 const CarmGrantList *
 carm_business_grants(int64 user_id, int64 business_id)
 {
-	const CarmGrantList *list;
+	static CarmGrantList result;
+	BusinessEntry *b;
 
 	ensure_business(user_id, business_id);
-	list = hash_search(business_grants, &business_id, HASH_FIND, NULL);
-	return list ? list : &empty_list;
+	b = hash_search(cache.businesses, &business_id, HASH_FIND, NULL);
+	result.key = business_id;
+	result.business_id = business_id;
+	result.ngrants = b ? b->nbiz : 0;
+	result.grants = b ? b->biz : NULL;
+	return &result;
+}
+
+/*
+ * Walk every program grant list of the user's complete store; the caller
+ * gets the store's generation, which changes whenever its content does.
+ */
+void
+carm_foreach_program(int64 user_id, void (*fn) (const CarmGrantList *, void *), void *arg,
+					 uint64 *generation)
+{
+	HASH_SEQ_STATUS seq;
+	CarmGrantList *list;
+
+	ensure_complete(user_id);
+	hash_seq_init(&seq, cache.programs);
+	while ((list = hash_seq_search(&seq)) != NULL)
+		fn(list, arg);
+	if (generation)
+		*generation = cache.generation;
+}
+
+/*
+ * The store's generation for user_id if it is complete and holds no
+ * unapplied invalidation, else 0: what derived tables (visibility.c) and
+ * plans may rely on.  Cheap: called for every row.
+ */
+uint64
+carm_cache_generation(int64 user_id)
+{
+	if (reset_pending || npending > 0 || cache.user != user_id || !cache.complete)
+		return 0;
+	return cache.generation;
+}
+
+/* Bumped by every relevant invalidation (cheap staleness test for memos). */
+uint64
+carm_cache_inval_seq(void)
+{
+	return inval_seq;
+}
+
+/* Bumped by every "everything" invalidation (target.c empties its cache). */
+uint64
+carm_cache_reset_count(void)
+{
+	return reset_count;
 }
 
 /*
@@ -357,40 +735,7 @@ carm_grant_effective_role(const CarmGrant *g, TimestampTz now)
 	return g->provider_bam ? CARM_ROLE_EXPIRED : CARM_ROLE_NONE;
 }
 
-/*
- * Programs on which some grant gives at least this level on fn.  With
- * CARM_LEVEL_VIEW, and ignoring who submitted a row, it is the superset of
- * programs with a visible row that the planner turns into an index condition.
- * Palloc'd in the caller's context.
- */
-int64 *
-carm_visible_programs(int64 user_id, CarmFunction fn, CarmLevel level, int *count)
-{
-	HASH_SEQ_STATUS seq;
-	CarmGrantList *list;
-	int64	   *result;
-	int			n = 0;
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
-
-	ensure_cache(user_id);
-	result = palloc(sizeof(int64) * (hash_get_num_entries(program_grants) + 1));
-	hash_seq_init(&seq, program_grants);
-	while ((list = hash_seq_search(&seq)) != NULL)
-	{
-		for (int i = 0; i < list->ngrants; i++)
-		{
-			if (carm_role_level(carm_grant_effective_role(&list->grants[i], now), fn) >= level)
-			{
-				result[n++] = list->key;
-				break;
-			}
-		}
-	}
-	*count = n;
-	return result;
-}
-
-/* Number of program accounts, from pg_class.reltuples (planner estimate). */
+/* Number of program accounts, from pg_class.reltuples (planner estimates). */
 int64
 carm_total_programs(void)
 {
@@ -411,18 +756,66 @@ carm_total_programs(void)
 }
 
 /*
- * The cache build a row-check memo may rely on: 0 while the cache is stale
- * (the next check rebuilds it), else a number that changes at every rebuild.
+ * How many program accounts the user reaches, for the planner: exact from
+ * a complete store, otherwise estimated once per store from counts of the
+ * facts the grants come from (employee scopes, relationships the user
+ * manages, assignments, group clients) — cheap, and the same for every
+ * function, so planning never loads a broad user's every grant.
  */
-uint64
-carm_cache_generation(int64 user_id)
+double
+carm_reach_estimate(int64 user_id)
 {
-	return (cache_valid && cache_complete && cached_user == user_id) ? cache_generation : 0;
-}
+	CarmOwnerSave save;
 
-/* Number of relevant invalidations so far (target.c empties its cache on a change). */
-uint64
-carm_cache_inval_count(void)
-{
-	return inval_count;
+	ensure_user(user_id);
+	if (cache.complete)
+		return (double) hash_get_num_entries(cache.programs);
+	if (cache.reach_estimate >= 0)
+		return cache.reach_estimate;
+
+	carm_become_owner(&save);
+	PG_TRY();
+	{
+		static SPIPlanPtr plan = NULL;
+		Oid			argtype = INT8OID;
+		Datum		arg = Int64GetDatum(user_id);
+		bool		isnull;
+
+		SPI_connect();
+		if (plan == NULL)
+		{
+			plan = SPI_prepare_cursor(
+									  "SELECT (SELECT count(*) FROM carm.employee e "
+									  "        JOIN carm.program p ON p.business_id = e.business_id "
+									  "         AND (e.programs IS NULL OR p.id = ANY (e.programs)) "
+									  "        WHERE e.user_id = $1)::float8 "
+									  "     + ((SELECT count(*) FROM carm.employee e "
+									  "         JOIN carm.relationship r ON r.provider_id = e.business_id "
+									  "          AND r.status = 'active' "
+									  "         WHERE e.user_id = $1 AND e.role IN ('BAM','PAM')) "
+									  "      + (SELECT count(*) FROM carm.client_assignment a WHERE a.user_id = $1) "
+									  "      + (SELECT count(*) FROM carm.group_employee ge "
+									  "         JOIN carm.group_client gc ON gc.group_id = ge.group_id "
+									  "         WHERE ge.user_id = $1))::float8 "
+									  "       * greatest(1.0, (SELECT c.reltuples FROM pg_catalog.pg_class c "
+									  "                        WHERE c.oid = 'carm.program'::pg_catalog.regclass) "
+									  "                     / greatest(1.0, (SELECT c.reltuples FROM pg_catalog.pg_class c "
+									  "                        WHERE c.oid = 'carm.business'::pg_catalog.regclass)))",
+									  1, &argtype, CURSOR_OPT_GENERIC_PLAN);
+			if (plan == NULL)
+				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+			SPI_keepplan(plan);
+		}
+		if (SPI_execute_plan(plan, &arg, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "reach estimate failed");
+		cache.reach_estimate = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0],
+															SPI_tuptable->tupdesc, 1, &isnull));
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		carm_restore_user(&save);
+	}
+	PG_END_TRY();
+	return cache.reach_estimate;
 }

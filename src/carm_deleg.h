@@ -7,7 +7,9 @@
  *   owner.c       running internal SPI queries as the extension owner
  *   bn.c          BN9 / BN15 validation
  *   matrix.c      the §3.2 role x function matrix and permission parsing
- *   cache.c       per-backend cache of the actor's grants, relcache invalidation
+ *   inval.c       which decisions a change affects: invalidation keys and triggers
+ *   cache.c       per-backend store of the actor's grants, exact per statement
+ *   visibility.c  the row check's per-function decision table (V1-V4)
  *   target.c      BN9 / BN15 to ids, for the point checks
  *   check.c       has_access() and the row-level-security checks (V1-V5)
  *   planner.c     planner support: index condition and selectivity for the row check
@@ -121,19 +123,46 @@ typedef struct CarmGrant
 typedef struct CarmGrantList
 {
 	int64		key;			/* program id or business id */
+	int64		business_id;	/* the business the program belongs to */
 	int			ngrants;
 	CarmGrant  *grants;
 } CarmGrantList;
 
 extern void carm_cache_init(void);
+extern void carm_statement_begin(void);
 extern const CarmGrantList *carm_program_grants(int64 user_id, int64 program_id);
 extern const CarmGrantList *carm_business_grants(int64 user_id, int64 business_id);
 extern const CarmGrantList *carm_target_program_grants(int64 user_id, int64 program_id,
 														int64 business_id);
-extern int64 *carm_visible_programs(int64 user_id, CarmFunction fn, CarmLevel level, int *count);
+extern void carm_foreach_program(int64 user_id, void (*fn) (const CarmGrantList *, void *),
+								 void *arg, uint64 *generation);
 extern int64 carm_total_programs(void);
+extern double carm_reach_estimate(int64 user_id);
 extern uint64 carm_cache_generation(int64 user_id);
-extern uint64 carm_cache_inval_count(void);
+extern uint64 carm_cache_inval_seq(void);
+extern uint64 carm_cache_reset_count(void);
+
+/* ---- inval.c ---- */
+typedef enum CarmInvalKind
+{
+	CARM_INVAL_NONE,
+	CARM_INVAL_ALL,
+	CARM_INVAL_USER,
+	CARM_INVAL_BUSINESS
+} CarmInvalKind;
+extern Oid	carm_anchor_relid(void);
+extern void carm_invalidate_business(int64 business_id);
+extern void carm_invalidate_user(int64 user_id);
+extern void carm_invalidate_all(void);
+extern CarmInvalKind carm_decode_inval(Oid relid, Oid anchor, int64 *id);
+
+/* ---- visibility.c ---- */
+typedef struct CarmVisTable CarmVisTable;
+extern const CarmVisTable *carm_vis_table(int64 user_id, CarmFunction fn);
+extern bool carm_vis_table_valid(const CarmVisTable *t, int64 user_id);
+extern int	carm_vis_table_count(const CarmVisTable *t);
+extern int	carm_vis_decide(const CarmVisTable *t, int64 program_id, int64 submitter);
+extern int64 *carm_vis_table_programs(const CarmVisTable *t, int *count);
 
 /* A grant's role as it stands at time 'now' (R9: expiry without a sweep). */
 extern CarmRole carm_grant_effective_role(const CarmGrant *g, TimestampTz now);

@@ -2,10 +2,14 @@
  * check.c — the decisions: point checks (SPEC §8) and the row-level-security
  * functions behind carm.protect() (V1-V5).
  *
- * All of them read the per-backend grant cache (cache.c) and compare expiry
- * with the transaction's start time, the same clock as now(), so a decision
- * is the same in every statement of a transaction and changes at commit or
- * at expiry, never in between.
+ * All of them read the per-backend grant store (cache.c), which follows the
+ * statement's snapshot (SPEC §8), and compare expiry with the transaction's
+ * start time, the same clock as now().
+ *
+ * Point checks answer for the account as a whole (SPEC §8, rev. 1.1): only
+ * roles that hold the permission count.  The paths that only let a business
+ * see rows it submitted itself — a provider's managers (SPMGR, V3) and
+ * EXPIRED (V4) — grant nothing there; they act through the row checks.
  *
  * The row functions never raise for a row: a NULL program or submitter, or an
  * absent actor, simply means "not visible".  They are STABLE and PARALLEL
@@ -49,6 +53,17 @@ PG_FUNCTION_INFO_V1(carm_accessible_program_ids);
  * held at all-programs scope, except business_profile.view, which any
  * employee of the business and a PBAM have (§3.2).
  */
+/* The level one grant confers at the point-check level (V3/V4 paths: none). */
+static CarmLevel
+point_level(const CarmGrant *g, CarmFunction fn, TimestampTz now)
+{
+	CarmRole	role = carm_grant_effective_role(g, now);
+
+	if (role == CARM_ROLE_EXPIRED || role == CARM_ROLE_SPMGR)
+		return CARM_LEVEL_NONE;
+	return carm_role_level(role, fn);
+}
+
 static CarmLevel
 target_level(int64 user_id, const CarmTarget *t, CarmFunction fn, CarmLevel wanted)
 {
@@ -73,7 +88,7 @@ target_level(int64 user_id, const CarmTarget *t, CarmFunction fn, CarmLevel want
 			 * cascade, when the closed relationship has no business-level
 			 * row at all: the decision must not depend on the sweep.
 			 */
-			if (role == CARM_ROLE_EXPIRED)
+			if (role == CARM_ROLE_EXPIRED || role == CARM_ROLE_SPMGR)
 				continue;
 			lvl = carm_role_level(role, fn);
 			if (!g->all_programs && !(fn == CARM_FN_BUSINESS_PROFILE && wanted == CARM_LEVEL_VIEW))
@@ -87,11 +102,7 @@ target_level(int64 user_id, const CarmTarget *t, CarmFunction fn, CarmLevel want
 
 	list = carm_target_program_grants(user_id, t->id, t->business_id);
 	for (int i = 0; i < list->ngrants; i++)
-	{
-		CarmRole	role = carm_grant_effective_role(&list->grants[i], now);
-
-		best = Max(best, carm_role_level(role, fn));
-	}
+		best = Max(best, point_level(&list->grants[i], fn, now));
 	return best;
 }
 
@@ -151,24 +162,18 @@ carm_user_has_access(PG_FUNCTION_ARGS)
 
 /*
  * Per-call-site state of a row check, kept in fn_extra.  The function
- * argument is a constant in every policy, so it is parsed once.  The last
- * decision is remembered with everything it depends on (the cache build,
- * the actor, the row's program and submitter): rows of one program and
- * submitter come in runs, and the full-visibility scan of §11 is mostly one
- * such run.  A non-constant function argument is parsed for every row and
- * never memoised.
+ * argument is a constant in every policy, so it is parsed once; the
+ * decision table of that function for the actor is kept while it stays
+ * valid (carm_vis_table_valid: same actor, same store generation, no
+ * expiry crossed), so a row costs a table probe.  A non-constant function
+ * argument is parsed for every row.
  */
 typedef struct RowCheckState
 {
 	CarmFunction fn;
 	bool		fn_constant;
-	uint64		generation;		/* carm_cache_generation() of the memo, 0 = none */
-	TimestampTz xact_start;		/* the clock expiry is judged by (R9) */
+	const CarmVisTable *table;	/* for 'actor', or NULL */
 	int64		actor;
-	int64		on_behalf_of;
-	int64		program_id;
-	int64		submitter;
-	bool		result;
 } RowCheckState;
 
 static RowCheckState *
@@ -187,42 +192,17 @@ row_state(FunctionCallInfo fcinfo, int argno)
 	if (!st->fn_constant)
 	{
 		st->fn = carm_function_from_name(text_to_cstring(PG_GETARG_TEXT_PP(argno)));
-		st->generation = 0;
+		st->table = NULL;
 	}
 	return st;
 }
 
-/* The remembered decision, if it applies to this row; else -1. */
-static inline int
-memo_lookup(RowCheckState *st, int64 actor, int64 on_behalf_of, int64 program_id, int64 submitter)
-{
-	if (st->generation != 0 && st->program_id == program_id && st->submitter == submitter &&
-		st->actor == actor && st->on_behalf_of == on_behalf_of &&
-		st->generation == carm_cache_generation(actor) &&
-		st->xact_start == GetCurrentTransactionStartTimestamp())
-		return st->result;
-	return -1;
-}
-
-static inline bool
-memo_store(RowCheckState *st, int64 actor, int64 on_behalf_of, int64 program_id, int64 submitter,
-		   bool result)
-{
-	if (st->fn_constant)
-	{
-		st->generation = carm_cache_generation(actor);
-		st->xact_start = GetCurrentTransactionStartTimestamp();
-		st->actor = actor;
-		st->on_behalf_of = on_behalf_of;
-		st->program_id = program_id;
-		st->submitter = submitter;
-		st->result = result;
-	}
-	return result;
-}
-
 /*
- * V1-V4: may the actor see a row of this program submitted by this business?
+ * V1-V4 from the grants themselves: may the actor see a row of this program
+ * submitted by this business?  The decision table (visibility.c) answers
+ * the same question faster; this is the reference, used where no complete
+ * store is at hand (a point read in a new session) and for the rare program
+ * reached through several acting businesses.
  */
 static bool
 row_visible(int64 actor, int64 program_id, int64 submitter, CarmFunction fn)
@@ -301,7 +281,6 @@ carm_row_visible(PG_FUNCTION_ARGS)
 	int64		actor,
 				program_id,
 				submitter;
-	int			memo;
 
 	/* NULL-safe (§8), the function argument too: row_state() reads it */
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
@@ -312,11 +291,29 @@ carm_row_visible(PG_FUNCTION_ARGS)
 		PG_RETURN_BOOL(false);
 	program_id = PG_GETARG_INT64(0);
 	submitter = PG_GETARG_INT64(1);
-	memo = memo_lookup(st, actor, 0, program_id, submitter);
-	if (memo >= 0)
-		PG_RETURN_BOOL(memo);
-	PG_RETURN_BOOL(memo_store(st, actor, 0, program_id, submitter,
-							  row_visible(actor, program_id, submitter, st->fn)));
+
+	if (st->table == NULL || st->actor != actor || !carm_vis_table_valid(st->table, actor))
+	{
+		st->table = NULL;
+		/*
+		 * A complete store is worth deriving a table from; a partial one (a
+		 * point read in a new session) is asked directly, and a statement
+		 * that keeps meeting unloaded programs completes it (cache.c).
+		 */
+		if (carm_cache_generation(actor) != 0)
+		{
+			st->table = carm_vis_table(actor, st->fn);
+			st->actor = actor;
+		}
+	}
+	if (st->table != NULL)
+	{
+		int			d = carm_vis_decide(st->table, program_id, submitter);
+
+		if (d >= 0)
+			PG_RETURN_BOOL(d);
+	}
+	PG_RETURN_BOOL(row_visible(actor, program_id, submitter, st->fn));
 }
 
 /* carm_internal.row_writable(program bigint, submitter bigint, function text) */
@@ -325,10 +322,7 @@ carm_row_writable(PG_FUNCTION_ARGS)
 {
 	RowCheckState *st;
 	int64		actor,
-				on_behalf_of,
-				program_id,
-				submitter;
-	int			memo;
+				on_behalf_of;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		PG_RETURN_BOOL(false);
@@ -336,14 +330,8 @@ carm_row_writable(PG_FUNCTION_ARGS)
 	actor = carm_current_actor(&on_behalf_of);
 	if (actor == 0)
 		PG_RETURN_BOOL(false);
-	program_id = PG_GETARG_INT64(0);
-	submitter = PG_GETARG_INT64(1);
-	memo = memo_lookup(st, actor, on_behalf_of, program_id, submitter);
-	if (memo >= 0)
-		PG_RETURN_BOOL(memo);
-	PG_RETURN_BOOL(memo_store(st, actor, on_behalf_of, program_id, submitter,
-							  row_writer(actor, on_behalf_of, program_id, submitter, false,
-										 st->fn) != 0));
+	PG_RETURN_BOOL(row_writer(actor, on_behalf_of, PG_GETARG_INT64(0), PG_GETARG_INT64(1),
+							  false, st->fn) != 0);
 }
 
 static ArrayType *
@@ -357,43 +345,77 @@ id_array(const int64 *ids, int n)
 }
 
 /*
- * carm_internal.visible_programs(function text) — the programs where the actor may
- * see some row: the runtime side of the index condition (planner.c).
+ * carm_internal.visible_programs(function text) — the programs where the
+ * actor may see some row: the runtime side of the index condition
+ * (planner.c), evaluated once per scan for the executing actor.
  */
 Datum
 carm_visible_programs_sql(PG_FUNCTION_ARGS)
 {
 	int64		actor;
 	int			n = 0;
-	int64	   *ids;
+	int64	   *ids = NULL;
 	CarmFunction fn;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_ARRAYTYPE_P(id_array(NULL, 0));	/* NULL function: no program */
 	fn = row_state(fcinfo, 0)->fn;
 	actor = carm_current_actor(NULL);
-	ids = actor ? carm_visible_programs(actor, fn, CARM_LEVEL_VIEW, &n) : NULL;
+	if (actor != 0)
+		ids = carm_vis_table_programs(carm_vis_table(actor, fn), &n);
 	PG_RETURN_ARRAYTYPE_P(id_array(ids, n));
 }
 
+typedef struct AccessibleState
+{
+	CarmFunction fn;
+	CarmLevel	level;
+	TimestampTz now;
+	int64	   *ids;
+	int			n;
+	int			capacity;
+} AccessibleState;
+
+static void
+collect_accessible(const CarmGrantList *list, void *arg)
+{
+	AccessibleState *as = arg;
+
+	for (int i = 0; i < list->ngrants; i++)
+	{
+		if (point_level(&list->grants[i], as->fn, as->now) >= as->level)
+		{
+			if (as->n == as->capacity)
+			{
+				as->capacity *= 2;
+				as->ids = repalloc(as->ids, sizeof(int64) * as->capacity);
+			}
+			as->ids[as->n++] = list->key;
+			return;
+		}
+	}
+}
+
 /*
- * carm_internal.accessible_program_ids(permission text) — programs where the actor
- * holds the permission (carm.accessible_programs() maps them to BN15s).
+ * carm_internal.accessible_program_ids(permission text) — programs where
+ * the actor holds the permission, as a point check would answer
+ * (carm.accessible_programs() maps them to BN15s).
  */
 Datum
 carm_accessible_program_ids(PG_FUNCTION_ARGS)
 {
-	CarmFunction fn;
-	CarmLevel	level;
+	AccessibleState as;
 	int64		actor;
-	int64	   *ids;
-	int			n;
 
 	require_args(fcinfo, 1);
-	carm_parse_permission(text_to_cstring(PG_GETARG_TEXT_PP(0)), &fn, &level);
+	carm_parse_permission(text_to_cstring(PG_GETARG_TEXT_PP(0)), &as.fn, &as.level);
 	actor = carm_require_actor();
-	ids = carm_visible_programs(actor, fn, level, &n);
-	PG_RETURN_ARRAYTYPE_P(id_array(ids, n));
+	as.now = GetCurrentTransactionStartTimestamp();
+	as.n = 0;
+	as.capacity = 64;
+	as.ids = palloc(sizeof(int64) * as.capacity);
+	carm_foreach_program(actor, collect_accessible, &as, NULL);
+	PG_RETURN_ARRAYTYPE_P(id_array(as.ids, as.n));
 }
 
 /*

@@ -13,9 +13,12 @@
  *  execution: a plan made for one actor and reused for another stays exact.
  *
  *  SupportRequestSelectivity — the fraction of the table the planning actor
- *  may see, estimated as (programs visible to the actor) / (programs in the
- *  column or in carm.program, whichever is more), so a user who sees most
- *  programs gets a sequential scan and one who sees 0.1 % an index scan.
+ *  may see, estimated as (programs the actor reaches) / (distinct programs in
+ *  the column), so a user who sees most programs gets a sequential scan and
+ *  one who sees 0.1 % an index scan.  The reach is exact from a complete
+ *  store and otherwise counted once per store from the facts the grants come
+ *  from (cache.c), so planning costs the same whatever the actor's reach.
+ *  An actor who reaches much of the table is offered no index condition.
  *
  *  The estimate deliberately ignores the column's per-value statistics.
  *  EXPLAIN shows the estimate to the caller, and PostgreSQL hides pg_stats
@@ -24,8 +27,9 @@
  *  including rows of other submitters the actor may not see (V2-V4), and
  *  the frequency of a visible program outside the MCV list is derived from
  *  the frequencies of every other program, visible or not.  What remains is
- *  the number of distinct programs in the column and in carm.program, not a
- *  row count of any program.
+ *  the number of distinct programs in the column (which PostgreSQL's own
+ *  estimates for GROUP BY and DISTINCT show anyway), not a row count of any
+ *  program.
  */
 #include "carm_deleg.h"
 
@@ -46,6 +50,26 @@
 
 PG_FUNCTION_INFO_V1(carm_row_visible_support);
 
+/*
+ * An actor reaching more than this share of the program accounts gets no
+ * index condition: fetching that much of a table through an index on a
+ * long list of programs is never faster than reading it in order with the
+ * row check (SPEC §11: never a slower plan than the sequential scan).
+ */
+#define INDEX_CONDITION_MAX_SHARE 0.2
+
+/* The share of all program accounts the actor reaches (cache.c), or -1. */
+static double
+reach_share(int64 actor)
+{
+	double		reach;
+
+	if (actor == 0)
+		return -1;
+	reach = carm_reach_estimate(actor);
+	return Min(1.0, reach / Max(1.0, (double) carm_total_programs()));
+}
+
 static Oid
 visible_programs_func(void)
 {
@@ -65,6 +89,9 @@ index_condition(SupportRequestIndexCondition *req)
 
 	if (!IsA(call, FuncExpr) || list_length(call->args) != 3 || req->indexarg != 0 ||
 		req->index->relam != BTREE_AM_OID)
+		return NULL;
+	/* a broad actor is better served by the sequential scan */
+	if (reach_share(carm_current_actor(NULL)) > INDEX_CONDITION_MAX_SHARE)
 		return NULL;
 
 	/*
@@ -96,30 +123,29 @@ index_condition(SupportRequestIndexCondition *req)
 	return (Node *) list_make1(saop);
 }
 
+/* The fraction of the table the planning actor may see (header comment). */
 static Selectivity
 visible_fraction(SupportRequestSelectivity *req)
 {
 	Node	   *fnarg = lthird(req->args);
 	int64		actor = carm_current_actor(NULL);
-	CarmFunction fn;
 	VariableStatData vardata;
-	int			n;
-	Selectivity sel;
-	bool		isdefault;
+	double		reach;
 	double		nd;
+	bool		isdefault;
+	Selectivity sel;
 
 	if (!IsA(fnarg, Const) || ((Const *) fnarg)->constisnull || actor == 0)
 		return 0.0001;
-	fn = carm_function_from_name(TextDatumGetCString(((Const *) fnarg)->constvalue));
-	(void) carm_visible_programs(actor, fn, CARM_LEVEL_VIEW, &n);
-	if (n == 0)
+	reach = carm_reach_estimate(actor);
+	if (reach <= 0)
 		return 0.0001;
 
 	/* a count of distinct values, never a frequency: see the header comment */
 	examine_variable(req->root, linitial(req->args), req->varRelid, &vardata);
 	nd = get_variable_numdistinct(&vardata, &isdefault);
 	ReleaseVariableStats(vardata);
-	sel = (double) n / Max(isdefault ? 0.0 : nd, (double) carm_total_programs());
+	sel = reach / Max(1.0, isdefault ? (double) carm_total_programs() : nd);
 	CLAMP_PROBABILITY(sel);
 	return Max(sel, 0.0001);
 }

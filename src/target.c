@@ -49,7 +49,7 @@ carm_lookup_target(const char *bn, CarmTarget *target)
 	if (target_cxt == NULL)
 		target_cxt = AllocSetContextCreate(CacheMemoryContext, "carm_deleg targets",
 										   ALLOCSET_SMALL_SIZES);
-	if (targets == NULL || targets_inval_seen != carm_cache_inval_count())
+	if (targets == NULL || targets_inval_seen != carm_cache_reset_count())
 	{
 		HASHCTL		ctl;
 
@@ -58,7 +58,7 @@ carm_lookup_target(const char *bn, CarmTarget *target)
 		ctl.entrysize = sizeof(CarmTargetEntry);
 		ctl.hcxt = target_cxt;
 		targets = hash_create("carm_deleg targets", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		targets_inval_seen = carm_cache_inval_count();
+		targets_inval_seen = carm_cache_reset_count();
 	}
 	memcpy(key, bn, len);
 	entry = hash_search(targets, key, HASH_FIND, NULL);
@@ -103,7 +103,7 @@ carm_lookup_target(const char *bn, CarmTarget *target)
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("%s %.32s does not exist", is_program ? "program account" : "business", bn)));
 	/* only cache what was read in a state no invalidation has overtaken */
-	if (targets_inval_seen == carm_cache_inval_count())
+	if (targets_inval_seen == carm_cache_reset_count())
 	{
 		entry = hash_search(targets, key, HASH_ENTER, NULL);
 		entry->target = *target;

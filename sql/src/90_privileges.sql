@@ -1,21 +1,4 @@
--- Closing statements: cache invalidation triggers, table privileges, dumps.
-
--- Every table whose rows change a decision invalidates the grant cache of
--- every backend at commit (src/cache.c).
-DO $inval$
-DECLARE
-  t text;
-BEGIN
-  FOREACH t IN ARRAY ARRAY['business','program','app_user','login_binding','employee',
-                           'relationship','client_assignment','client_group',
-                           'group_client','group_employee']
-  LOOP
-    EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON carm.%I '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION carm_internal.invalidate_cache()',
-                   t || '_invalidate_cache', t);
-  END LOOP;
-END
-$inval$;
+-- Closing statements: table privileges, dumps.
 
 -- Application roles reach state only through the API (§2).
 REVOKE ALL ON ALL TABLES IN SCHEMA carm FROM PUBLIC;

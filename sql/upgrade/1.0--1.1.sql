@@ -37,6 +37,22 @@ BEGIN
 END
 $move$;
 
+-- 1.0 made every change stale for everyone, with one statement trigger per
+-- table; 1.1 names the users and businesses a row affects
+-- (11_invalidation.sql).  Changes to carm.business no longer affect grants.
+DO $inval$
+DECLARE
+  t text;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['business','program','app_user','login_binding','employee',
+                           'relationship','client_assignment','client_group',
+                           'group_client','group_employee']
+  LOOP
+    EXECUTE format('DROP TRIGGER %I ON carm.%I', t || '_invalidate_cache', t);
+  END LOOP;
+END
+$inval$;
+
 
 -- §2: carm_admin is judged on the role the code runs as.  The 1.0 helper
 -- judged the outer role; nothing may call it any more.
