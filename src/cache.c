@@ -91,6 +91,7 @@ static List *redo_at_statement = NIL;	/* business ids, in TopMemoryContext */
 static List *redo_at_xact = NIL;
 
 static uint64 statement_seq = 0;
+static int	loading = 0;		/* our own loads' statements are not the user's */
 static uint64 lazy_statement = 0;
 static int	lazy_loads = 0;
 
@@ -154,6 +155,8 @@ carm_relcache_callback(Datum arg, Oid relid)
 void
 carm_statement_begin(void)
 {
+	if (loading > 0)
+		return;
 	statement_seq++;
 	if (redo_full_at_statement || redo_at_statement != NIL)
 	{
@@ -378,9 +381,10 @@ load_plan(LoadShape shape)
 		"SELECT " GRANT_COLUMNS ", NULL::bigint FROM carm_internal.grants($1) g "
 		"WHERE g.business_id = ANY ($2)",
 		/* the business is returned even when the user holds nothing there */
-		"SELECT " GRANT_COLUMNS ", p.business_id FROM carm.program p "
-		"LEFT JOIN LATERAL (SELECT * FROM carm_internal.grants($1) g "
-		"WHERE g.business_id = p.business_id) g ON true WHERE p.id = $2",
+		"SELECT " GRANT_COLUMNS ", NULL::bigint FROM carm_internal.grants($1) g "
+		"WHERE g.business_id = (SELECT p.business_id FROM carm.program p WHERE p.id = $2) "
+		"UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+		"p.business_id FROM carm.program p WHERE p.id = $2",
 	};
 	Oid			argtypes[2] = {INT8OID, shape == LOAD_BUSINESSES ? INT8ARRAYOID : INT8OID};
 
@@ -477,6 +481,7 @@ run_load(LoadShape shape, Datum arg2, const int64 *ids, int nids)
 	volatile uint64 nrows = 0;
 
 	carm_become_owner(&save);
+	loading++;
 	PG_TRY();
 	{
 		Datum		args[2] = {Int64GetDatum(cache.user), arg2};
@@ -519,11 +524,13 @@ run_load(LoadShape shape, Datum arg2, const int64 *ids, int nids)
 	}
 	PG_CATCH();
 	{
+		loading--;
 		carm_restore_user(&save);
 		reset_pending = true;	/* half loaded: start again next time */
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	loading--;
 	carm_restore_user(&save);
 
 	if (shape == LOAD_PROGRAM_BUSINESS && business_of_program != 0)
@@ -735,21 +742,24 @@ carm_grant_effective_role(const CarmGrant *g, TimestampTz now)
 	return g->provider_bam ? CARM_ROLE_EXPIRED : CARM_ROLE_NONE;
 }
 
-/* Number of program accounts, from pg_class.reltuples (planner estimates). */
+/*
+ * Number of program accounts, from pg_class.reltuples (planner estimates);
+ * 0 while the table has never been vacuumed or analyzed.
+ */
 int64
 carm_total_programs(void)
 {
 	Oid			nsp = carm_schema_oid(true);
 	Oid			relid = OidIsValid(nsp) ? get_relname_relid("program", nsp) : InvalidOid;
 	HeapTuple	tup;
-	int64		n = 1;
+	int64		n = 0;
 
 	if (!OidIsValid(relid))
 		return n;
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (HeapTupleIsValid(tup))
 	{
-		n = Max(1, (int64) ((Form_pg_class) GETSTRUCT(tup))->reltuples);
+		n = Max(0, (int64) ((Form_pg_class) GETSTRUCT(tup))->reltuples);
 		ReleaseSysCache(tup);
 	}
 	return n;
@@ -785,22 +795,26 @@ carm_reach_estimate(int64 user_id)
 		if (plan == NULL)
 		{
 			plan = SPI_prepare_cursor(
+									  "WITH ratio AS (SELECT greatest(1.0, "
+									  "    (SELECT c.reltuples FROM pg_catalog.pg_class c "
+									  "     WHERE c.oid = 'carm.program'::pg_catalog.regclass) "
+									  "  / greatest(1.0, (SELECT c.reltuples FROM pg_catalog.pg_class c "
+									  "     WHERE c.oid = 'carm.business'::pg_catalog.regclass)))::float8 AS r) "
 									  "SELECT (SELECT count(*) FROM carm.employee e "
 									  "        JOIN carm.program p ON p.business_id = e.business_id "
 									  "         AND (e.programs IS NULL OR p.id = ANY (e.programs)) "
 									  "        WHERE e.user_id = $1)::float8 "
-									  "     + ((SELECT count(*) FROM carm.employee e "
-									  "         JOIN carm.relationship r ON r.provider_id = e.business_id "
-									  "          AND r.status = 'active' "
-									  "         WHERE e.user_id = $1 AND e.role IN ('BAM','PAM')) "
-									  "      + (SELECT count(*) FROM carm.client_assignment a WHERE a.user_id = $1) "
-									  "      + (SELECT count(*) FROM carm.group_employee ge "
-									  "         JOIN carm.group_client gc ON gc.group_id = ge.group_id "
-									  "         WHERE ge.user_id = $1))::float8 "
-									  "       * greatest(1.0, (SELECT c.reltuples FROM pg_catalog.pg_class c "
-									  "                        WHERE c.oid = 'carm.program'::pg_catalog.regclass) "
-									  "                     / greatest(1.0, (SELECT c.reltuples FROM pg_catalog.pg_class c "
-									  "                        WHERE c.oid = 'carm.business'::pg_catalog.regclass)))",
+									  "     + (SELECT coalesce(sum(CASE WHEN r.access_type = 'PROGRAM' "
+									  "                 THEN cardinality(r.programs) ELSE ratio.r END), 0) "
+									  "        FROM carm.employee e JOIN carm.relationship r "
+									  "          ON r.provider_id = e.business_id AND r.status = 'active' "
+									  "        WHERE e.user_id = $1 AND e.role IN ('BAM','PAM')) "
+									  "     + (SELECT coalesce(sum(coalesce(cardinality(a.programs), ratio.r)), 0) "
+									  "        FROM carm.client_assignment a WHERE a.user_id = $1) "
+									  "     + (SELECT count(*) FROM carm.group_employee ge "
+									  "        JOIN carm.group_client gc ON gc.group_id = ge.group_id "
+									  "        WHERE ge.user_id = $1) * ratio.r "
+									  "FROM ratio",
 									  1, &argtype, CURSOR_OPT_GENERIC_PLAN);
 			if (plan == NULL)
 				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));

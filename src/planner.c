@@ -58,16 +58,31 @@ PG_FUNCTION_INFO_V1(carm_row_visible_support);
  */
 #define INDEX_CONDITION_MAX_SHARE 0.2
 
-/* The share of all program accounts the actor reaches (cache.c), or -1. */
+/*
+ * The share of the table's programs the actor reaches: the actor's reach
+ * (cache.c) over the number of distinct programs in the column, or of
+ * program accounts when the column has no statistics yet.  A count of
+ * distinct values, never a frequency: see the header comment.
+ */
 static double
-reach_share(int64 actor)
+visible_share(PlannerInfo *root, Node *column, int varRelid, int64 actor)
 {
+	VariableStatData vardata;
 	double		reach;
+	double		nd;
+	bool		isdefault;
 
 	if (actor == 0)
-		return -1;
+		return 0;
 	reach = carm_reach_estimate(actor);
-	return Min(1.0, reach / Max(1.0, (double) carm_total_programs()));
+	if (reach <= 0)
+		return 0;
+	examine_variable(root, column, varRelid, &vardata);
+	nd = get_variable_numdistinct(&vardata, &isdefault);
+	ReleaseVariableStats(vardata);
+	if (isdefault)
+		nd = Max(nd, (double) carm_total_programs());
+	return Min(1.0, reach / Max(1.0, nd));
 }
 
 static Oid
@@ -91,7 +106,8 @@ index_condition(SupportRequestIndexCondition *req)
 		req->index->relam != BTREE_AM_OID)
 		return NULL;
 	/* a broad actor is better served by the sequential scan */
-	if (reach_share(carm_current_actor(NULL)) > INDEX_CONDITION_MAX_SHARE)
+	if (visible_share(req->root, linitial(call->args), 0, carm_current_actor(NULL)) >
+		INDEX_CONDITION_MAX_SHARE)
 		return NULL;
 
 	/*
@@ -128,24 +144,11 @@ static Selectivity
 visible_fraction(SupportRequestSelectivity *req)
 {
 	Node	   *fnarg = lthird(req->args);
-	int64		actor = carm_current_actor(NULL);
-	VariableStatData vardata;
-	double		reach;
-	double		nd;
-	bool		isdefault;
 	Selectivity sel;
 
-	if (!IsA(fnarg, Const) || ((Const *) fnarg)->constisnull || actor == 0)
+	if (!IsA(fnarg, Const) || ((Const *) fnarg)->constisnull)
 		return 0.0001;
-	reach = carm_reach_estimate(actor);
-	if (reach <= 0)
-		return 0.0001;
-
-	/* a count of distinct values, never a frequency: see the header comment */
-	examine_variable(req->root, linitial(req->args), req->varRelid, &vardata);
-	nd = get_variable_numdistinct(&vardata, &isdefault);
-	ReleaseVariableStats(vardata);
-	sel = reach / Max(1.0, isdefault ? (double) carm_total_programs() : nd);
+	sel = visible_share(req->root, linitial(req->args), req->varRelid, carm_current_actor(NULL));
 	CLAMP_PROBABILITY(sel);
 	return Max(sel, 0.0001);
 }

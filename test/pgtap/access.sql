@@ -538,11 +538,11 @@ SELECT bag_eq($$SELECT full_name, role, via, scope, path FROM carm.who_has_acces
               '§8 who_has_access, carm_admin, on a program: only the paths that cover it (an assignment on RM0001 does not)');
 RESET ROLE;
 SELECT is((SELECT array_agg(DISTINCT w.user_id ORDER BY w.user_id) FROM carm.who_has_access('300000007RM0001') w
-           WHERE w.user_id IS NOT NULL),
+           WHERE w.user_id IS NOT NULL AND w.role <> 'EXPIRED'),
           (SELECT array_agg(u.id ORDER BY u.id) FROM carm.app_user u
            WHERE carm.user_has_access(u.id, '300000007RM0001', 'statements.view')
              AND u.external_id <> 'pam'),
-          '§8 who_has_access, carm_admin: the people listed on a program are those the check lets view it (but the provider PAM, V3)');
+          '§8 who_has_access, carm_admin: the people listed on a program with a role are those the check lets view it (EXPIRED, V4, and the provider PAM, V3, reach rows only: §8 rev. 1.1)');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -178,8 +178,8 @@ SELECT is(pg_temp.held('olaf', '300000007RM0001'), pg_temp.cells('PBAM'),
 SELECT is(pg_temp.held('oscar', '300000007RM0001'), pg_temp.cells('PVIEWER'),
           'R9: before expires_at an assigned provider employee holds its role (R7)');
 UPDATE carm.relationship SET expires_at = now() WHERE id = :rel_fir;
-SELECT is(pg_temp.held('olaf', '300000007RM0001'), pg_temp.cells('EXPIRED'),
-          'R9: from now() >= expires_at the provider''s BAM holds EXPIRED only');
+SELECT is(pg_temp.held('olaf', '300000007RM0001'), '{}'::text[],
+          'R9, §8 (rev. 1.1): from now() >= expires_at the provider''s BAM holds EXPIRED, which grants nothing at the point-check level (its own submissions through the row checks only, V4)');
 SELECT is(pg_temp.held('olaf', '300000007'), '{}'::text[],
           'R9: EXPIRED holds nothing on the client''s business account');
 SELECT is(pg_temp.held('oscar', '300000007RM0001'), '{}'::text[],
@@ -206,16 +206,20 @@ INSERT INTO actors VALUES
   (12, 'ivan',  'EXPIRED', false, 'BAM of a provider whose relationship ended'),
   (13, 'olaf',  'EXPIRED', false, 'BAM of a provider whose relationship expired by time');
 
--- on the program account RM0001, which every actor's scope includes: 13 x 9 x 3
+-- on the program account RM0001, which every actor's scope includes: 13 x 9 x 3.
+-- EXPIRED's read-only cells (footnote 4) hold through the row checks only: a
+-- point check answers false there (§8, rev. 1.1; rls tests cover V4's rows).
 SELECT is(pg_temp.can(a.ext, '300000007RM0001', m.fn || '.' || l.lvl),
-          l.rank <= pg_temp.rank(m.max_level),
+          a.role <> 'EXPIRED' AND l.rank <= pg_temp.rank(m.max_level),
           format('§3.2 %s: %s.%s %s%s — %s, %s, on 300000007RM0001',
                  a.role, m.fn, l.lvl,
-                 CASE WHEN l.rank <= pg_temp.rank(m.max_level) THEN 'yes' ELSE 'no' END,
+                 CASE WHEN a.role <> 'EXPIRED' AND l.rank <= pg_temp.rank(m.max_level) THEN 'yes' ELSE 'no' END,
                  CASE WHEN a.role IN ('PBAM','PPAM','PEDITOR','PVIEWER')
                            AND l.rank > pg_temp.rank(m.max_level)
                            AND m.fn IN ('business_profile','program_profile','employee_access',
                                         'relationships','banking') THEN ' (R11)'
+                      WHEN a.role = 'EXPIRED' AND l.rank <= pg_temp.rank(m.max_level)
+                        THEN ' at the point-check level (R9, V4; §8 rev. 1.1: rows only)'
                       WHEN a.role = 'EXPIRED' THEN ' (R9, V4)'
                       ELSE '' END,
                  a.ext, a.how))
@@ -326,8 +330,8 @@ SELECT is((SELECT count FROM carm.run_maintenance() WHERE action = 'relationship
           'R12: maintenance expires the relationship whose date passed');
 SELECT is((SELECT status FROM carm.relationship WHERE id = :rel_fir), 'expired',
           'R9: the stored status is expired now');
-SELECT is(pg_temp.held('olaf', '300000007RM0001'), pg_temp.cells('EXPIRED'),
-          'R9: the provider''s BAM still holds EXPIRED');
+SELECT is(pg_temp.held('olaf', '300000007RM0001'), '{}'::text[],
+          'R9, §8 (rev. 1.1): the provider''s BAM still holds EXPIRED: nothing at the point-check level');
 SELECT is(pg_temp.held('olaf', '300000007'), '{}'::text[],
           'R9: and still nothing on the business account');
 SELECT is(pg_temp.held('oscar', '300000007RM0001'), '{}'::text[],

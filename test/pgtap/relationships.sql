@@ -314,7 +314,7 @@ SELECT results_eq(format($$SELECT event FROM carm.audit_event WHERE relationship
 UPDATE carm.relationship SET expires_at = now() - interval '1 second' WHERE id = :r2;
 SELECT is(pg_temp.can('ed', '300000007RM0001', 'rulings.view'), false, 'R9: after expiry a provider employee has no access');
 SELECT is(pg_temp.can('paula', '300000007', 'business_profile.view'), false, 'R9: nor the provider BAM''s PBAM');
-SELECT is(pg_temp.can('paula', '300000007RM0001', 'rulings.view'), true, 'R9, V4: the provider BAM holds EXPIRED: rulings.view');
+SELECT is(pg_temp.can('paula', '300000007RM0001', 'rulings.view'), false, 'R9, V4, §8 (rev. 1.1): the provider BAM holds EXPIRED, which grants nothing at the point-check level (rows through the row checks only)');
 SELECT is(pg_temp.can('paula', '300000007RM0001', 'rulings.edit'), false, 'R9, V4: EXPIRED is read-only');
 SELECT is(pg_temp.can('pam', '300000007RM0001', 'rulings.view'), false, 'R9, V4: a provider PAM keeps nothing');
 SELECT pg_temp.act('paula');
@@ -356,7 +356,7 @@ SELECT lives_ok(format('SELECT carm.end_relationship(%s)', :r3), 'R9: the client
 SELECT throws_ok(format('SELECT carm.end_relationship(%s)', :r3), '55000', NULL,
                  'R9: an ended relationship cannot be ended again');
 SELECT is((SELECT status FROM carm.relationship WHERE id = :r3), 'ended', 'R9: its status is ended');
-SELECT is(pg_temp.can('paula', '300000007RM0002', 'rulings.view'), true, 'R9, V4: the provider BAM holds EXPIRED after the end');
+SELECT is(pg_temp.can('paula', '300000007RM0002', 'rulings.view'), false, 'R9, V4, §8 (rev. 1.1): the provider BAM holds EXPIRED after the end: no point-check access');
 SELECT is(pg_temp.can('paula', '300000007RM0002', 'payments.edit'), false, 'R9, V4: ... read-only');
 
 -- R12 ------------------------------------------------------------------------

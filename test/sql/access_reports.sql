@@ -87,7 +87,9 @@ ORDER BY w.n, x.path;
 SELECT x.path, x.in_force, x.reason FROM carm.explain_access(:pete, '300000007RM0002') x;
 
 -- The point check agrees: Gus views but no longer edits (G5, even lower);
--- Olaf only views (EXPIRED, R9 without maintenance).
+-- Olaf holds EXPIRED (R9 without maintenance), which grants nothing at the
+-- point-check level: its own submissions through the row checks only (§8,
+-- rev. 1.1).
 SELECT u.full_name, p.perm, carm.user_has_access(u.id, '300000007RM0001', p.perm) AS allowed
 FROM unnest(ARRAY[:gus, :gina, :olaf]) WITH ORDINALITY AS w(id, n)
 JOIN carm.app_user u ON u.id = w.id

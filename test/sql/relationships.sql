@@ -246,8 +246,9 @@ SELECT carm.revoke_client_access('100000009', '300000007', :vic);
 SELECT carm.revoke_client_access('100000009', '300000007', :vic);
 SELECT * FROM pg_temp.access('{vic}', '{"300000007RM0001 rulings.view"}');
 
--- R9: ending is the client BAM's; the provider's BAMs keep EXPIRED (V4),
--- everyone else at the provider loses everything, assignments go.
+-- R9: ending is the client BAM's; the provider's BAMs keep EXPIRED (V4:
+-- rows only, so no point check answers true), everyone else at the provider
+-- loses everything, assignments go.
 SELECT pg_temp.act('carl');
 SELECT carm.end_relationship(:r_acme_maple);
 SELECT pg_temp.act('clara');
@@ -289,7 +290,8 @@ SELECT * FROM pg_temp.access('{bob,bea,paula,ed}',
   '{"400000006RM0001 rulings.edit","400000006RM0001 rulings.view"}');
 SELECT pg_sleep(1.2);
 -- a new transaction: every provider employee has lost access; the provider
--- BAMs hold EXPIRED (read-only).
+-- BAMs hold EXPIRED (read-only, its own submissions through the row checks
+-- only: nothing at the point-check level, §8 rev. 1.1).
 SELECT * FROM pg_temp.access('{bob,bea,paula,ed}',
   '{"400000006RM0001 rulings.edit","400000006RM0001 rulings.view","400000006RM0001 payments.view"}');
 SET ROLE regress_gateway;
