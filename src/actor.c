@@ -38,6 +38,8 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "tcop/pquery.h"
@@ -272,6 +274,103 @@ require_gateway(void)
 }
 
 /*
+ * Users known to exist, by id and by external id.  set_actor() is on the
+ * path of every request (SPEC §11: at most 3 µs), so it must not plan and
+ * run a query each time.  Any invalidation that names a user, or everything
+ * (cache.c calls carm_actor_forget_users), empties both maps; that includes
+ * the local replay of an aborted transaction's own changes.
+ */
+#define KNOWN_EXTERNAL_MAX 128
+
+typedef struct KnownExternal
+{
+	char		external_id[KNOWN_EXTERNAL_MAX];
+	int64		user_id;
+} KnownExternal;
+
+static MemoryContext known_cxt = NULL;
+static HTAB *known_ids = NULL;	/* int64 user id -> itself */
+static HTAB *known_external = NULL;	/* KnownExternal */
+
+void
+carm_actor_forget_users(void)
+{
+	if (known_cxt != NULL)
+		MemoryContextReset(known_cxt);
+	known_ids = NULL;
+	known_external = NULL;
+}
+
+static void
+known_tables(void)
+{
+	HASHCTL		ctl;
+
+	if (known_ids != NULL)
+		return;
+	if (known_cxt == NULL)
+		known_cxt = AllocSetContextCreate(CacheMemoryContext, "carm_deleg known users",
+										  ALLOCSET_SMALL_SIZES);
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(int64);
+	ctl.hcxt = known_cxt;
+	known_ids = hash_create("carm_deleg known user ids", 64, &ctl,
+							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	ctl.keysize = KNOWN_EXTERNAL_MAX;
+	ctl.entrysize = sizeof(KnownExternal);
+	known_external = hash_create("carm_deleg known external ids", 64, &ctl,
+								 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+}
+
+/* The user id of a known user, or 0. */
+static int64
+known_user(bool by_id, Datum key)
+{
+	known_tables();
+	if (by_id)
+	{
+		int64		id = DatumGetInt64(key);
+
+		return hash_search(known_ids, &id, HASH_FIND, NULL) ? id : 0;
+	}
+	else
+	{
+		text	   *t = DatumGetTextPP(key);
+		int			len = VARSIZE_ANY_EXHDR(t);
+		char		buf[KNOWN_EXTERNAL_MAX];
+		KnownExternal *e;
+
+		if (len >= KNOWN_EXTERNAL_MAX)
+			return 0;
+		memcpy(buf, VARDATA_ANY(t), len);
+		buf[len] = '\0';
+		e = hash_search(known_external, buf, HASH_FIND, NULL);
+		return e ? e->user_id : 0;
+	}
+}
+
+static void
+remember_user(bool by_id, Datum key, int64 uid)
+{
+	known_tables();
+	(void) hash_search(known_ids, &uid, HASH_ENTER, NULL);
+	if (!by_id)
+	{
+		text	   *t = DatumGetTextPP(key);
+		int			len = VARSIZE_ANY_EXHDR(t);
+		char		buf[KNOWN_EXTERNAL_MAX];
+		KnownExternal *e;
+
+		if (len >= KNOWN_EXTERNAL_MAX)
+			return;
+		memcpy(buf, VARDATA_ANY(t), len);
+		buf[len] = '\0';
+		e = hash_search(known_external, buf, HASH_ENTER, NULL);
+		e->user_id = uid;
+	}
+}
+
+/*
  * Look up a user (by id or external id) and, optionally, check that it is an
  * employee of the business on whose behalf it acts.  Returns the user id and
  * the business id (0 when none).
@@ -291,18 +390,30 @@ lookup_actor(bool by_id, Datum key, text *volatile on_behalf_of, int64 *bid)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid business number \"%.32s\"", bn9),
 				 errhint("A BN9 is nine digits, the last a check digit.")));
+	if (bn9 == NULL && (uid = known_user(by_id, key)) != 0)
+		return uid;
 
 	carm_become_owner(&save);
 	PG_TRY();
 	{
+		static SPIPlanPtr plans[2] = {NULL, NULL};
 		Oid			argtype = by_id ? INT8OID : TEXTOID;
 		bool		isnull;
 
 		SPI_connect();
-		if (SPI_execute_with_args(by_id ?
-								  "SELECT id FROM carm.app_user WHERE id = $1" :
-								  "SELECT id FROM carm.app_user WHERE external_id = $1",
-								  1, &argtype, &key, NULL, true, 1) != SPI_OK_SELECT)
+		if (plans[by_id] == NULL)
+		{
+			SPIPlanPtr	plan = SPI_prepare(by_id ?
+										   "SELECT id FROM carm.app_user WHERE id = $1" :
+										   "SELECT id FROM carm.app_user WHERE external_id = $1",
+										   1, &argtype);
+
+			if (plan == NULL)
+				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+			SPI_keepplan(plan);
+			plans[by_id] = plan;
+		}
+		if (SPI_execute_plan(plans[by_id], &key, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "actor lookup failed");
 		if (SPI_processed == 1)
 			uid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
@@ -339,6 +450,7 @@ lookup_actor(bool by_id, Datum key, text *volatile on_behalf_of, int64 *bid)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("user does not exist")));
+	remember_user(by_id, key, uid);
 	if (!found_business)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),

@@ -127,8 +127,10 @@ carm_relcache_callback(Datum arg, Oid relid)
 			reset_count++;
 			inval_seq++;
 			carm_actor_invalidate_binding();
+			carm_actor_forget_users();
 			break;
 		case CARM_INVAL_USER:
+			carm_actor_forget_users();
 			if (cache.user != 0 && cache.user == id)
 			{
 				reset_pending = true;
