@@ -110,14 +110,14 @@ check_actor(char **newval, void **extra, GucSource source)
  * revert at transaction end, RESET and the restore in a parallel worker,
  * goes through it, so checks read two integers instead of parsing a string.
  */
-static int64 actor_uid = 0;
+int64		carm_actor_uid = 0;	/* read directly by the row check */
 static int64 actor_bid = 0;
 
 static void
 assign_actor_setting(const char *newval, void *extra)
 {
-	if (!parse_actor(newval, &actor_uid, &actor_bid))
-		actor_uid = actor_bid = 0;
+	if (!parse_actor(newval, &carm_actor_uid, &actor_bid))
+		carm_actor_uid = actor_bid = 0;
 }
 
 /*
@@ -234,11 +234,11 @@ login_binding_user(void)
 int64
 carm_current_actor(int64 *on_behalf_of)
 {
-	if (actor_uid != 0)
+	if (carm_actor_uid != 0)
 	{
 		if (on_behalf_of)
 			*on_behalf_of = actor_bid;
-		return actor_uid;
+		return carm_actor_uid;
 	}
 	if (on_behalf_of)
 		*on_behalf_of = 0;

@@ -52,8 +52,14 @@
 
 /* Beyond this many pending business keys, reload the whole store. */
 #define MAX_PENDING 256
-/* A statement that lazily loads more businesses than this loads them all. */
+/*
+ * A statement that lazily loads more businesses than this loads them all (a
+ * scan), and so does a store that has loaded this many one by one (a busy
+ * actor's point reads: one complete load costs less than thousands of small
+ * ones, and keyed invalidation keeps it).
+ */
 #define LAZY_LOADS_PER_STATEMENT 16
+#define LAZY_LOADS_PER_STORE 64
 
 typedef struct BusinessEntry
 {
@@ -73,15 +79,17 @@ typedef struct CacheState
 	HTAB	   *programs;		/* CarmGrantList */
 	uint64		generation;		/* bumped by every change of the content */
 	double		reach_estimate; /* programs the user reaches, -1 unknown */
+	int			lazy_loads;		/* one-business loads since the store was reset */
 } CacheState;
 
-static CacheState cache = {NULL, 0, false, NULL, NULL, 1, -1};
+static CacheState cache = {NULL, 0, false, NULL, NULL, 1, -1, 0};
 
 /* Recorded by the invalidation callback, applied by the next use. */
 static bool reset_pending = true;
 static int	npending = 0;
 static int64 pending[MAX_PENDING];
 static uint64 inval_seq = 0;	/* bumped by every relevant message */
+uint64		carm_decision_epoch = 1;	/* see carm_deleg.h */
 static uint64 reset_count = 0;	/* bumped by every "everything" message */
 
 /* Loads that read an older snapshot, to redo (see the header comment). */
@@ -126,6 +134,7 @@ carm_relcache_callback(Datum arg, Oid relid)
 			reset_pending = true;
 			reset_count++;
 			inval_seq++;
+			carm_decision_epoch++;
 			carm_actor_invalidate_binding();
 			carm_actor_forget_users();
 			break;
@@ -135,6 +144,7 @@ carm_relcache_callback(Datum arg, Oid relid)
 			{
 				reset_pending = true;
 				inval_seq++;
+			carm_decision_epoch++;
 			}
 			break;
 		case CARM_INVAL_BUSINESS:
@@ -142,6 +152,7 @@ carm_relcache_callback(Datum arg, Oid relid)
 			{
 				add_pending(id);
 				inval_seq++;
+			carm_decision_epoch++;
 			}
 			break;
 		case CARM_INVAL_NONE:
@@ -172,6 +183,7 @@ carm_statement_begin(void)
 		redo_at_statement = NIL;
 		redo_full_at_statement = false;
 		inval_seq++;
+			carm_decision_epoch++;
 	}
 	if (cache.user != 0 && IsTransactionState())
 		AcceptInvalidationMessages();
@@ -197,6 +209,7 @@ carm_xact_callback(XactEvent event, void *arg)
 		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT &&
 		event != XACT_EVENT_PREPARE)
 		return;
+	carm_decision_epoch++;		/* the next transaction has another clock (R9) */
 	if (redo_full_at_xact || redo_full_at_statement)
 		reset_pending = true;
 	foreach(lc, redo_at_xact)
@@ -208,6 +221,7 @@ carm_xact_callback(XactEvent event, void *arg)
 	redo_at_xact = redo_at_statement = NIL;
 	redo_full_at_xact = redo_full_at_statement = false;
 	inval_seq++;
+			carm_decision_epoch++;
 }
 
 void
@@ -245,7 +259,9 @@ reset_store(int64 user_id)
 	cache.user = user_id;
 	cache.complete = false;
 	cache.reach_estimate = -1;
+	cache.lazy_loads = 0;
 	cache.generation++;
+	carm_decision_epoch++;
 	anchor_relid = carm_anchor_relid();
 	if (!OidIsValid(anchor_relid))
 	{
@@ -268,6 +284,7 @@ drop_business(int64 business_id)
 		(void) hash_search(cache.programs, &b->programs[i], HASH_REMOVE, NULL);
 	(void) hash_search(cache.businesses, &business_id, HASH_REMOVE, NULL);
 	cache.generation++;
+	carm_decision_epoch++;
 }
 
 static BusinessEntry *
@@ -529,6 +546,7 @@ run_load(LoadShape shape, Datum arg2, const int64 *ids, int nids)
 		loading--;
 		carm_restore_user(&save);
 		reset_pending = true;	/* half loaded: start again next time */
+		carm_decision_epoch++;
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -545,6 +563,7 @@ run_load(LoadShape shape, Datum arg2, const int64 *ids, int nids)
 	if (rows)
 		pfree(rows);
 	cache.generation++;
+	carm_decision_epoch++;
 
 	if (shape == LOAD_ALL)
 		remember_redo(scope, 0);
@@ -650,7 +669,7 @@ carm_program_grants(int64 user_id, int64 program_id)
 		lazy_statement = statement_seq;
 		lazy_loads = 0;
 	}
-	if (++lazy_loads > LAZY_LOADS_PER_STATEMENT)
+	if (++lazy_loads > LAZY_LOADS_PER_STATEMENT || ++cache.lazy_loads > LAZY_LOADS_PER_STORE)
 		load_all();
 	else
 		(void) run_load(LOAD_PROGRAM_BUSINESS, Int64GetDatum(program_id), NULL, 0);

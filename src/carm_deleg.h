@@ -158,12 +158,88 @@ extern void carm_invalidate_all(void);
 extern CarmInvalKind carm_decode_inval(Oid relid, Oid anchor, int64 *id);
 
 /* ---- visibility.c ---- */
-typedef struct CarmVisTable CarmVisTable;
+
+/* Flags of a program's decision (see visibility.c). */
+#define CARM_VIS_ALL		0x01	/* every row (V1) */
+#define CARM_VIS_CLIENT_OK	0x02	/* rows the client submitted (V2(b)) */
+#define CARM_VIS_OTHER_OK	0x04	/* rows a third business submitted (V2(c)) */
+#define CARM_VIS_MULTI		0x08	/* several acting businesses: ask the grants */
+#define CARM_VIS_PRESENT	0x10	/* a cell in use */
+#define CARM_VIS_BIG_CLIENT 0x20	/* the owner's id does not fit in 32 bits */
+#define CARM_VIS_MAX_VIAS	255
+
+/* One program in the dense form: 8 bytes, so 20,000 programs take 160 kB. */
+typedef struct CarmVisCell
+{
+	int32		client_id;		/* the business that owns the program */
+	uint8		flags;
+	uint8		via;			/* index into vias: its submissions are visible */
+	uint16		unused;
+} CarmVisCell;
+
+typedef struct CarmVisEntry CarmVisEntry;	/* the hash form (visibility.c) */
+
+typedef struct CarmVisTable
+{
+	CarmFunction fn;
+	int64		user_id;
+	uint64		generation;		/* the store's generation it was derived from */
+	TimestampTz derived_at;		/* the clock it was derived for */
+	TimestampTz valid_until;	/* earliest expiry after derived_at */
+	uint32		mask;			/* hash capacity - 1 */
+	int			count;
+	CarmVisEntry *slots;		/* the hash form, or NULL */
+	CarmVisCell *cells;			/* the dense form, or NULL */
+	int64		base;			/* program id of cells[0] */
+	uint64		range;
+	int			nvias;
+	int64		vias[CARM_VIS_MAX_VIAS + 1];
+} CarmVisTable;
+
+/*
+ * Bumped whenever a decision table a caller holds may have become invalid:
+ * the store changed or has invalidations to apply, or a transaction ended
+ * (its clock decides expiry).  A row check compares it with the value it saw
+ * when it validated its table, instead of validating per row.
+ */
+extern uint64 carm_decision_epoch;
+extern int64 carm_actor_uid;	/* the actor set with set_actor(), 0 if none */
+
 extern const CarmVisTable *carm_vis_table(int64 user_id, CarmFunction fn);
 extern bool carm_vis_table_valid(const CarmVisTable *t, int64 user_id);
 extern int	carm_vis_table_count(const CarmVisTable *t);
-extern int	carm_vis_decide(const CarmVisTable *t, int64 program_id, int64 submitter);
+extern int	carm_vis_decide_hashed(const CarmVisTable *t, int64 program_id, int64 submitter);
 extern int64 *carm_vis_table_programs(const CarmVisTable *t, int *count);
+
+/*
+ * V1-V4 from a decision table: may the user see a row of this program
+ * submitted by this business?  1 yes, 0 no, -1 decide from the grants.
+ * Inline: the row check calls it for every row of a scan.
+ */
+static inline int
+carm_vis_decide(const CarmVisTable *t, int64 program_id, int64 submitter)
+{
+	uint64		i;
+	CarmVisCell c;
+
+	if (t->cells == NULL)
+		return carm_vis_decide_hashed(t, program_id, submitter);
+	i = (uint64) (program_id - t->base);
+	if (i >= t->range)
+		return 0;
+	c = t->cells[i];
+	if (c.flags & CARM_VIS_ALL)
+		return 1;
+	if (!(c.flags & CARM_VIS_PRESENT))
+		return 0;
+	if (submitter == t->vias[c.via])
+		return 1;
+	if (c.flags & (CARM_VIS_MULTI | CARM_VIS_BIG_CLIENT))
+		return -1;
+	if (submitter == c.client_id)
+		return (c.flags & CARM_VIS_CLIENT_OK) != 0;
+	return (c.flags & CARM_VIS_OTHER_OK) != 0;
+}
 
 /* A grant's role as it stands at time 'now' (R9: expiry without a sweep). */
 extern CarmRole carm_grant_effective_role(const CarmGrant *g, TimestampTz now);

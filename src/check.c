@@ -174,6 +174,7 @@ typedef struct RowCheckState
 	bool		fn_constant;
 	const CarmVisTable *table;	/* for 'actor', or NULL */
 	int64		actor;
+	uint64		epoch;			/* carm_decision_epoch when table was validated */
 } RowCheckState;
 
 static RowCheckState *
@@ -277,39 +278,44 @@ row_writer(int64 actor, int64 on_behalf_of, int64 program_id, int64 submitter, b
 Datum
 carm_row_visible(PG_FUNCTION_ARGS)
 {
-	RowCheckState *st;
+	RowCheckState *st = (RowCheckState *) fcinfo->flinfo->fn_extra;
 	int64		actor,
 				program_id,
 				submitter;
+	int			d;
 
 	/* NULL-safe (§8), the function argument too: row_state() reads it */
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		PG_RETURN_BOOL(false);
+	program_id = PG_GETARG_INT64(0);
+	submitter = PG_GETARG_INT64(1);
+
+	/* the scan's path: the same actor and table as for the previous row */
+	if (likely(st != NULL && st->table != NULL && st->epoch == carm_decision_epoch &&
+			   st->actor == carm_actor_uid && st->actor != 0 && st->fn_constant))
+	{
+		d = carm_vis_decide(st->table, program_id, submitter);
+		if (d >= 0)
+			PG_RETURN_BOOL(d);
+		PG_RETURN_BOOL(row_visible(st->actor, program_id, submitter, st->fn));
+	}
+
 	st = row_state(fcinfo, 2);
 	actor = carm_current_actor(NULL);
 	if (actor == 0)
 		PG_RETURN_BOOL(false);
-	program_id = PG_GETARG_INT64(0);
-	submitter = PG_GETARG_INT64(1);
-
-	if (st->table == NULL || st->actor != actor || !carm_vis_table_valid(st->table, actor))
+	st->table = NULL;
+	/*
+	 * A complete store is worth deriving a table from; a partial one (a point
+	 * read in a new session) is asked directly, and a statement that keeps
+	 * meeting unloaded programs completes it (cache.c).
+	 */
+	if (carm_cache_generation(actor) != 0)
 	{
-		st->table = NULL;
-		/*
-		 * A complete store is worth deriving a table from; a partial one (a
-		 * point read in a new session) is asked directly, and a statement
-		 * that keeps meeting unloaded programs completes it (cache.c).
-		 */
-		if (carm_cache_generation(actor) != 0)
-		{
-			st->table = carm_vis_table(actor, st->fn);
-			st->actor = actor;
-		}
-	}
-	if (st->table != NULL)
-	{
-		int			d = carm_vis_decide(st->table, program_id, submitter);
-
+		st->table = carm_vis_table(actor, st->fn);
+		st->actor = actor;
+		st->epoch = carm_decision_epoch;
+		d = carm_vis_decide(st->table, program_id, submitter);
 		if (d >= 0)
 			PG_RETURN_BOOL(d);
 	}

@@ -30,49 +30,25 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#define VIS_ALL			0x01
-#define VIS_CLIENT_OK	0x02
-#define VIS_OTHER_OK	0x04
-#define VIS_MULTI		0x08
+#define VIS_ALL			CARM_VIS_ALL
+#define VIS_CLIENT_OK	CARM_VIS_CLIENT_OK
+#define VIS_OTHER_OK	CARM_VIS_OTHER_OK
+#define VIS_MULTI		CARM_VIS_MULTI
+#define VIS_PRESENT		CARM_VIS_PRESENT
+#define VIS_BIG_CLIENT	CARM_VIS_BIG_CLIENT
+#define MAX_VIAS		CARM_VIS_MAX_VIAS
 
-typedef struct VisEntry
+typedef CarmVisCell VisCell;
+
+/* One program in the hash form. */
+struct CarmVisEntry
 {
 	int64		program_id;		/* 0: empty slot */
 	int64		client_id;		/* the business that owns the program */
 	int64		via_id;			/* rows it submitted are visible; 0 none */
 	uint32		flags;
-} VisEntry;
-
-/* The dense form: one 8-byte cell per program id in [base, base + range). */
-#define VIS_PRESENT		0x10
-#define VIS_BIG_CLIENT	0x20	/* the owner's id does not fit in 32 bits */
-
-typedef struct VisCell
-{
-	int32		client_id;
-	uint8		flags;
-	uint8		via;			/* index into vias */
-	uint16		unused;
-} VisCell;
-
-#define MAX_VIAS 255
-
-struct CarmVisTable
-{
-	CarmFunction fn;
-	int64		user_id;
-	uint64		generation;		/* the store's generation it was derived from */
-	TimestampTz derived_at;		/* the clock it was derived for */
-	TimestampTz valid_until;	/* earliest expiry after derived_at */
-	uint32		mask;			/* capacity - 1, a power of two minus one */
-	int			count;
-	VisEntry   *slots;			/* the hash form, or NULL */
-	VisCell    *cells;			/* the dense form, or NULL */
-	int64		base;
-	uint64		range;
-	int			nvias;
-	int64		vias[MAX_VIAS + 1];
 };
+typedef struct CarmVisEntry VisEntry;
 
 static MemoryContext vis_cxt = NULL;
 static CarmVisTable *tables[CARM_NUM_FUNCTIONS];
@@ -294,37 +270,11 @@ carm_vis_table_count(const CarmVisTable *t)
 	return t->count;
 }
 
-/*
- * V1-V4: may the user see a row of this program submitted by this
- * business?  1 yes, 0 no, -1 decide from the grants (several acting
- * businesses on one program).
- */
+/* carm_vis_decide() (carm_deleg.h) for the hash form. */
 int
-carm_vis_decide(const CarmVisTable *t, int64 program_id, int64 submitter)
+carm_vis_decide_hashed(const CarmVisTable *t, int64 program_id, int64 submitter)
 {
-	const VisEntry *e;
-
-	if (t->cells != NULL)
-	{
-		uint64		i = (uint64) (program_id - t->base);
-		VisCell		c;
-
-		if (i >= t->range)
-			return 0;
-		c = t->cells[i];
-		if (c.flags & VIS_ALL)
-			return 1;
-		if (!(c.flags & VIS_PRESENT))
-			return 0;
-		if (submitter == t->vias[c.via])
-			return 1;
-		if (c.flags & (VIS_MULTI | VIS_BIG_CLIENT))
-			return -1;
-		if (submitter == c.client_id)
-			return (c.flags & VIS_CLIENT_OK) != 0;
-		return (c.flags & VIS_OTHER_OK) != 0;
-	}
-	e = vis_lookup(t, program_id);
+	const VisEntry *e = vis_lookup(t, program_id);
 
 	if (e == NULL)
 		return 0;
