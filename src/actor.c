@@ -258,6 +258,7 @@ carm_require_actor(void)
 	return uid;
 }
 
+
 /* ---- set_actor() ---- */
 
 static void
@@ -289,7 +290,13 @@ typedef struct KnownExternal
 } KnownExternal;
 
 static MemoryContext known_cxt = NULL;
-static HTAB *known_ids = NULL;	/* int64 user id -> itself */
+typedef struct KnownUser
+{
+	int64		user_id;		/* hash key */
+	int8		active;			/* 1 active, 0 deactivated, -1 not read yet */
+} KnownUser;
+
+static HTAB *known_ids = NULL;	/* KnownUser */
 static HTAB *known_external = NULL;	/* KnownExternal */
 
 void
@@ -312,7 +319,7 @@ known_tables(void)
 		known_cxt = AllocSetContextCreate(CacheMemoryContext, "carm_deleg known users",
 										  ALLOCSET_SMALL_SIZES);
 	ctl.keysize = sizeof(int64);
-	ctl.entrysize = sizeof(int64);
+	ctl.entrysize = sizeof(KnownUser);
 	ctl.hcxt = known_cxt;
 	known_ids = hash_create("carm_deleg known user ids", 64, &ctl,
 							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
@@ -352,8 +359,13 @@ known_user(bool by_id, Datum key)
 static void
 remember_user(bool by_id, Datum key, int64 uid)
 {
+	bool		found;
+	KnownUser  *k;
+
 	known_tables();
-	(void) hash_search(known_ids, &uid, HASH_ENTER, NULL);
+	k = hash_search(known_ids, &uid, HASH_ENTER, &found);
+	if (!found)
+		k->active = -1;
 	if (!by_id)
 	{
 		text	   *t = DatumGetTextPP(key);
@@ -368,6 +380,94 @@ remember_user(bool by_id, Datum key, int64 uid)
 		e = hash_search(known_external, buf, HASH_ENTER, NULL);
 		e->user_id = uid;
 	}
+}
+
+/*
+ * The actor of an actor-facing function (SPEC §2): 42501 when there is none
+ * ("no acting user") and when it is deactivated.  The one implementation,
+ * for the C checks and, through carm_internal.require_active_actor(), for
+ * every SQL function.  Whether a user is active is remembered until an
+ * invalidation names the user (its profile changed) and read with the
+ * latest snapshot, like the grants.
+ */
+int64
+carm_require_active_actor(void)
+{
+	int64		uid = carm_require_actor();
+	KnownUser  *k;
+	bool		found;
+
+	known_tables();
+	k = hash_search(known_ids, &uid, HASH_ENTER, &found);
+	if (!found || k->active < 0)
+	{
+		CarmOwnerSave save;
+		volatile int8 active = 0;
+
+		k->active = -1;
+		carm_become_owner(&save);
+		PG_TRY();
+		{
+			static SPIPlanPtr plan = NULL;
+			Oid			argtype = INT8OID;
+			Datum		arg = Int64GetDatum(uid);
+			bool		isnull;
+
+			SPI_connect();
+			if (plan == NULL)
+			{
+				plan = SPI_prepare("SELECT u.active FROM carm.app_user u WHERE u.id = $1", 1, &argtype);
+				if (plan == NULL)
+					elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+				SPI_keepplan(plan);
+			}
+			if (SPI_execute_snapshot(plan, &arg, NULL, carm_read_snapshot(), InvalidSnapshot,
+									 true, false, 1) != SPI_OK_SELECT)
+				elog(ERROR, "actor lookup failed");
+			if (SPI_processed == 1)
+				active = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, 1, &isnull)) ? 1 : 0;
+			SPI_finish();
+		}
+		PG_FINALLY();
+		{
+			carm_restore_user(&save);
+		}
+		PG_END_TRY();
+		/* the callback may have emptied the map meanwhile: look again */
+		known_tables();
+		k = hash_search(known_ids, &uid, HASH_ENTER, &found);
+		k->active = IsInParallelMode() ? -1 : active;
+		if (!active)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("acting user " INT64_FORMAT " is deactivated", uid),
+					 errhint("A carm_admin reactivates users with carm.reactivate_user().")));
+		return uid;
+	}
+	if (k->active == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("acting user " INT64_FORMAT " is deactivated", uid),
+				 errhint("A carm_admin reactivates users with carm.reactivate_user().")));
+	return uid;
+}
+
+PG_FUNCTION_INFO_V1(carm_require_actor_sql);
+PG_FUNCTION_INFO_V1(carm_require_active_actor_sql);
+
+/* carm_internal.require_actor(): the actor, or 42501 "no acting user". */
+Datum
+carm_require_actor_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(carm_require_actor());
+}
+
+/* carm_internal.require_active_actor(): the actor, active, or 42501. */
+Datum
+carm_require_active_actor_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(carm_require_active_actor());
 }
 
 /*

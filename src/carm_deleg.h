@@ -95,6 +95,7 @@ extern void carm_define_actor_guc(void);
 extern void carm_actor_init(void);	/* syscache callback for login bindings */
 extern int64 carm_current_actor(int64 *on_behalf_of);	/* 0 when none */
 extern int64 carm_require_actor(void);	/* ereports 42501 'no acting user' */
+extern int64 carm_require_active_actor(void);	/* and 42501 when deactivated */
 extern void carm_actor_invalidate_binding(void);
 extern void carm_actor_forget_users(void);
 

@@ -136,7 +136,7 @@ carm_has_access(PG_FUNCTION_ARGS)
 	int64		actor;
 
 	require_args(fcinfo, 2);
-	actor = carm_require_actor();
+	actor = carm_require_active_actor();
 	PG_RETURN_BOOL(check_access(actor, PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1)));
 }
 
@@ -415,7 +415,7 @@ carm_accessible_program_ids(PG_FUNCTION_ARGS)
 
 	require_args(fcinfo, 1);
 	carm_parse_permission(text_to_cstring(PG_GETARG_TEXT_PP(0)), &as.fn, &as.level);
-	actor = carm_require_actor();
+	actor = carm_require_active_actor();
 	as.now = GetCurrentTransactionStartTimestamp();
 	as.n = 0;
 	as.capacity = 64;

@@ -31,22 +31,19 @@ CREATE OR REPLACE FUNCTION carm_internal.on_behalf_of() RETURNS bigint
 COMMENT ON FUNCTION carm_internal.on_behalf_of() IS
   'Internal: the business fixed by set_actor(on_behalf_of => bn9), or NULL';
 
--- The actor for API functions: raises 42501 "no acting user" when none (§2).
+-- The actor for API functions (SPEC §2), one implementation in C for the
+-- C checks and every SQL function: 42501 "no acting user" when none, and
+-- require_active_actor() also 42501 when the actor is deactivated.
 CREATE OR REPLACE FUNCTION carm_internal.require_actor() RETURNS bigint
-  LANGUAGE plpgsql STABLE
-  SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  v bigint := carm.actor();
-BEGIN
-  IF v IS NULL THEN
-    RAISE EXCEPTION 'no acting user'
-      USING ERRCODE = '42501',
-            HINT = 'A member of carm_gateway must call carm.set_actor() first.';
-  END IF;
-  RETURN v;
-END
-$$;
+  LANGUAGE c STABLE PARALLEL SAFE
+  AS 'MODULE_PATHNAME', 'carm_require_actor_sql';
+COMMENT ON FUNCTION carm_internal.require_actor() IS
+  'Internal: the acting user; 42501 "no acting user" when there is none';
+CREATE OR REPLACE FUNCTION carm_internal.require_active_actor() RETURNS bigint
+  LANGUAGE c STABLE PARALLEL SAFE
+  AS 'MODULE_PATHNAME', 'carm_require_active_actor_sql';
+COMMENT ON FUNCTION carm_internal.require_active_actor() IS
+  'Internal: the acting user, who must be active; 42501 otherwise';
 
 REVOKE ALL ON FUNCTION carm.set_actor(bigint, boolean, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION carm.set_actor(text, boolean, text) FROM PUBLIC;

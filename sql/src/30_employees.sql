@@ -7,22 +7,6 @@
 
 -- Helpers ---------------------------------------------------------------------
 
--- The actor, who must be an active user: a deactivated user has no access (§2).
-CREATE OR REPLACE FUNCTION carm_internal.require_active_actor() RETURNS bigint
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  v_actor bigint := carm_internal.require_actor();
-BEGIN
-  IF NOT EXISTS (SELECT FROM carm.app_user u WHERE u.id = v_actor AND u.active) THEN
-    RAISE EXCEPTION 'acting user % is deactivated', v_actor
-      USING ERRCODE = '42501', HINT = 'A carm_admin reactivates users with carm.reactivate_user().';
-  END IF;
-  RETURN v_actor;
-END
-$$;
-
 -- An employee role name, normalised (E5): 22004 when NULL, 22023 when unknown.
 CREATE OR REPLACE FUNCTION carm_internal.employee_role(p_role text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE

@@ -16,7 +16,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 DROP EXTENSION IF EXISTS carm_deleg CASCADE;
 CREATE EXTENSION carm_deleg;
 
-SELECT plan(129);
+SELECT plan(130);
 
 DO $$
 BEGIN
@@ -344,8 +344,10 @@ SELECT results_eq($$SELECT bn15 FROM carm.accessible_programs('statements.view')
                   $$VALUES ('100000009RM0001')$$,
                   '§8 accessible_programs: an unassigned provider employee, only its own business');
 SELECT pg_temp.act('dora') \g /dev/null
-SELECT is_empty($$SELECT bn15 FROM carm.accessible_programs('statements.view')$$,
-                '§8 accessible_programs: a deactivated user, nothing (E13)');
+SELECT throws_ok($$SELECT bn15 FROM carm.accessible_programs('statements.view')$$, '42501',
+                 NULL, '§2 (rev. 1.1) accessible_programs: a deactivated actor is refused (E13)');
+SELECT throws_ok($$SELECT carm.has_access('100000009RM0001', 'statements.view')$$, '42501',
+                 NULL, '§2 (rev. 1.1) has_access: a deactivated actor is refused');
 SELECT pg_temp.act('olga') \g /dev/null
 SELECT is_empty($$SELECT bn15 FROM carm.accessible_programs('statements.view')$$,
                 '§8 accessible_programs: an unassociated user, nothing (E13)');
