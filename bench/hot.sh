@@ -67,6 +67,13 @@ SELECT carm.set_actor(1);
 SELECT * FROM app.payment WHERE id = :id;
 COMMIT;
 EOF
+cat > "$S/floor.sql" <<'EOF'
+\set id random(1, :rows)
+BEGIN;
+SELECT 1;
+SELECT * FROM app.payment_floor WHERE id = :id;
+COMMIT;
+EOF
 cat > "$S/peer.sql" <<'EOF'
 \set id random(1, :rows)
 BEGIN;
@@ -116,6 +123,7 @@ EOF
     record "$n" "OLTP $proto: no RLS" "$(tps "$S/raw.sql" postgres $proto)" tps
     record "$n" "OLTP $proto: carm RLS" "$(tps "$S/rls.sql" bench_app $proto)" tps
     record "$n" "OLTP $proto: peer" "$(tps "$S/peer.sql" bench_app $proto)" tps
+    record "$n" "OLTP $proto: RLS floor (trivial policy, no set_actor)" "$(tps "$S/floor.sql" bench_app $proto)" tps
   done
   record "$n" "set_actor: BEGIN; SELECT 1; SELECT 1; COMMIT" "$(tps "$S/noactor.sql" bench_app prepared)" tps
   record "$n" "set_actor: BEGIN; set_actor; SELECT 1; COMMIT" "$(tps "$S/actor.sql" bench_app prepared)" tps

@@ -71,15 +71,26 @@ carm_lookup_target(const char *bn, CarmTarget *target)
 	carm_become_owner(&save);
 	PG_TRY();
 	{
+		static SPIPlanPtr plans[2] = {NULL, NULL};
 		Oid			argtype = TEXTOID;
 		Datum		arg = CStringGetTextDatum(bn);
 		bool		isnull;
 
 		SPI_connect();
-		if (SPI_execute_with_args(is_program ?
-								  "SELECT id, business_id FROM carm.program WHERE bn15 = $1" :
-								  "SELECT id, id FROM carm.business WHERE bn9 = $1",
-								  1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		/* kept plans: a report checks thousands of targets in a row */
+		if (plans[is_program] == NULL)
+		{
+			SPIPlanPtr	plan = SPI_prepare(is_program ?
+										   "SELECT id, business_id FROM carm.program WHERE bn15 = $1" :
+										   "SELECT id, id FROM carm.business WHERE bn9 = $1",
+										   1, &argtype);
+
+			if (plan == NULL)
+				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+			SPI_keepplan(plan);
+			plans[is_program] = plan;
+		}
+		if (SPI_execute_plan(plans[is_program], &arg, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "target lookup failed");
 		if (SPI_processed == 1)
 		{
