@@ -39,6 +39,7 @@
 #include "catalog/pg_type_d.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
+#include "portability/instr_time.h"
 #include "fmgr.h"
 #include "access/htup_details.h"
 #include "utils/array.h"
@@ -210,6 +211,7 @@ carm_xact_callback(XactEvent event, void *arg)
 		event != XACT_EVENT_PREPARE)
 		return;
 	carm_decision_epoch++;		/* the next transaction has another clock (R9) */
+	carm_stats_flush();
 	if (redo_full_at_xact || redo_full_at_statement)
 		reset_pending = true;
 	foreach(lc, redo_at_xact)
@@ -496,9 +498,12 @@ run_load(LoadShape shape, Datum arg2, const int64 *ids, int nids)
 	CarmOwnerSave save;
 	LoadScope	scope = SCOPE_LATEST;
 	volatile int64 business_of_program = 0;
+	instr_time	started,
+				elapsed;
 	LoadedRow  *volatile rows = NULL;
 	volatile uint64 nrows = 0;
 
+	INSTR_TIME_SET_CURRENT(started);
 	carm_become_owner(&save);
 	loading++;
 	PG_TRY();
@@ -552,6 +557,10 @@ run_load(LoadShape shape, Datum arg2, const int64 *ids, int nids)
 	PG_END_TRY();
 	loading--;
 	carm_restore_user(&save);
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, started);
+	carm_count(CARM_STAT_LOAD_US, INSTR_TIME_GET_MICROSEC(elapsed));
+	carm_count(shape == LOAD_ALL ? CARM_STAT_FULL_LOADS : CARM_STAT_BUSINESS_LOADS, 1);
 
 	if (shape == LOAD_PROGRAM_BUSINESS && business_of_program != 0)
 	{
@@ -621,6 +630,7 @@ ensure_user(int64 user_id)
 
 		memcpy(ids, pending, sizeof(int64) * n);
 		npending = 0;
+		carm_count(CARM_STAT_INVALIDATIONS, n);
 		if (cache.complete)
 			load_businesses(ids, n);
 		else
@@ -645,6 +655,8 @@ ensure_business(int64 user_id, int64 business_id)
 	ensure_user(user_id);
 	if (!cache.complete && hash_search(cache.businesses, &business_id, HASH_FIND, NULL) == NULL)
 		load_businesses(&business_id, 1);
+	else
+		carm_count(CARM_STAT_STORE_HITS, 1);
 }
 
 /* ---- reading the store ---- */

@@ -1,6 +1,7 @@
 /*
  * carm_deleg.c — module entry point: settings, cache callbacks and, when the
- * library is preloaded, the maintenance background worker.
+ * library is preloaded, the statistics' shared memory and the maintenance
+ * background worker.
  */
 #include "carm_deleg.h"
 
@@ -49,6 +50,8 @@ _PG_init(void)
 	carm_cache_init();
 	carm_actor_init();
 
+	if (process_shared_preload_libraries_in_progress)
+		carm_stats_init();
 	if (process_shared_preload_libraries_in_progress && !IsBinaryUpgrade)
 		carm_worker_register();
 }

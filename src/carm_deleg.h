@@ -15,6 +15,7 @@
  *   planner.c     planner support: index condition and selectivity for the row check
  *   hierarchy.c   triggers enforcing E5-E10 on carm.employee
  *   ddl_guard.c   event trigger refusing DROP EXTENSION while tables are protected (§12)
+ *   stats.c       monitoring counters in shared memory (carm.stats)
  *   worker.c      the maintenance background worker (R12)
  */
 #ifndef CARM_DELEG_H
@@ -244,6 +245,26 @@ carm_vis_decide(const CarmVisTable *t, int64 program_id, int64 submitter)
 
 /* A grant's role as it stands at time 'now' (R9: expiry without a sweep). */
 extern CarmRole carm_grant_effective_role(const CarmGrant *g, TimestampTz now);
+
+/* ---- stats.c: counters for carm.stats (SPEC §12) ---- */
+typedef enum CarmStat
+{
+	CARM_STAT_POINT_CHECKS = 0,	/* has_access, user_has_access */
+	CARM_STAT_ROW_CHECKS,		/* row_visible calls */
+	CARM_STAT_STORE_HITS,		/* point checks answered without a load */
+	CARM_STAT_FULL_LOADS,		/* every grant of a user loaded */
+	CARM_STAT_BUSINESS_LOADS,	/* one or a few businesses' grants loaded */
+	CARM_STAT_LOAD_US,			/* time spent loading, microseconds */
+	CARM_STAT_INVALIDATIONS,	/* invalidation keys applied to a store */
+	CARM_STAT_TABLES_DERIVED,	/* decision tables derived (visibility.c) */
+	CARM_STAT_MAINTENANCE_RUNS, /* runs of the maintenance worker */
+	CARM_NUM_STATS
+} CarmStat;
+extern uint64 carm_stats_local[CARM_NUM_STATS];
+#define carm_count(stat, n) (carm_stats_local[(stat)] += (n))
+extern void carm_stats_init(void);
+extern void carm_stats_flush(void);
+extern void carm_stats_maintenance(TimestampTz started, double ms, const char *result);
 
 /* ---- worker.c ---- */
 extern int	carm_maintenance_interval;	/* seconds */

@@ -113,6 +113,7 @@ check_access(int64 user_id, text *target, text *permission)
 	CarmLevel	level;
 	CarmTarget	t;
 
+	carm_count(CARM_STAT_POINT_CHECKS, 1);
 	carm_parse_permission(text_to_cstring(permission), &fn, &level);
 	carm_lookup_target(text_to_cstring(target), &t);
 	return target_level(user_id, &t, fn, level) >= level;
@@ -285,6 +286,7 @@ carm_row_visible(PG_FUNCTION_ARGS)
 	int			d;
 
 	/* NULL-safe (§8), the function argument too: row_state() reads it */
+	carm_count(CARM_STAT_ROW_CHECKS, 1);
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		PG_RETURN_BOOL(false);
 	program_id = PG_GETARG_INT64(0);

@@ -207,6 +207,7 @@ derive(int64 user_id, CarmFunction fn, TimestampTz now)
 	t->derived_at = now;
 	t->valid_until = DT_NOEND;
 
+	carm_count(CARM_STAT_TABLES_DERIVED, 1);
 	old = MemoryContextSwitchTo(vis_cxt);
 	ds.t = t;
 	ds.now = now;

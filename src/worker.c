@@ -214,6 +214,8 @@ static void
 run_once(MemoryContext run_cxt)
 {
 	MemoryContext old = MemoryContextSwitchTo(run_cxt);
+	TimestampTz started = GetCurrentTimestamp();
+	char		result[128] = "ok";
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -229,22 +231,41 @@ run_once(MemoryContext run_cxt)
 			SPI_execute("SELECT action, count FROM carm.run_maintenance()", false, 0) == SPI_OK_SELECT)
 		{
 			for (uint64 i = 0; i < SPI_processed; i++)
-				elog(DEBUG1, "carm_deleg maintenance: %s %s",
-					 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1),
-					 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2));
+			{
+				char	   *action = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+				char	   *count = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+
+				elog(DEBUG1, "carm_deleg maintenance: %s %s", action, count);
+				/* "ok", then what it did: "ok: relationships_expired 3, ..." */
+				if (count != NULL && strcmp(count, "0") != 0)
+				{
+					size_t		len = strlen(result);
+
+					snprintf(result + len, sizeof(result) - len, "%s %s %s",
+							 strchr(result, ':') ? "," : ":", action, count);
+				}
+			}
 		}
+		else if (!installed)
+			strlcpy(result, "skipped: carm_deleg is not installed", sizeof(result));
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 	}
 	PG_CATCH();
 	{
+		ErrorData  *edata;
+
 		MemoryContextSwitchTo(run_cxt);
+		edata = CopyErrorData();
+		snprintf(result, sizeof(result), "error: %s", edata->message);
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
 	}
 	PG_END_TRY();
+	carm_stats_maintenance(started,
+						   (double) (GetCurrentTimestamp() - started) / 1000.0, result);
 	pgstat_report_stat(true);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	MemoryContextSwitchTo(old);

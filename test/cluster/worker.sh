@@ -60,6 +60,34 @@ wait_for "SELECT status FROM carm.relationship WHERE id = 1" expired 20 \
 [ "$(sql -d postgres -c "SELECT count(*) FROM carm.notification WHERE event = 'relationship_expired'")" = 2 ] \
   || fail "expected both BAMs to be notified of the expiry"
 
+# §12 monitoring: the worker's runs, and the checks this session makes, are
+# counted per database; carm.stats_reset() starts again from zero.
+wait_for "SELECT maintenance_runs > 0 AND maintenance_last_result LIKE 'ok%' AND maintenance_last_ms >= 0
+          FROM carm.stats WHERE database = 'postgres'" t 10 \
+  || fail "carm.stats does not show the worker's runs"
+sql -d postgres >/dev/null <<'SQL' || fail "checks for the statistics failed"
+CREATE TABLE stats_rows (program_id bigint, submitter_id bigint);
+INSERT INTO stats_rows SELECT 1, 2 FROM generate_series(1, 10);
+SELECT carm.protect('stats_rows', 'program_id', 'submitter_id', 'rulings');
+CREATE ROLE stats_app LOGIN IN ROLE carm_gateway;
+GRANT SELECT ON stats_rows TO stats_app;
+SQL
+before=$(sql -d postgres -c "SELECT point_checks || ' ' || row_checks FROM carm.stats WHERE database = 'postgres'")
+"$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -U stats_app -d postgres >/dev/null <<'SQL' || fail "reads for the statistics failed"
+BEGIN;
+SELECT carm.set_actor('clara');
+SELECT count(*) FROM stats_rows;
+SELECT carm.has_access('300000007RM0001', 'rulings.view');
+COMMIT;
+SQL
+after=$(sql -d postgres -c "SELECT point_checks || ' ' || row_checks FROM carm.stats WHERE database = 'postgres'")
+set -- $before; b_point=$1 b_rows=$2
+set -- $after
+[ "$1" -ge $((b_point + 1)) ] && [ "$2" -ge $((b_rows + 10)) ] \
+  || fail "carm.stats did not count the checks (before: $before, after: $after)"
+[ "$(sql -d postgres -c "SELECT carm.stats_reset()" -c "SELECT point_checks FROM carm.stats WHERE database = 'postgres'")" = 0 ] \
+  || fail "carm.stats_reset() did not reset the counters"
+
 # A reload that moves the worker to another database restarts it there.
 sql -d postgres -c "CREATE DATABASE carm_worker_other" || fail "could not create a database"
 sql -d postgres -c "ALTER SYSTEM SET carm_deleg.database = 'carm_worker_other'" -c "SELECT pg_reload_conf()" >/dev/null \
