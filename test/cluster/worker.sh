@@ -85,7 +85,8 @@ set -- $before; b_point=$1 b_rows=$2
 set -- $after
 [ "$1" -ge $((b_point + 1)) ] && [ "$2" -ge $((b_rows + 10)) ] \
   || fail "carm.stats did not count the checks (before: $before, after: $after)"
-[ "$(sql -d postgres -c "SELECT carm.stats_reset()" -c "SELECT point_checks FROM carm.stats WHERE database = 'postgres'")" = 0 ] \
+sql -d postgres -c "SELECT carm.stats_reset()" >/dev/null || fail "carm.stats_reset() failed"
+[ "$(sql -d postgres -c "SELECT point_checks FROM carm.stats WHERE database = 'postgres'")" = 0 ] \
   || fail "carm.stats_reset() did not reset the counters"
 
 # A reload that moves the worker to another database restarts it there.
