@@ -170,11 +170,49 @@ carm_actor_init(void)
  * §2): a binding restored into another cluster, or left behind by a dropped
  * role whose oid a new role reuses, binds nobody.
  */
+typedef struct BindingLookup
+{
+	Oid			role;
+	const char *rolename;
+	bool		with_name;
+	int64		user_id;
+} BindingLookup;
+
+/* The user bound to a login role of this name (as the extension owner). */
+static void
+read_binding(void *arg)
+{
+	BindingLookup *l = arg;
+	Datum		args[2];
+	Oid			argtypes[2] = {OIDOID, NAMEOID};
+	bool		isnull;
+	SPIPlanPtr	plan;
+	NameData	name;
+
+	namestrcpy(&name, l->rolename);
+	args[0] = ObjectIdGetDatum(l->role);
+	args[1] = NameGetDatum(&name);
+	plan = SPI_prepare(l->with_name ?
+					   "SELECT b.user_id FROM carm.login_binding b "
+					   "WHERE b.login_role::oid = $1 AND b.login_name = $2" :
+					   "SELECT b.user_id FROM carm.login_binding b "
+					   "WHERE b.login_role::oid = $1", l->with_name ? 2 : 1, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	/* cached: read the latest state (see carm_read_snapshot()) */
+	if (SPI_execute_snapshot(plan, args, NULL, carm_read_snapshot(), InvalidSnapshot,
+							 true, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "login binding lookup failed");
+	if (SPI_processed == 1)
+		l->user_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 1, &isnull));
+}
+
 static int64
 login_binding_user(void)
 {
 	Oid			role = GetSessionUserId();
-	CarmOwnerSave save;
+	BindingLookup lookup;
 	char	   *rolename;
 	bool		with_name;
 
@@ -190,41 +228,12 @@ login_binding_user(void)
 	with_name = get_attnum(get_relname_relid("login_binding", carm_schema_oid(false)),
 						   "login_name") != InvalidAttrNumber;
 
-	carm_become_owner(&save);
-	PG_TRY();
-	{
-		Datum		args[2];
-		Oid			argtypes[2] = {OIDOID, NAMEOID};
-		bool		isnull;
-		SPIPlanPtr	plan;
-		NameData	name;
-
-		namestrcpy(&name, rolename);
-		args[0] = ObjectIdGetDatum(role);
-		args[1] = NameGetDatum(&name);
-		SPI_connect();
-		plan = SPI_prepare(with_name ?
-						   "SELECT b.user_id FROM carm.login_binding b "
-						   "WHERE b.login_role::oid = $1 AND b.login_name = $2" :
-						   "SELECT b.user_id FROM carm.login_binding b "
-						   "WHERE b.login_role::oid = $1", with_name ? 2 : 1, argtypes);
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		/* cached below: read the latest state (see carm_read_snapshot()) */
-		if (SPI_execute_snapshot(plan, args, NULL, carm_read_snapshot(), InvalidSnapshot,
-								 true, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "login binding lookup failed");
-		binding_user = 0;
-		if (SPI_processed == 1)
-			binding_user = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-													   SPI_tuptable->tupdesc, 1, &isnull));
-		SPI_finish();
-	}
-	PG_FINALLY();
-	{
-		carm_restore_user(&save);
-	}
-	PG_END_TRY();
+	lookup.role = role;
+	lookup.rolename = rolename;
+	lookup.with_name = with_name;
+	lookup.user_id = 0;
+	carm_as_owner(read_binding, &lookup);
+	binding_user = lookup.user_id;
 	binding_role = role;
 	binding_valid = true;
 	return binding_user;
@@ -245,10 +254,39 @@ carm_current_actor(int64 *on_behalf_of)
 	return login_binding_user();
 }
 
+/*
+ * SPEC §2: inside a security-restricted operation (ANALYZE, VACUUM,
+ * REINDEX, CREATE INDEX or REFRESH MATERIALIZED VIEW running code as a
+ * table's owner) nobody is carm_admin and nobody acts: an index expression
+ * written by someone else must not set, use or change delegation state.
+ */
+void
+carm_forbid_restricted(void)
+{
+	if (InSecurityRestrictedOperation())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("carm_deleg cannot be used inside a security-restricted operation"),
+				 errdetail("ANALYZE, VACUUM, REINDEX, CREATE INDEX and REFRESH MATERIALIZED VIEW run index and view expressions as the table's owner; nobody acts or administers delegation there.")));
+}
+
+PG_FUNCTION_INFO_V1(carm_forbid_restricted_sql);
+
+/* carm_internal.forbid_restricted(): carm_forbid_restricted() for SQL functions. */
+Datum
+carm_forbid_restricted_sql(PG_FUNCTION_ARGS)
+{
+	carm_forbid_restricted();
+	PG_RETURN_VOID();
+}
+
 int64
 carm_require_actor(void)
 {
-	int64		uid = carm_current_actor(NULL);
+	int64		uid;
+
+	carm_forbid_restricted();
+	uid = carm_current_actor(NULL);
 
 	if (uid == 0)
 		ereport(ERROR,
@@ -382,6 +420,32 @@ remember_user(bool by_id, Datum key, int64 uid)
 	}
 }
 
+typedef struct ActiveLookup
+{
+	int64		user_id;
+	int8		active;			/* 1 active, 0 deactivated or unknown */
+} ActiveLookup;
+
+/* Is the user active? (as the extension owner, with the latest snapshot) */
+static void
+read_active(void *arg)
+{
+	ActiveLookup *l = arg;
+	static SPIPlanPtr slot = NULL;
+	Oid			argtype = INT8OID;
+	Datum		value = Int64GetDatum(l->user_id);
+	bool		isnull;
+	SPIPlanPtr	plan = carm_owner_plan(&slot, "SELECT u.active FROM carm.app_user u WHERE u.id = $1",
+									   1, &argtype, false);
+
+	if (SPI_execute_snapshot(plan, &value, NULL, carm_read_snapshot(), InvalidSnapshot,
+							 true, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "actor lookup failed");
+	if (SPI_processed == 1)
+		l->active = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 1, &isnull)) ? 1 : 0;
+}
+
 /*
  * The actor of an actor-facing function (SPEC §2): 42501 when there is none
  * ("no acting user") and when it is deactivated.  The one implementation,
@@ -401,39 +465,12 @@ carm_require_active_actor(void)
 	k = hash_search(known_ids, &uid, HASH_ENTER, &found);
 	if (!found || k->active < 0)
 	{
-		CarmOwnerSave save;
-		volatile int8 active = 0;
+		ActiveLookup lookup = {uid, 0};
+		int8		active;
 
 		k->active = -1;
-		carm_become_owner(&save);
-		PG_TRY();
-		{
-			static SPIPlanPtr plan = NULL;
-			Oid			argtype = INT8OID;
-			Datum		arg = Int64GetDatum(uid);
-			bool		isnull;
-
-			SPI_connect();
-			if (plan == NULL)
-			{
-				plan = SPI_prepare("SELECT u.active FROM carm.app_user u WHERE u.id = $1", 1, &argtype);
-				if (plan == NULL)
-					elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-				SPI_keepplan(plan);
-			}
-			if (SPI_execute_snapshot(plan, &arg, NULL, carm_read_snapshot(), InvalidSnapshot,
-									 true, false, 1) != SPI_OK_SELECT)
-				elog(ERROR, "actor lookup failed");
-			if (SPI_processed == 1)
-				active = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-													SPI_tuptable->tupdesc, 1, &isnull)) ? 1 : 0;
-			SPI_finish();
-		}
-		PG_FINALLY();
-		{
-			carm_restore_user(&save);
-		}
-		PG_END_TRY();
+		carm_as_owner(read_active, &lookup);
+		active = lookup.active;
 		/* the callback may have emptied the map meanwhile: look again */
 		known_tables();
 		k = hash_search(known_ids, &uid, HASH_ENTER, &found);
@@ -475,91 +512,92 @@ carm_require_active_actor_sql(PG_FUNCTION_ARGS)
  * employee of the business on whose behalf it acts.  Returns the user id and
  * the business id (0 when none).
  */
-static int64
-lookup_actor(bool by_id, Datum key, text *volatile on_behalf_of, int64 *bid)
+typedef struct ActorLookup
 {
-	CarmOwnerSave save;
-	volatile int64 uid = 0;
-	volatile bool found_business = true;
-	volatile bool is_employee = true;
-	char	   *volatile bn9 = on_behalf_of ? text_to_cstring(on_behalf_of) : NULL;
+	bool		by_id;
+	Datum		key;
+	const char *bn9;			/* on_behalf_of, or NULL */
+	int64		user_id;		/* out: 0 when unknown */
+	bool		found_business; /* out */
+	bool		is_employee;	/* out */
+	int64		business_id;	/* out */
+} ActorLookup;
 
+/* The user, and the business it acts for (as the extension owner). */
+static void
+read_actor(void *arg)
+{
+	ActorLookup *l = arg;
+	static SPIPlanPtr plans[2] = {NULL, NULL};
+	static SPIPlanPtr business_plan = NULL;
+	Oid			argtype = l->by_id ? INT8OID : TEXTOID;
+	bool		isnull;
+	SPIPlanPtr	plan = carm_owner_plan(&plans[l->by_id], l->by_id ?
+									   "SELECT id FROM carm.app_user WHERE id = $1" :
+									   "SELECT id FROM carm.app_user WHERE external_id = $1",
+									   1, &argtype, false);
+
+	if (SPI_execute_plan(plan, &l->key, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "actor lookup failed");
+	if (SPI_processed == 1)
+		l->user_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 1, &isnull));
+	if (l->user_id != 0 && l->bn9)
+	{
+		Oid			types[2] = {TEXTOID, INT8OID};
+		Datum		args[2] = {CStringGetTextDatum(l->bn9), Int64GetDatum(l->user_id)};
+
+		plan = carm_owner_plan(&business_plan,
+							   "SELECT b.id, e.user_id IS NOT NULL "
+							   "FROM carm.business b LEFT JOIN carm.employee e "
+							   "ON e.business_id = b.id AND e.user_id = $2 "
+							   "WHERE b.bn9 = $1", 2, types, false);
+		if (SPI_execute_plan(plan, args, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "business lookup failed");
+		l->found_business = SPI_processed == 1;
+		if (l->found_business)
+		{
+			l->business_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+														 SPI_tuptable->tupdesc, 1, &isnull));
+			l->is_employee = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+														SPI_tuptable->tupdesc, 2, &isnull));
+		}
+	}
+}
+
+static int64
+lookup_actor(bool by_id, Datum key, text *on_behalf_of, int64 *bid)
+{
+	ActorLookup l = {by_id, key, NULL, 0, true, true, 0};
+	int64		uid;
+
+	l.bn9 = on_behalf_of ? text_to_cstring(on_behalf_of) : NULL;
 	*bid = 0;
-	if (bn9 && !carm_bn9_is_valid(bn9))
+	if (l.bn9 && !carm_bn9_is_valid(l.bn9))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid business number \"%.32s\"", bn9),
+				 errmsg("invalid business number \"%.32s\"", l.bn9),
 				 errhint("A BN9 is nine digits, the last a check digit.")));
-	if (bn9 == NULL && (uid = known_user(by_id, key)) != 0)
+	if (l.bn9 == NULL && (uid = known_user(by_id, key)) != 0)
 		return uid;
 
-	carm_become_owner(&save);
-	PG_TRY();
-	{
-		static SPIPlanPtr plans[2] = {NULL, NULL};
-		Oid			argtype = by_id ? INT8OID : TEXTOID;
-		bool		isnull;
+	carm_as_owner(read_actor, &l);
 
-		SPI_connect();
-		if (plans[by_id] == NULL)
-		{
-			SPIPlanPtr	plan = SPI_prepare(by_id ?
-										   "SELECT id FROM carm.app_user WHERE id = $1" :
-										   "SELECT id FROM carm.app_user WHERE external_id = $1",
-										   1, &argtype);
-
-			if (plan == NULL)
-				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-			SPI_keepplan(plan);
-			plans[by_id] = plan;
-		}
-		if (SPI_execute_plan(plans[by_id], &key, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "actor lookup failed");
-		if (SPI_processed == 1)
-			uid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											  SPI_tuptable->tupdesc, 1, &isnull));
-		if (uid != 0 && bn9)
-		{
-			Oid			types[2] = {TEXTOID, INT8OID};
-			Datum		args[2] = {CStringGetTextDatum(bn9), Int64GetDatum(uid)};
-
-			if (SPI_execute_with_args("SELECT b.id, e.user_id IS NOT NULL "
-									  "FROM carm.business b LEFT JOIN carm.employee e "
-									  "ON e.business_id = b.id AND e.user_id = $2 "
-									  "WHERE b.bn9 = $1",
-									  2, types, args, NULL, true, 1) != SPI_OK_SELECT)
-				elog(ERROR, "business lookup failed");
-			found_business = SPI_processed == 1;
-			if (found_business)
-			{
-				*bid = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-												   SPI_tuptable->tupdesc, 1, &isnull));
-				is_employee = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-														 SPI_tuptable->tupdesc, 2, &isnull));
-			}
-		}
-		SPI_finish();
-	}
-	PG_FINALLY();
-	{
-		carm_restore_user(&save);
-	}
-	PG_END_TRY();
-
-	if (uid == 0)
+	if (l.user_id == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("user does not exist")));
-	remember_user(by_id, key, uid);
-	if (!found_business)
+	remember_user(by_id, key, l.user_id);
+	if (!l.found_business)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("business %.32s does not exist", bn9)));
-	if (!is_employee)
+				 errmsg("business %.32s does not exist", l.bn9)));
+	if (!l.is_employee)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("user %lld is not an employee of business %.32s", (long long) uid, bn9)));
-	return uid;
+				 errmsg("user " INT64_FORMAT " is not an employee of business %.32s", l.user_id, l.bn9)));
+	*bid = l.business_id;
+	return l.user_id;
 }
 
 static void
@@ -718,6 +756,7 @@ set_actor(FunctionCallInfo fcinfo, bool by_id)
 	int64		uid;
 	bool		is_local = PG_ARGISNULL(1) ? true : PG_GETARG_BOOL(1);
 
+	carm_forbid_restricted();
 	require_gateway();
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,

@@ -409,21 +409,12 @@ load_plan(LoadShape shape)
 	};
 	Oid			argtypes[2] = {INT8OID, shape == LOAD_BUSINESSES ? INT8ARRAYOID : INT8OID};
 
-	if (plans[shape] == NULL)
-	{
-		/*
-		 * Generic plans: every parameter is an equality on an indexed key,
-		 * and replanning the inlined resolver would cost more than running it.
-		 */
-		SPIPlanPtr	plan = SPI_prepare_cursor(queries[shape], shape == LOAD_ALL ? 1 : 2,
-											  argtypes, CURSOR_OPT_GENERIC_PLAN);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		plans[shape] = plan;
-	}
-	return plans[shape];
+	/*
+	 * Generic plans: every parameter is an equality on an indexed key, and
+	 * replanning the inlined resolver would cost more than running it.
+	 */
+	return carm_owner_plan(&plans[shape], queries[shape], shape == LOAD_ALL ? 1 : 2,
+						   argtypes, true);
 }
 
 /*
@@ -487,6 +478,58 @@ typedef struct LoadedRow
 	bool		program_null;
 } LoadedRow;
 
+typedef struct LoadRun
+{
+	LoadShape	shape;
+	Datum		arg2;
+	MemoryContext cxt;			/* where rows go */
+	LoadScope	scope;			/* out */
+	int64		business_of_program;	/* out */
+	LoadedRow  *rows;			/* out */
+	uint64		nrows;			/* out */
+} LoadRun;
+
+/* Read the rows of one load (as the extension owner, see carm_as_owner). */
+static void
+read_grants(void *arg)
+{
+	LoadRun    *lr = arg;
+	Datum		args[2] = {Int64GetDatum(cache.user), lr->arg2};
+	Snapshot	snap = load_snapshot(&lr->scope);
+
+	if (SPI_execute_snapshot(load_plan(lr->shape), args, NULL, snap, InvalidSnapshot,
+							 true, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "carm_internal.grants() failed");
+	lr->rows = MemoryContextAlloc(lr->cxt, sizeof(LoadedRow) * (SPI_processed + 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		LoadedRow  *r = &lr->rows[lr->nrows];
+		Datum		d;
+
+		d = SPI_getbinval(tup, desc, 11, &isnull);
+		if (!isnull)
+			lr->business_of_program = DatumGetInt64(d);
+		d = SPI_getbinval(tup, desc, 1, &isnull);
+		if (isnull)
+			continue;			/* the program's business, no grant there */
+		r->g.business_id = DatumGetInt64(d);
+		r->program_id = DatumGetInt64(SPI_getbinval(tup, desc, 2, &r->program_null));
+		r->g.role = role_of(SPI_getbinval(tup, desc, 3, &isnull));
+		r->g.source = source_of(SPI_getbinval(tup, desc, 4, &isnull));
+		r->g.provider_bam = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+		r->g.via_business_id = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
+		r->g.see_client = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
+		r->g.see_other = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
+		r->g.all_programs = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull));
+		d = SPI_getbinval(tup, desc, 10, &isnull);
+		r->g.expires_at = isnull ? DT_NOEND : DatumGetTimestampTz(d);
+		lr->nrows++;
+	}
+}
+
 /*
  * Run one load and store its rows.  Returns the business of program $2 for
  * LOAD_PROGRAM_BUSINESS (0 when the program does not exist); what was
@@ -495,68 +538,33 @@ typedef struct LoadedRow
 static int64
 run_load(LoadShape shape, Datum arg2, const int64 *ids, int nids)
 {
-	CarmOwnerSave save;
-	LoadScope	scope = SCOPE_LATEST;
-	volatile int64 business_of_program = 0;
+	LoadRun		lr = {shape, arg2, CurrentMemoryContext, SCOPE_LATEST, 0, NULL, 0};
+	LoadScope	scope;
+	int64		business_of_program;
+	LoadedRow  *rows;
+	uint64		nrows;
 	instr_time	started,
 				elapsed;
-	LoadedRow  *volatile rows = NULL;
-	volatile uint64 nrows = 0;
 
 	INSTR_TIME_SET_CURRENT(started);
-	carm_become_owner(&save);
 	loading++;
 	PG_TRY();
 	{
-		Datum		args[2] = {Int64GetDatum(cache.user), arg2};
-		Snapshot	snap = load_snapshot(&scope);
-		MemoryContext caller_cxt = CurrentMemoryContext;
-
-		SPI_connect();
-		if (SPI_execute_snapshot(load_plan(shape), args, NULL, snap, InvalidSnapshot,
-								 true, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "carm_internal.grants() failed");
-		rows = MemoryContextAlloc(caller_cxt, sizeof(LoadedRow) * (SPI_processed + 1));
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[i];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-			bool		isnull;
-			LoadedRow  *r = &rows[nrows];
-			Datum		d;
-
-			d = SPI_getbinval(tup, desc, 11, &isnull);
-			if (!isnull)
-				business_of_program = DatumGetInt64(d);
-			d = SPI_getbinval(tup, desc, 1, &isnull);
-			if (isnull)
-				continue;		/* the program's business, no grant there */
-			r->g.business_id = DatumGetInt64(d);
-			r->program_id = DatumGetInt64(SPI_getbinval(tup, desc, 2, &r->program_null));
-			r->g.role = role_of(SPI_getbinval(tup, desc, 3, &isnull));
-			r->g.source = source_of(SPI_getbinval(tup, desc, 4, &isnull));
-			r->g.provider_bam = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
-			r->g.via_business_id = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
-			r->g.see_client = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
-			r->g.see_other = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
-			r->g.all_programs = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull));
-			d = SPI_getbinval(tup, desc, 10, &isnull);
-			r->g.expires_at = isnull ? DT_NOEND : DatumGetTimestampTz(d);
-			nrows++;
-		}
-		SPI_finish();
+		carm_as_owner(read_grants, &lr);
 	}
 	PG_CATCH();
 	{
 		loading--;
-		carm_restore_user(&save);
 		reset_pending = true;	/* half loaded: start again next time */
 		carm_decision_epoch++;
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 	loading--;
-	carm_restore_user(&save);
+	scope = lr.scope;
+	business_of_program = lr.business_of_program;
+	rows = lr.rows;
+	nrows = lr.nrows;
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, started);
 	carm_count(CARM_STAT_LOAD_US, INSTR_TIME_GET_MICROSEC(elapsed));
@@ -805,64 +813,54 @@ carm_total_programs(void)
  * manages, assignments, group clients) — cheap, and the same for every
  * function, so planning never loads a broad user's every grant.
  */
+/* Count a user's reach (as the extension owner, see carm_reach_estimate). */
+static void
+read_reach(void *arg)
+{
+	double	   *reach = arg;
+	static SPIPlanPtr slot = NULL;
+	Oid			argtype = INT8OID;
+	Datum		value = Int64GetDatum(cache.user);
+	bool		isnull;
+	SPIPlanPtr	plan = carm_owner_plan(&slot,
+									   "WITH ratio AS (SELECT greatest(1.0, "
+									   "    (SELECT c.reltuples FROM pg_catalog.pg_class c "
+									   "     WHERE c.oid = 'carm.program'::pg_catalog.regclass) "
+									   "  / greatest(1.0, (SELECT c.reltuples FROM pg_catalog.pg_class c "
+									   "     WHERE c.oid = 'carm.business'::pg_catalog.regclass)))::float8 AS r) "
+									   "SELECT (SELECT count(*) FROM carm.employee e "
+									   "        JOIN carm.program p ON p.business_id = e.business_id "
+									   "         AND (e.programs IS NULL OR p.id = ANY (e.programs)) "
+									   "        WHERE e.user_id = $1)::float8 "
+									   "     + (SELECT coalesce(sum(CASE WHEN r.access_type = 'PROGRAM' "
+									   "                 THEN cardinality(r.programs) ELSE ratio.r END), 0) "
+									   "        FROM carm.employee e JOIN carm.relationship r "
+									   "          ON r.provider_id = e.business_id AND r.status = 'active' "
+									   "        WHERE e.user_id = $1 AND e.role IN ('BAM','PAM')) "
+									   "     + (SELECT coalesce(sum(coalesce(cardinality(a.programs), ratio.r)), 0) "
+									   "        FROM carm.client_assignment a WHERE a.user_id = $1) "
+									   "     + (SELECT count(*) FROM carm.group_employee ge "
+									   "        JOIN carm.group_client gc ON gc.group_id = ge.group_id "
+									   "        WHERE ge.user_id = $1) * ratio.r "
+									   "FROM ratio",
+									   1, &argtype, true);
+
+	if (SPI_execute_plan(plan, &value, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "reach estimate failed");
+	*reach = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
 double
 carm_reach_estimate(int64 user_id)
 {
-	CarmOwnerSave save;
+	double		reach = 0;
 
 	ensure_user(user_id);
 	if (cache.complete)
 		return (double) hash_get_num_entries(cache.programs);
 	if (cache.reach_estimate >= 0)
 		return cache.reach_estimate;
-
-	carm_become_owner(&save);
-	PG_TRY();
-	{
-		static SPIPlanPtr plan = NULL;
-		Oid			argtype = INT8OID;
-		Datum		arg = Int64GetDatum(user_id);
-		bool		isnull;
-
-		SPI_connect();
-		if (plan == NULL)
-		{
-			plan = SPI_prepare_cursor(
-									  "WITH ratio AS (SELECT greatest(1.0, "
-									  "    (SELECT c.reltuples FROM pg_catalog.pg_class c "
-									  "     WHERE c.oid = 'carm.program'::pg_catalog.regclass) "
-									  "  / greatest(1.0, (SELECT c.reltuples FROM pg_catalog.pg_class c "
-									  "     WHERE c.oid = 'carm.business'::pg_catalog.regclass)))::float8 AS r) "
-									  "SELECT (SELECT count(*) FROM carm.employee e "
-									  "        JOIN carm.program p ON p.business_id = e.business_id "
-									  "         AND (e.programs IS NULL OR p.id = ANY (e.programs)) "
-									  "        WHERE e.user_id = $1)::float8 "
-									  "     + (SELECT coalesce(sum(CASE WHEN r.access_type = 'PROGRAM' "
-									  "                 THEN cardinality(r.programs) ELSE ratio.r END), 0) "
-									  "        FROM carm.employee e JOIN carm.relationship r "
-									  "          ON r.provider_id = e.business_id AND r.status = 'active' "
-									  "        WHERE e.user_id = $1 AND e.role IN ('BAM','PAM')) "
-									  "     + (SELECT coalesce(sum(coalesce(cardinality(a.programs), ratio.r)), 0) "
-									  "        FROM carm.client_assignment a WHERE a.user_id = $1) "
-									  "     + (SELECT count(*) FROM carm.group_employee ge "
-									  "        JOIN carm.group_client gc ON gc.group_id = ge.group_id "
-									  "        WHERE ge.user_id = $1) * ratio.r "
-									  "FROM ratio",
-									  1, &argtype, CURSOR_OPT_GENERIC_PLAN);
-			if (plan == NULL)
-				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-			SPI_keepplan(plan);
-		}
-		if (SPI_execute_plan(plan, &arg, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "reach estimate failed");
-		cache.reach_estimate = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0],
-															SPI_tuptable->tupdesc, 1, &isnull));
-		SPI_finish();
-	}
-	PG_FINALLY();
-	{
-		carm_restore_user(&save);
-	}
-	PG_END_TRY();
-	return cache.reach_estimate;
+	carm_as_owner(read_reach, &reach);
+	cache.reach_estimate = reach;
+	return reach;
 }

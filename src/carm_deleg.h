@@ -78,14 +78,9 @@ extern bool carm_bn9_is_valid(const char *s);
 extern bool carm_bn15_is_valid(const char *s);
 
 /* ---- owner.c ---- */
-typedef struct CarmOwnerSave
-{
-	Oid			saved_userid;
-	int			saved_sec_context;
-	int			guc_nestlevel;	/* search_path pinned while switched */
-} CarmOwnerSave;
-extern void carm_become_owner(CarmOwnerSave *save);
-extern void carm_restore_user(CarmOwnerSave *save);
+extern void carm_as_owner(void (*fn) (void *arg), void *arg);
+extern struct _SPI_plan *carm_owner_plan(struct _SPI_plan **slot, const char *sql, int nargs,
+										 Oid *argtypes, bool generic);
 extern Oid	carm_schema_oid(bool missing_ok);
 extern Snapshot carm_read_snapshot(void);
 
@@ -95,6 +90,7 @@ extern bool carm_allow_session_actor;	/* GUC carm_deleg.allow_session_actor */
 extern void carm_define_actor_guc(void);
 extern void carm_actor_init(void);	/* syscache callback for login bindings */
 extern int64 carm_current_actor(int64 *on_behalf_of);	/* 0 when none */
+extern void carm_forbid_restricted(void);	/* 42501 inside a security-restricted operation */
 extern int64 carm_require_actor(void);	/* ereports 42501 'no acting user' */
 extern int64 carm_require_active_actor(void);	/* and 42501 when deactivated */
 extern void carm_actor_invalidate_binding(void);

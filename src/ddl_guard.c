@@ -70,6 +70,45 @@ drops_carm(DropStmt *stmt)
 	}
 }
 
+typedef struct ProtectedList
+{
+	MemoryContext caller_cxt;
+	int64		count;			/* out: tables protected (roots) */
+	char	   *list;			/* out: the first 20, in caller_cxt */
+} ProtectedList;
+
+/* The protected tables (as the extension owner, see carm_as_owner). */
+static void
+read_protected(void *arg)
+{
+	ProtectedList *p = arg;
+	bool		isnull;
+	Datum		d;
+
+	if (SPI_execute("SELECT count(*), "
+					"       string_agg(t, ', ' ORDER BY t) FILTER (WHERE n <= 20) "
+					"FROM (SELECT p.relid::text AS t, "
+					"             row_number() OVER (ORDER BY p.relid::text) AS n "
+					"      FROM carm.protected_table p "
+					"      WHERE p.relid = p.root) s",
+					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "carm_ddl_guard: could not read carm.protected_table");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	p->count = isnull ? 0 : DatumGetInt64(d);
+	if (p->count > 0)
+	{
+		char	   *tables = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		MemoryContext spi_cxt = MemoryContextSwitchTo(p->caller_cxt);
+
+		/* in the caller's memory: SPI_finish frees SPI's */
+		if (p->count > 20)
+			p->list = psprintf("%s and %lld more", tables ? tables : "", (long long) (p->count - 20));
+		else
+			p->list = pstrdup(tables ? tables : "");
+		MemoryContextSwitchTo(spi_cxt);
+	}
+}
+
 /*
  * The event trigger: ereports 2BP01 when the DROP would reach the extension
  * while carm.protected_table records protected tables.
@@ -82,6 +121,7 @@ carm_ddl_guard(PG_FUNCTION_ARGS)
 	int64		count = 0;
 	char	   *list = NULL;
 	const char *what;
+	ProtectedList protected;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		elog(ERROR, "carm_ddl_guard: not called by the event trigger manager");
@@ -92,36 +132,12 @@ carm_ddl_guard(PG_FUNCTION_ARGS)
 	if (what == NULL)
 		PG_RETURN_VOID();
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "carm_ddl_guard: SPI_connect failed");
-	if (SPI_execute("SELECT count(*), "
-					"       string_agg(t, ', ' ORDER BY t) FILTER (WHERE n <= 20) "
-					"FROM (SELECT p.relid::pg_catalog.text AS t, "
-					"             row_number() OVER (ORDER BY p.relid::pg_catalog.text) AS n "
-					"      FROM carm.protected_table p "
-					"      WHERE p.relid OPERATOR(pg_catalog.=) p.root) s",
-					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "carm_ddl_guard: could not read carm.protected_table");
-	{
-		bool		isnull;
-		Datum		d;
-
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		count = isnull ? 0 : DatumGetInt64(d);
-		if (count > 0)
-		{
-			char	   *tables = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-			MemoryContext spi_cxt = MemoryContextSwitchTo(caller_cxt);
-
-			/* in the caller's memory: SPI_finish frees SPI's */
-			if (count > 20)
-				list = psprintf("%s and %lld more", tables ? tables : "", (long long) (count - 20));
-			else
-				list = pstrdup(tables ? tables : "");
-			MemoryContextSwitchTo(spi_cxt);
-		}
-	}
-	SPI_finish();
+	protected.caller_cxt = caller_cxt;
+	protected.count = 0;
+	protected.list = NULL;
+	carm_as_owner(read_protected, &protected);
+	count = protected.count;
+	list = protected.list;
 	if (count > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),

@@ -447,6 +447,58 @@ check_manager(int64 actor, const EmployeeRow *old_row, const EmployeeRow *new_ro
 				 errdetail("All-programs scope is granted only by a business account manager.") : 0));
 }
 
+typedef struct GuardCheck
+{
+	int64		actor;
+	EmployeeRow *old_row;
+	EmployeeRow *new_row;
+} GuardCheck;
+
+/* E5, E6, E7 for one row change (as the extension owner, see carm_as_owner). */
+static void
+guard_employee_row(void *arg)
+{
+	GuardCheck *g = arg;
+
+	if (g->new_row)
+		check_programs_of_business(g->new_row, g->actor != 0);	/* E5 */
+	if (g->actor != 0)
+	{
+		int64		target = g->new_row ? g->new_row->user_id : g->old_row->user_id;
+
+		if (target == g->actor)
+			check_self(g->new_row, g->old_row == NULL);	/* E6, E1 */
+		else
+			check_manager(g->actor, g->old_row, g->new_row);	/* E7, E3, E8 */
+	}
+}
+
+typedef struct BamCount
+{
+	int64		business_id;
+	bool		lock;			/* a BAM leaves: serialise on the business row */
+	MemoryContext caller_cxt;
+	int64		bams;			/* out */
+	char	   *bn9;			/* out, when bams <= 1 */
+} BamCount;
+
+/* E9: count the business's BAMs after the change (as the extension owner). */
+static void
+count_business_bams(void *arg)
+{
+	BamCount   *c = arg;
+
+	c->bams = c->lock ? lock_and_count_bams(c->business_id) : count_bams(c->business_id);
+	if (c->bams <= 1)
+		c->bn9 = MemoryContextStrdup(c->caller_cxt, business_bn9(c->business_id));
+	if (c->lock && c->bams == 0)
+		ereport(ERROR,			/* E9 */
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("business %s must keep at least one business account manager", c->bn9),
+				 errdetail("This change would leave it without one."),
+				 errhint("Grant the BAM role to another employee first.")));
+}
+
 /*
  * carm_internal.employee_guard() — BEFORE INSERT OR UPDATE OR DELETE FOR EACH ROW on
  * carm.employee: E5 always; E6 and E7 when an actor is set.
@@ -457,11 +509,11 @@ carm_employee_guard(PG_FUNCTION_ARGS)
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	EmployeeRow old_buf,
 				new_buf;
-	EmployeeRow *volatile old_row = NULL;
-	EmployeeRow *volatile new_row = NULL;
+	EmployeeRow *old_row = NULL;
+	EmployeeRow *new_row = NULL;
 	HeapTuple	result;
 	int64		actor;
-	CarmOwnerSave save;
+	GuardCheck	guard;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
@@ -504,29 +556,10 @@ carm_employee_guard(PG_FUNCTION_ARGS)
 	if (actor == 0 && (new_row == NULL || new_row->all_programs))
 		return PointerGetDatum(result); /* nothing to look up */
 
-	carm_become_owner(&save);
-	PG_TRY();
-	{
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (new_row)
-			check_programs_of_business(new_row, actor != 0);	/* E5 */
-		if (actor != 0)
-		{
-			int64		target = new_row ? new_row->user_id : old_row->user_id;
-
-			if (target == actor)
-				check_self(new_row, old_row == NULL);	/* E6, E1 */
-			else
-				check_manager(actor, old_row, new_row); /* E7, E3, E8 */
-		}
-		SPI_finish();
-	}
-	PG_FINALLY();
-	{
-		carm_restore_user(&save);
-	}
-	PG_END_TRY();
+	guard.actor = actor;
+	guard.old_row = old_row;
+	guard.new_row = new_row;
+	carm_as_owner(guard_employee_row, &guard);
 
 	return PointerGetDatum(result);
 }
@@ -542,14 +575,14 @@ carm_employee_bams(PG_FUNCTION_ARGS)
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	EmployeeRow old_buf,
 				new_buf;
-	volatile bool old_bam = false;
+	bool		old_bam = false;
 	bool		new_bam = false;
-	volatile int64 business_id;
+	int64		business_id;
 	int64		actor;
-	volatile int64 bams = 0;
-	char	   *volatile bn9 = NULL;
+	int64		bams = 0;
+	char	   *bn9 = NULL;
 	MemoryContext caller_cxt = CurrentMemoryContext;
-	CarmOwnerSave save;
+	BamCount	count;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
@@ -577,27 +610,13 @@ carm_employee_bams(PG_FUNCTION_ARGS)
 	if (old_bam == new_bam || (!old_bam && actor == 0))
 		return PointerGetDatum(NULL);	/* no BAM left or arrived; or a quiet load */
 
-	carm_become_owner(&save);
-	PG_TRY();
-	{
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		bams = old_bam ? lock_and_count_bams(business_id) : count_bams(business_id);
-		if (bams <= 1)
-			bn9 = MemoryContextStrdup(caller_cxt, business_bn9(business_id));
-		if (old_bam && bams == 0)
-			ereport(ERROR,		/* E9 */
-					(errcode(ERRCODE_CHECK_VIOLATION),
-					 errmsg("business %s must keep at least one business account manager", bn9),
-					 errdetail("This change would leave it without one."),
-					 errhint("Grant the BAM role to another employee first.")));
-		SPI_finish();
-	}
-	PG_FINALLY();
-	{
-		carm_restore_user(&save);
-	}
-	PG_END_TRY();
+	count.business_id = business_id;
+	count.lock = old_bam;
+	count.caller_cxt = caller_cxt;
+	count.bn9 = NULL;
+	carm_as_owner(count_business_bams, &count);
+	bams = count.bams;
+	bn9 = count.bn9;
 
 	if (actor != 0 && bams == 1)
 		ereport(WARNING,		/* E10 */

@@ -1,5 +1,9 @@
 /*
- * owner.c — run internal catalog reads as the extension's owner.
+ * owner.c — run internal reads of the extension's tables as its owner.
+ *
+ * carm_as_owner() is the only way the C code reads or locks the extension's
+ * tables (the grant store, set_actor, login bindings, target lookups, the
+ * employee triggers, the DROP guard); carm_owner_plan() keeps their plans.
  *
  * The extension's tables are closed to application roles (§2), yet the
  * row-level-security check and set_actor() run as the caller and must read
@@ -18,6 +22,7 @@
 #include "carm_deleg.h"
 
 #include "access/htup_details.h"
+#include "executor/spi.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
 #include "miscadmin.h"
@@ -47,8 +52,15 @@ carm_schema_owner(void)
 	return owner;
 }
 
-void
-carm_become_owner(CarmOwnerSave *save)
+typedef struct CarmOwnerSave
+{
+	Oid			saved_userid;
+	int			saved_sec_context;
+	int			guc_nestlevel;	/* search_path pinned while switched */
+} CarmOwnerSave;
+
+static void
+become_owner(CarmOwnerSave *save)
 {
 	Oid			owner = carm_schema_owner();
 
@@ -61,11 +73,63 @@ carm_become_owner(CarmOwnerSave *save)
 						   save->saved_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 }
 
-void
-carm_restore_user(CarmOwnerSave *save)
+static void
+restore_user(CarmOwnerSave *save)
 {
 	SetUserIdAndSecContext(save->saved_userid, save->saved_sec_context);
 	AtEOXact_GUC(false, save->guc_nestlevel);
+}
+
+/*
+ * carm_as_owner(fn, arg) — the one way the C code reads or locks the
+ * extension's tables: fn runs as the owner of schema carm, with
+ * SECURITY_LOCAL_USERID_CHANGE (nothing it does can escape), search_path
+ * pinned to pg_catalog, pg_temp, and SPI connected; the user, the setting
+ * and SPI are restored when fn returns and when it raises.  Which snapshot
+ * fn's queries read is fn's choice, from carm_read_snapshot() (cached
+ * state: the latest) or the statement's (triggers: their own transaction's
+ * writes); see carm_owner_plan() for plans.
+ */
+void
+carm_as_owner(void (*fn) (void *arg), void *arg)
+{
+	CarmOwnerSave save;
+
+	become_owner(&save);
+	PG_TRY();
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		fn(arg);
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		restore_user(&save);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * A kept plan for sql, prepared on first use into *slot: internal queries
+ * run on every request and must not be parsed and planned each time.  With
+ * generic, the plan never replans for its parameters (every parameter is an
+ * equality on an indexed key).  Call inside carm_as_owner().
+ */
+SPIPlanPtr
+carm_owner_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes, bool generic)
+{
+	if (*slot == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes,
+											  generic ? CURSOR_OPT_GENERIC_PLAN : 0);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		*slot = plan;
+	}
+	return *slot;
 }
 
 /*

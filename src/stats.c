@@ -235,6 +235,7 @@ carm_stats_sql(PG_FUNCTION_ARGS)
 Datum
 carm_stats_reset_sql(PG_FUNCTION_ARGS)
 {
+	carm_forbid_restricted();
 	require_shared();
 	memset(carm_stats_local, 0, sizeof(carm_stats_local));
 	SpinLockAcquire(&shared->mutex);

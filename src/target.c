@@ -25,6 +25,42 @@ static MemoryContext target_cxt = NULL;
 static HTAB *targets = NULL;
 static uint64 targets_inval_seen = 0;
 
+typedef struct TargetLookup
+{
+	const char *bn;
+	bool		is_program;
+	CarmTarget *target;
+	bool		found;
+} TargetLookup;
+
+/* Read a number's ids (as the extension owner, through kept plans: a report
+ * checks thousands of targets in a row). */
+static void
+read_target(void *arg)
+{
+	TargetLookup *l = arg;
+	static SPIPlanPtr plans[2] = {NULL, NULL};
+	Oid			argtype = TEXTOID;
+	Datum		value = CStringGetTextDatum(l->bn);
+	bool		isnull;
+	SPIPlanPtr	plan = carm_owner_plan(&plans[l->is_program], l->is_program ?
+									   "SELECT id, business_id FROM carm.program WHERE bn15 = $1" :
+									   "SELECT id, id FROM carm.business WHERE bn9 = $1",
+									   1, &argtype, false);
+
+	if (SPI_execute_plan(plan, &value, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "target lookup failed");
+	if (SPI_processed == 1)
+	{
+		l->found = true;
+		l->target->is_program = l->is_program;
+		l->target->id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, 1, &isnull));
+		l->target->business_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+															 SPI_tuptable->tupdesc, 2, &isnull));
+	}
+}
+
 /*
  * Resolve a BN9 or BN15 to its ids, with a per-backend cache: a number's id
  * never changes while the extension exists, but any invalidation (which also
@@ -37,8 +73,8 @@ carm_lookup_target(const char *bn, CarmTarget *target)
 	bool		is_program = (len == 15);
 	CarmTargetEntry *entry;
 	char		key[16] = {0};
-	CarmOwnerSave save;
-	volatile bool found = false;
+	TargetLookup lookup;
+	bool		found;
 
 	if (len == 15 ? !carm_bn15_is_valid(bn) : (len != 9 || !carm_bn9_is_valid(bn)))
 		ereport(ERROR,
@@ -68,46 +104,12 @@ carm_lookup_target(const char *bn, CarmTarget *target)
 		return;
 	}
 
-	carm_become_owner(&save);
-	PG_TRY();
-	{
-		static SPIPlanPtr plans[2] = {NULL, NULL};
-		Oid			argtype = TEXTOID;
-		Datum		arg = CStringGetTextDatum(bn);
-		bool		isnull;
-
-		SPI_connect();
-		/* kept plans: a report checks thousands of targets in a row */
-		if (plans[is_program] == NULL)
-		{
-			SPIPlanPtr	plan = SPI_prepare(is_program ?
-										   "SELECT id, business_id FROM carm.program WHERE bn15 = $1" :
-										   "SELECT id, id FROM carm.business WHERE bn9 = $1",
-										   1, &argtype);
-
-			if (plan == NULL)
-				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-			SPI_keepplan(plan);
-			plans[is_program] = plan;
-		}
-		if (SPI_execute_plan(plans[is_program], &arg, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "target lookup failed");
-		if (SPI_processed == 1)
-		{
-			found = true;
-			target->is_program = is_program;
-			target->id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-													 SPI_tuptable->tupdesc, 1, &isnull));
-			target->business_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-															  SPI_tuptable->tupdesc, 2, &isnull));
-		}
-		SPI_finish();
-	}
-	PG_FINALLY();
-	{
-		carm_restore_user(&save);
-	}
-	PG_END_TRY();
+	lookup.bn = bn;
+	lookup.is_program = is_program;
+	lookup.target = target;
+	lookup.found = false;
+	carm_as_owner(read_target, &lookup);
+	found = lookup.found;
 
 	if (!found)
 		ereport(ERROR,

@@ -39,6 +39,11 @@ CREATE OR REPLACE FUNCTION carm_internal.require_actor() RETURNS bigint
   AS 'MODULE_PATHNAME', 'carm_require_actor_sql';
 COMMENT ON FUNCTION carm_internal.require_actor() IS
   'Internal: the acting user; 42501 "no acting user" when there is none';
+CREATE OR REPLACE FUNCTION carm_internal.forbid_restricted() RETURNS void
+  LANGUAGE c STABLE PARALLEL SAFE
+  AS 'MODULE_PATHNAME', 'carm_forbid_restricted_sql';
+COMMENT ON FUNCTION carm_internal.forbid_restricted() IS
+  'Internal: 42501 inside a security-restricted operation (ANALYZE, VACUUM, REINDEX, index expressions), where nobody acts or administers delegation';
 CREATE OR REPLACE FUNCTION carm_internal.require_active_actor() RETURNS bigint
   LANGUAGE c STABLE PARALLEL SAFE
   AS 'MODULE_PATHNAME', 'carm_require_active_actor_sql';

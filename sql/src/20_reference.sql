@@ -111,7 +111,7 @@ BEGIN
   SELECT k INTO v_bad FROM unnest(p_kinds) k
   WHERE k IS NULL OR k NOT IN ('IMPORTER','CUSTOMS_BROKER','TRADE_CONSULTANT') LIMIT 1;
   IF FOUND THEN
-    RAISE EXCEPTION 'unknown business kind "%"', v_bad USING ERRCODE = '22023',
+    RAISE EXCEPTION 'unknown business kind "%"', left(v_bad, 32) USING ERRCODE = '22023',
       HINT = 'Kinds are IMPORTER, CUSTOMS_BROKER and TRADE_CONSULTANT.';
   END IF;
   RETURN ARRAY(SELECT DISTINCT k FROM unnest(p_kinds) k ORDER BY k);
@@ -130,11 +130,12 @@ DECLARE
   v_ext text := carm_internal.not_blank(external_id, 'external_id', 256);
   v_name text := carm_internal.not_blank(full_name, 'full_name', 256);
 BEGIN
+  PERFORM carm_internal.forbid_restricted();   -- §2: nobody registers users in a security-restricted operation
   IF email IS NOT NULL AND (length(email) > 320 OR email !~ '^[^@\s]+@[^@\s]+$') THEN
     RAISE EXCEPTION 'invalid email address "%"', left(email, 32) USING ERRCODE = '22023';
   END IF;
   IF EXISTS (SELECT FROM carm.app_user u WHERE u.external_id = v_ext) THEN
-    RAISE EXCEPTION 'a user with external id "%" already exists', v_ext USING ERRCODE = '23505';
+    RAISE EXCEPTION 'a user with external id "%" already exists', left(v_ext, 32) USING ERRCODE = '23505';
   END IF;
   INSERT INTO carm.app_user (external_id, full_name, email)
   VALUES (v_ext, v_name, email) RETURNING id INTO v_id;
@@ -169,6 +170,7 @@ AS $$
 DECLARE
   u carm.app_user := carm_internal.user_row(user_id);
 BEGIN
+  PERFORM carm_internal.require_admin();   -- §2: as the running role, never in a security-restricted operation
   IF u.active THEN
     UPDATE carm.app_user SET active = false WHERE id = u.id;
     PERFORM carm_internal.audit('user_deactivated', NULL, NULL, u.id);
@@ -185,6 +187,7 @@ AS $$
 DECLARE
   u carm.app_user := carm_internal.user_row(user_id);
 BEGIN
+  PERFORM carm_internal.require_admin();   -- §2: as the running role, never in a security-restricted operation
   IF NOT u.active THEN
     UPDATE carm.app_user SET active = true WHERE id = u.id;
     PERFORM carm_internal.audit('user_reactivated', NULL, NULL, u.id);
@@ -219,6 +222,7 @@ DECLARE
   u carm.app_user := carm_internal.user_row(user_id);
   v_role pg_catalog.pg_roles;
 BEGIN
+  PERFORM carm_internal.require_admin();   -- §2: as the running role, never in a security-restricted operation
   PERFORM carm_internal.not_null(login, 'login');
   -- a numeric regrole is not checked by the cast
   SELECT * INTO v_role FROM pg_catalog.pg_roles r WHERE r.oid = login;
@@ -255,6 +259,7 @@ AS $$
 DECLARE
   r carm.login_binding;
 BEGIN
+  PERFORM carm_internal.require_admin();   -- §2: as the running role, never in a security-restricted operation
   PERFORM carm_internal.not_null(login, 'login');
   DELETE FROM carm.login_binding b WHERE b.login_role = login RETURNING * INTO r;
   IF NOT FOUND THEN
@@ -279,6 +284,7 @@ DECLARE
   v_name text := carm_internal.not_blank(legal_name, 'legal_name', 512);
   v_kinds text[] := carm_internal.check_kinds(kinds);
 BEGIN
+  PERFORM carm_internal.require_admin();   -- §2: as the running role, never in a security-restricted operation
   IF bn9 IS NULL OR NOT carm_internal.bn9_is_valid(bn9) THEN
     RAISE EXCEPTION 'invalid business number "%"', left(bn9, 32)
       USING ERRCODE = '22023', HINT = 'A BN9 is nine digits, the last a Luhn check digit.';
@@ -304,6 +310,7 @@ DECLARE
   v_id bigint;
   b carm.business;
 BEGIN
+  PERFORM carm_internal.require_admin();   -- §2: as the running role, never in a security-restricted operation
   IF bn15 IS NULL OR NOT carm_internal.bn15_is_valid(bn15) THEN
     RAISE EXCEPTION 'invalid program account number "%"', left(bn15, 32)
       USING ERRCODE = '22023', HINT = 'A BN15 is a BN9, RM and four digits, e.g. 123456782RM0001.';
@@ -333,6 +340,7 @@ DECLARE
   b carm.business := carm_internal.business(bn9);
   v_kinds text[] := carm_internal.check_kinds(kinds);
 BEGIN
+  PERFORM carm_internal.require_admin();   -- §2: as the running role, never in a security-restricted operation
   UPDATE carm.business SET kinds = v_kinds WHERE id = b.id;
   PERFORM carm_internal.audit('business_kinds_set', b.id, NULL, NULL, NULL, NULL,
                       jsonb_build_object('before', b.kinds, 'after', v_kinds));

@@ -87,6 +87,25 @@ $$;
 COMMENT ON FUNCTION carm_internal.protect_relation(regclass, regclass, name, name, text) IS
   'Internal (§8): records one relation under its protected root, forces row-level security on it and installs the policies';
 
+-- The relation and every relation that inherits from it, partitions and
+-- INHERITS children alike, parents first (pg_inherits holds both).
+CREATE OR REPLACE FUNCTION carm_internal.inheritance_tree(p_rel regclass) RETURNS regclass[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  WITH RECURSIVE tree(relid, level) AS (
+    SELECT p_rel::oid, 0
+    UNION
+    SELECT i.inhrelid, t.level + 1 FROM tree t JOIN pg_catalog.pg_inherits i ON i.inhparent = t.relid
+  )
+  SELECT array_agg(relid::regclass ORDER BY level, relid::regclass::text) FROM tree;
+$$;
+COMMENT ON FUNCTION carm_internal.inheritance_tree(regclass) IS
+  'Internal (§8): a table and every table that inherits from it, partitions and INHERITS children, parents first';
+-- carm.protect() runs as its caller and checks the owner of each relation
+REVOKE ALL ON FUNCTION carm_internal.inheritance_tree(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION carm_internal.inheritance_tree(regclass) TO carm_admin;
+
 CREATE OR REPLACE FUNCTION carm.protect(tbl regclass, program_column name, submitter_column name,
                              function text)
 RETURNS void
@@ -102,7 +121,7 @@ BEGIN
   IF tbl IS NULL THEN
     RAISE EXCEPTION 'tbl must not be null' USING ERRCODE = '22004';
   END IF;
-  FOR v_rel IN SELECT tbl UNION SELECT t.relid FROM pg_catalog.pg_partition_tree(tbl) t LOOP
+  FOREACH v_rel IN ARRAY carm_internal.inheritance_tree(tbl) LOOP
     PERFORM carm_internal.require_table_owner(v_rel, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = v_rel));
   END LOOP;
   PERFORM carm_internal.protect_table(tbl, program_column, submitter_column, function);
@@ -163,10 +182,10 @@ BEGIN
       ON a.attrelid = tbl AND a.attname = x.colname AND a.attnum > 0 AND NOT a.attisdropped
   LOOP
     IF v_col.atttypid IS NULL THEN
-      RAISE EXCEPTION 'column "%" of % does not exist', v_col.colname, tbl USING ERRCODE = '42703';
+      RAISE EXCEPTION 'column "%" of % does not exist', left(v_col.colname, 32), tbl USING ERRCODE = '42703';
     END IF;
     IF v_col.atttypid <> 'bigint'::regtype THEN
-      RAISE EXCEPTION 'column "%" of % must be bigint, not %', v_col.colname, tbl,
+      RAISE EXCEPTION 'column "%" of % must be bigint, not %', left(v_col.colname, 32), tbl,
         format_type(v_col.atttypid, NULL) USING ERRCODE = '42804',
         HINT = 'The program column holds carm.program_id(bn15), the submitter column carm.business_id(bn9).';
     END IF;
@@ -177,9 +196,10 @@ BEGIN
   -- later get them from the event trigger carm_protect_partitions, §8).  The row trigger is created on
   -- the table only: PostgreSQL clones it to every partition, present and
   -- future.
-  v_rels := CASE WHEN v_kind = 'p'
-                 THEN ARRAY(SELECT t.relid FROM pg_catalog.pg_partition_tree(tbl) t ORDER BY t.level, t.relid::text)
-                 ELSE ARRAY[tbl] END;
+  -- A table that INHERITS from it is covered the same way (reading the
+  -- child directly must not skip the policies), except that its trigger is
+  -- not cloned: each such child gets its own.
+  v_rels := carm_internal.inheritance_tree(tbl);
 
   -- idempotent: drop what an earlier call installed, then install
   PERFORM carm_internal.drop_protection(tbl);
@@ -196,8 +216,12 @@ BEGIN
   -- V5: fills the submitter and refuses a write with its reason (§8); it
   -- reads the columns from each relation's own carm_insert policy, so
   -- renames keep it working
-  EXECUTE format('CREATE TRIGGER carm_check_write BEFORE INSERT OR UPDATE ON %s FOR EACH ROW '
-                 'EXECUTE FUNCTION carm_internal.check_write()', tbl);
+  FOREACH v_rel IN ARRAY v_rels LOOP
+    IF v_rel = tbl OR NOT (SELECT c.relispartition FROM pg_catalog.pg_class c WHERE c.oid = v_rel) THEN
+      EXECUTE format('CREATE TRIGGER carm_check_write BEFORE INSERT OR UPDATE ON %s FOR EACH ROW '
+                     'EXECUTE FUNCTION carm_internal.check_write()', v_rel);
+    END IF;
+  END LOOP;
 
   IF NOT EXISTS (
     SELECT FROM pg_catalog.pg_index i
@@ -235,10 +259,12 @@ BEGIN
     EXECUTE format('DROP POLICY %I ON %s', r.polname, r.rel);
   END LOOP;
   -- carm_fill_submitter: the 1.0 trigger
-  FOR r IN SELECT tg.tgname FROM pg_catalog.pg_trigger tg
-           WHERE tg.tgrelid = tbl AND tg.tgname IN ('carm_check_write', 'carm_fill_submitter')
+  FOR r IN SELECT tg.tgname, tg.tgrelid::regclass AS rel FROM pg_catalog.pg_trigger tg
+           WHERE (tg.tgrelid = tbl
+                  OR tg.tgrelid IN (SELECT t.relid FROM carm.protected_table t WHERE t.root = tbl))
+             AND tg.tgname IN ('carm_check_write', 'carm_fill_submitter')
              AND tg.tgparentid = 0 LOOP
-    EXECUTE format('DROP TRIGGER %I ON %s', r.tgname, tbl);
+    EXECUTE format('DROP TRIGGER %I ON %s', r.tgname, r.rel);
   END LOOP;
 END
 $$;
@@ -297,11 +323,15 @@ COMMENT ON FUNCTION carm.unprotect(regclass) IS
 CREATE OR REPLACE FUNCTION carm.protected_tables()
 RETURNS TABLE (tbl regclass, program_column name, submitter_column name, function text,
                protected_at timestamptz)
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT relid, program_column, submitter_column, function, protected_at
-  FROM carm.protected_table WHERE relid = root ORDER BY relid::text;
+BEGIN
+  PERFORM carm_internal.require_admin();   -- §2: never in a security-restricted operation
+  RETURN QUERY
+    SELECT t.relid, t.program_column, t.submitter_column, t.function, t.protected_at
+    FROM carm.protected_table t WHERE t.relid = t.root ORDER BY t.relid::text;
+END
 $$;
 COMMENT ON FUNCTION carm.protected_tables() IS 'Tables protected with carm.protect() (carm_admin)';
 

@@ -2,8 +2,9 @@
 -- protection (§8, §12).
 --
 --   carm_protect_partitions  ddl_command_end  a partition created or attached
---                            under a protected table gets the policies in the
---                            same command (§8)
+--                            under a protected table, or a table inheriting
+--                            from one, gets the policies in the same command
+--                            (§8)
 --   carm_forget_dropped      sql_drop         a dropped protected table leaves
 --                            no registration behind
 --   carm_drop_guard          ddl_command_start DROP EXTENSION carm_deleg (and
@@ -63,6 +64,46 @@ BEGIN
     PERFORM carm_internal.protect_relation(r.relid, p.root, p.program_column, p.submitter_column,
                                            p.function);
     PERFORM carm_internal.audit('partition_protected', NULL, NULL, NULL, NULL, NULL,
+                                jsonb_build_object('table', r.relid::regclass::text,
+                                                   'root', p.root::text, 'function', p.function));
+  END LOOP;
+
+  -- The same for a table created with INHERITS, or altered to INHERIT, a
+  -- protected table, which also gets its own write trigger (PostgreSQL
+  -- clones triggers to partitions only).
+  FOR r IN
+    SELECT DISTINCT cmd.objid AS relid, c.relkind
+    FROM pg_catalog.pg_event_trigger_ddl_commands() cmd
+    JOIN pg_catalog.pg_class c ON c.oid = cmd.objid
+    WHERE cmd.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+      AND cmd.object_type = 'table' AND NOT c.relispartition
+      AND EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhrelid = cmd.objid)
+  LOOP
+    WITH RECURSIVE anc(relid, n) AS (
+      SELECT i.inhparent, 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = r.relid
+      UNION
+      SELECT i.inhparent, a.n + 1 FROM anc a JOIN pg_catalog.pg_inherits i ON i.inhrelid = a.relid
+    )
+    SELECT pt.* INTO p FROM anc JOIN carm.protected_table pt ON pt.relid = anc.relid
+    ORDER BY anc.n LIMIT 1;
+    CONTINUE WHEN NOT FOUND;
+    CONTINUE WHEN EXISTS (SELECT FROM carm.protected_table x WHERE x.relid = r.relid AND x.root = p.root);
+    IF r.relkind NOT IN ('r', 'p') THEN
+      RAISE EXCEPTION '% cannot inherit from protected table %', r.relid::regclass, p.root
+        USING ERRCODE = '42809',
+              DETAIL = 'Only tables can carry the row-level-security policies of carm_deleg.';
+    END IF;
+    IF EXISTS (SELECT FROM carm.protected_table x WHERE x.relid = r.relid) THEN
+      PERFORM carm_internal.drop_protection(r.relid);
+    END IF;
+    PERFORM carm_internal.protect_relation(r.relid, p.root, p.program_column, p.submitter_column,
+                                           p.function);
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_trigger tg
+                   WHERE tg.tgrelid = r.relid AND tg.tgname = 'carm_check_write') THEN
+      EXECUTE format('CREATE TRIGGER carm_check_write BEFORE INSERT OR UPDATE ON %s FOR EACH ROW '
+                     'EXECUTE FUNCTION carm_internal.check_write()', r.relid::regclass);
+    END IF;
+    PERFORM carm_internal.audit('child_table_protected', NULL, NULL, NULL, NULL, NULL,
                                 jsonb_build_object('table', r.relid::regclass::text,
                                                    'root', p.root::text, 'function', p.function));
   END LOOP;

@@ -59,6 +59,35 @@ SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
        (SELECT count(*) FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'carm_check_write') AS triggers
 FROM pg_class c WHERE c.relname LIKE 'payments%' AND c.relkind IN ('r', 'p') ORDER BY c.relname;
 
+-- §8: a table that INHERITS from a protected table is protected like a
+-- partition: one existing when protect() runs, and one created later, each
+-- with the policies and its own write trigger; reading a child directly
+-- shows only what the actor may see.
+CREATE TABLE app.claims (id int, program_id bigint, submitter_id bigint);
+CREATE TABLE app.claims_old () INHERITS (app.claims);
+INSERT INTO app.claims_old VALUES (1, 1, 1), (2, 2, 2);
+SELECT carm.protect('app.claims', 'program_id', 'submitter_id', 'payments');
+CREATE TABLE app.claims_new () INHERITS (app.claims);
+INSERT INTO app.claims_new VALUES (3, 1, 1), (4, 2, 2);
+SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
+       (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) AS policies,
+       (SELECT count(*) FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'carm_check_write') AS triggers
+FROM pg_class c WHERE c.relname LIKE 'claims%' ORDER BY c.relname;
+GRANT SELECT ON app.claims, app.claims_old, app.claims_new TO regress_app;
+SET ROLE regress_app;
+BEGIN;
+SELECT carm.set_actor('bam');
+SELECT id FROM app.claims ORDER BY id;              -- its program only
+SELECT id FROM app.claims_old ORDER BY id;          -- a child by name: the same rule
+SELECT id FROM app.claims_new ORDER BY id;
+COMMIT;
+RESET ROLE;
+SELECT carm.unprotect('app.claims');
+SELECT c.relname, c.relrowsecurity,
+       (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) AS policies,
+       (SELECT count(*) FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'carm_check_write') AS triggers
+FROM pg_class c WHERE c.relname LIKE 'claims%' ORDER BY c.relname;
+
 DROP SCHEMA app CASCADE;
 DROP EXTENSION carm_deleg CASCADE;
 DROP ROLE regress_app;

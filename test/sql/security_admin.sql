@@ -127,6 +127,36 @@ BEGIN
     EXCEPTION WHEN OTHERS THEN v := 'audit_events_admin: ' || SQLSTATE;
     END;
     RAISE NOTICE '%', v;
+    -- nor may it change anything an administrator or the gateway can
+    BEGIN
+      PERFORM carm.bind_login_role(1, 'regress_sa_low');
+      v := 'bind_login_role: done';
+    EXCEPTION WHEN OTHERS THEN v := 'bind_login_role: ' || SQLSTATE;
+    END;
+    RAISE NOTICE '%', v;
+    BEGIN
+      PERFORM carm.deactivate_user(1);
+      v := 'deactivate_user: done';
+    EXCEPTION WHEN OTHERS THEN v := 'deactivate_user: ' || SQLSTATE;
+    END;
+    RAISE NOTICE '%', v;
+    BEGIN
+      PERFORM carm.add_business('100000009', 'Planted', ARRAY['IMPORTER']);
+      v := 'add_business: done';
+    EXCEPTION WHEN OTHERS THEN v := 'add_business: ' || SQLSTATE;
+    END;
+    RAISE NOTICE '%', v;
+    BEGIN
+      PERFORM carm.register_user('planted', 'Planted');
+      v := 'register_user: done';
+    EXCEPTION WHEN OTHERS THEN v := 'register_user: ' || SQLSTATE;
+    END;
+    RAISE NOTICE '%', v;
+    BEGIN
+      v := 'protected_tables: ' || (SELECT count(*) FROM carm.protected_tables()) || ' rows';
+    EXCEPTION WHEN OTHERS THEN v := 'protected_tables: ' || SQLSTATE;
+    END;
+    RAISE NOTICE '%', v;
   END IF;
   RETURN i;
 END $$;
