@@ -252,6 +252,7 @@ new_table(const char *name, Size entrysize)
 static void
 reset_store(int64 user_id)
 {
+	carm_check_version(carm_anchor_relid());	/* before anything changes: it may raise */
 	if (cache.cxt == NULL)
 		cache.cxt = AllocSetContextCreate(CacheMemoryContext, "carm_deleg grants",
 										  ALLOCSET_DEFAULT_SIZES);

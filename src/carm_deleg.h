@@ -79,6 +79,7 @@ extern bool carm_bn15_is_valid(const char *s);
 
 /* ---- owner.c ---- */
 extern void carm_as_owner(void (*fn) (void *arg), void *arg);
+extern void carm_check_version(Oid anchor);
 extern struct _SPI_plan *carm_owner_plan(struct _SPI_plan **slot, const char *sql, int nargs,
 										 Oid *argtypes, bool generic);
 extern Oid	carm_schema_oid(bool missing_ok);

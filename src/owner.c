@@ -30,6 +30,14 @@
 #include "access/xact.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "access/genam.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
 
 /* The oid of schema carm (InvalidOid when missing and missing_ok). */
 Oid
@@ -149,4 +157,51 @@ carm_read_snapshot(void)
 	if (IsInParallelMode())
 		return ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
 	return GetLatestSnapshot();
+}
+
+/*
+ * The installed extension must be the version this library implements:
+ * between installing a new release and ALTER EXTENSION carm_deleg UPDATE,
+ * the old SQL objects cannot serve the new library's queries, and an error
+ * naming the fix beats one about a missing function.  Checked once per
+ * installation (anchor: the oid of carm.protected_table) when a store of
+ * grants is reset, which every decision path goes through.
+ */
+void
+carm_check_version(Oid anchor)
+{
+	static Oid	checked_anchor = InvalidOid;
+	Oid			ext;
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	char	   *version = NULL;
+
+	if (!OidIsValid(anchor) || anchor == checked_anchor)
+		return;					/* checked for this installation already */
+	ext = get_extension_oid("carm_deleg", true);
+	if (!OidIsValid(ext))
+		return;
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(ext));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, Anum_pg_extension_extversion, RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			version = TextDatumGetCString(d);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (version != NULL && strcmp(version, CARM_VERSION) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("carm_deleg %s is installed but the library is version %s", version, CARM_VERSION),
+				 errhint("Run ALTER EXTENSION carm_deleg UPDATE in this database.")));
+	checked_anchor = anchor;
 }
