@@ -47,6 +47,7 @@ _PG_init(void)
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("carm_deleg");
 
+	carm_inval_init();
 	carm_cache_init();
 	carm_actor_init();
 

@@ -154,6 +154,7 @@ extern Oid	carm_anchor_relid(void);
 extern void carm_invalidate_business(int64 business_id);
 extern void carm_invalidate_user(int64 user_id);
 extern void carm_invalidate_all(void);
+extern void carm_inval_init(void);
 extern CarmInvalKind carm_decode_inval(Oid relid, Oid anchor, int64 *id);
 
 /* ---- visibility.c ---- */

@@ -31,6 +31,7 @@
 #include "carm_deleg.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -42,6 +43,18 @@
 
 PG_FUNCTION_INFO_V1(carm_invalidate_cache);
 PG_FUNCTION_INFO_V1(carm_invalidate_keys);
+
+/*
+ * A transaction that changes more than this many keys (a bulk load, a group
+ * operation on thousands of clients) sends one "everything" message
+ * instead: PostgreSQL looks for a duplicate among a command's messages each
+ * time one is added, so thousands of keys would cost quadratic time, and
+ * readers would reload as much anyway.
+ */
+#define MAX_KEYS_PER_XACT 1000
+
+static int	keys_sent = 0;
+static bool all_sent = false;
 
 #define KEY_BUSINESS	UINT64CONST(0x80000000)
 #define KEY_USER		UINT64CONST(0xC0000000)
@@ -60,7 +73,17 @@ carm_anchor_relid(void)
 static void
 send_key(Oid anchor, uint32 key)
 {
-	HeapTuple	tup = SearchSysCacheCopy1(RELOID, ObjectIdGetDatum(anchor));
+	HeapTuple	tup;
+
+	if (all_sent)
+		return;					/* everything is stale at commit already */
+	if (++keys_sent > MAX_KEYS_PER_XACT)
+	{
+		CacheInvalidateRelcacheByRelid(anchor);
+		all_sent = true;
+		return;
+	}
+	tup = SearchSysCacheCopy1(RELOID, ObjectIdGetDatum(anchor));
 
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "cache lookup failed for relation %u", anchor);
@@ -100,8 +123,41 @@ carm_invalidate_all(void)
 {
 	Oid			anchor = carm_anchor_relid();
 
-	if (OidIsValid(anchor))
+	if (OidIsValid(anchor) && !all_sent)
+	{
 		CacheInvalidateRelcacheByRelid(anchor);
+		all_sent = true;
+	}
+}
+
+/*
+ * The count starts again with each transaction, and after a subtransaction
+ * aborts: its messages are discarded with it, so "everything was sent" may
+ * no longer hold.
+ */
+static void
+inval_xact_callback(XactEvent event, void *arg)
+{
+	keys_sent = 0;
+	all_sent = false;
+}
+
+static void
+inval_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		keys_sent = 0;
+		all_sent = false;
+	}
+}
+
+void
+carm_inval_init(void)
+{
+	RegisterXactCallback(inval_xact_callback, NULL);
+	RegisterSubXactCallback(inval_subxact_callback, NULL);
 }
 
 /* Decode a relcache invalidation: what it says about grants. */
