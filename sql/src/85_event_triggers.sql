@@ -18,11 +18,51 @@
 -- CREATE EVENT TRIGGER has no OR REPLACE: each is created when missing, so
 -- this file replays in the upgrade script.
 
+-- One relation that became a partition or a child of a protected table:
+-- protected under that table's root, with the root's columns and function;
+-- an INHERITS child also gets its own write trigger (PostgreSQL clones
+-- triggers to partitions only).  Nothing to do when it already is.
+CREATE OR REPLACE FUNCTION carm_internal.protect_descendant(p_rel regclass, p_kind "char",
+                                                           p_root carm.protected_table,
+                                                           p_event text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF EXISTS (SELECT FROM carm.protected_table x WHERE x.relid = p_rel AND x.root = p_root.root) THEN
+    RETURN;
+  END IF;
+  IF p_kind NOT IN ('r', 'p') THEN
+    RAISE EXCEPTION '% cannot become part of protected table %', p_rel, p_root.root
+      USING ERRCODE = '42809',
+            DETAIL = 'Only tables can carry the row-level-security policies of carm_deleg.';
+  END IF;
+  IF EXISTS (SELECT FROM carm.protected_table x WHERE x.relid = p_rel) THEN
+    PERFORM carm_internal.drop_protection(p_rel);      -- its earlier, own protection
+  END IF;
+  PERFORM carm_internal.protect_relation(p_rel, p_root.root, p_root.program_column,
+                                         p_root.submitter_column, p_root.function);
+  IF NOT (SELECT c.relispartition FROM pg_catalog.pg_class c WHERE c.oid = p_rel)
+     AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger tg
+                     WHERE tg.tgrelid = p_rel AND tg.tgname = 'carm_check_write') THEN
+    EXECUTE format('CREATE TRIGGER carm_check_write BEFORE INSERT OR UPDATE ON %s FOR EACH ROW '
+                   'EXECUTE FUNCTION carm_internal.check_write()', p_rel);
+  END IF;
+  PERFORM carm_internal.audit(p_event, NULL, NULL, NULL, NULL, NULL,
+                              jsonb_build_object('table', p_rel::text, 'root', p_root.root::text,
+                                                 'function', p_root.function));
+END
+$$;
+COMMENT ON FUNCTION carm_internal.protect_descendant(regclass, "char", carm.protected_table, text) IS
+  'Internal (§8): protects a new partition or INHERITS child under its protected ancestor''s root';
+
 -- §8: protects at once every partition created (CREATE TABLE ... PARTITION
 -- OF) or attached (ALTER TABLE ... ATTACH PARTITION) under a protected table,
--- at any depth, with the protected root's policies — in the same command, so
--- no transaction ever sees such a partition without them.  A relation that
--- was protected on its own before being attached is re-protected under the
+-- at any depth, and every table created with INHERITS or altered to INHERIT
+-- a protected table, with the protected root's policies — in the same
+-- command, so no transaction ever sees such a table without them.  A
+-- relation that was protected on its own before is re-protected under the
 -- new root.  A foreign table cannot carry policies: attaching one under a
 -- protected table is refused.
 CREATE OR REPLACE FUNCTION carm_internal.protect_new_partitions() RETURNS event_trigger
@@ -33,6 +73,7 @@ DECLARE
   r record;
   p carm.protected_table;
 BEGIN
+  -- partitions, parents first
   FOR r IN
     SELECT DISTINCT t.relid, c.relkind,
            (SELECT count(*) FROM pg_catalog.pg_partition_ancestors(t.relid)) AS depth
@@ -52,25 +93,10 @@ BEGIN
     ORDER BY a.n
     LIMIT 1;
     CONTINUE WHEN NOT FOUND;
-    CONTINUE WHEN EXISTS (SELECT FROM carm.protected_table x WHERE x.relid = r.relid AND x.root = p.root);
-    IF r.relkind NOT IN ('r', 'p') THEN
-      RAISE EXCEPTION '% cannot be a partition of protected table %', r.relid::regclass, p.root
-        USING ERRCODE = '42809',
-              DETAIL = 'Only tables can carry the row-level-security policies of carm_deleg.';
-    END IF;
-    IF EXISTS (SELECT FROM carm.protected_table x WHERE x.relid = r.relid) THEN
-      PERFORM carm_internal.drop_protection(r.relid);      -- its earlier, own protection
-    END IF;
-    PERFORM carm_internal.protect_relation(r.relid, p.root, p.program_column, p.submitter_column,
-                                           p.function);
-    PERFORM carm_internal.audit('partition_protected', NULL, NULL, NULL, NULL, NULL,
-                                jsonb_build_object('table', r.relid::regclass::text,
-                                                   'root', p.root::text, 'function', p.function));
+    PERFORM carm_internal.protect_descendant(r.relid, r.relkind, p, 'partition_protected');
   END LOOP;
 
-  -- The same for a table created with INHERITS, or altered to INHERIT, a
-  -- protected table, which also gets its own write trigger (PostgreSQL
-  -- clones triggers to partitions only).
+  -- INHERITS children
   FOR r IN
     SELECT DISTINCT cmd.objid AS relid, c.relkind
     FROM pg_catalog.pg_event_trigger_ddl_commands() cmd
@@ -87,30 +113,12 @@ BEGIN
     SELECT pt.* INTO p FROM anc JOIN carm.protected_table pt ON pt.relid = anc.relid
     ORDER BY anc.n LIMIT 1;
     CONTINUE WHEN NOT FOUND;
-    CONTINUE WHEN EXISTS (SELECT FROM carm.protected_table x WHERE x.relid = r.relid AND x.root = p.root);
-    IF r.relkind NOT IN ('r', 'p') THEN
-      RAISE EXCEPTION '% cannot inherit from protected table %', r.relid::regclass, p.root
-        USING ERRCODE = '42809',
-              DETAIL = 'Only tables can carry the row-level-security policies of carm_deleg.';
-    END IF;
-    IF EXISTS (SELECT FROM carm.protected_table x WHERE x.relid = r.relid) THEN
-      PERFORM carm_internal.drop_protection(r.relid);
-    END IF;
-    PERFORM carm_internal.protect_relation(r.relid, p.root, p.program_column, p.submitter_column,
-                                           p.function);
-    IF NOT EXISTS (SELECT FROM pg_catalog.pg_trigger tg
-                   WHERE tg.tgrelid = r.relid AND tg.tgname = 'carm_check_write') THEN
-      EXECUTE format('CREATE TRIGGER carm_check_write BEFORE INSERT OR UPDATE ON %s FOR EACH ROW '
-                     'EXECUTE FUNCTION carm_internal.check_write()', r.relid::regclass);
-    END IF;
-    PERFORM carm_internal.audit('child_table_protected', NULL, NULL, NULL, NULL, NULL,
-                                jsonb_build_object('table', r.relid::regclass::text,
-                                                   'root', p.root::text, 'function', p.function));
+    PERFORM carm_internal.protect_descendant(r.relid, r.relkind, p, 'child_table_protected');
   END LOOP;
 END
 $$;
 COMMENT ON FUNCTION carm_internal.protect_new_partitions() IS
-  'Internal (§8): event trigger protecting partitions created or attached under a protected table';
+  'Internal (§8): event trigger protecting partitions created or attached under a protected table, and tables inheriting from one';
 
 -- A dropped relation's registration goes with it, so that protected_tables()
 -- lists only live tables and protect() of a new table of the same name
