@@ -159,6 +159,7 @@ DECLARE
   v_n integer;
   v_bad record;
   v_count bigint;
+  v_rows bigint;
 BEGIN
   PERFORM carm_internal.require_admin();
   v_n := carm_internal.bulk_size(ARRAY['bn15s', 'names'],
@@ -184,12 +185,18 @@ BEGIN
     PERFORM carm_internal.bulk_refuse(CASE v_bad.problem WHEN 'long' THEN 'name' ELSE 'program account' END,
                                       v_bad.problem, v_bad.pos, v_bad.shown);
   END IF;
-  INSERT INTO carm.program (business_id, bn15, name)
-  SELECT b.id, u.bn15, u.name
-  FROM unnest(bn15s, names) WITH ORDINALITY AS u(bn15, name, pos)
-  JOIN carm.business b ON b.bn9 = left(u.bn15, 9)
-  ORDER BY u.pos;
-  GET DIAGNOSTICS v_count = ROW_COUNT;
+  -- in slices, as each row queues an invalidation key (see register_users)
+  v_count := 0;
+  FOR v_from IN 1 .. v_n BY 10000 LOOP
+    INSERT INTO carm.program (business_id, bn15, name)
+    SELECT b.id, u.bn15, u.name
+    FROM unnest(bn15s[v_from : v_from + 9999], names[v_from : v_from + 9999])
+         WITH ORDINALITY AS u(bn15, name, pos)
+    JOIN carm.business b ON b.bn9 = left(u.bn15, 9)
+    ORDER BY u.pos;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    v_count := v_count + v_rows;
+  END LOOP;
   PERFORM carm_internal.audit('program_accounts_added', NULL, NULL, NULL, NULL, NULL,
                               jsonb_build_object('count', v_count, 'bn15s', to_jsonb(bn15s)));
   RETURN v_count;
@@ -209,6 +216,7 @@ DECLARE
   v_n integer;
   v_bad record;
   v_count bigint;
+  v_rows bigint;
 BEGIN
   PERFORM carm_internal.require_admin();
   v_n := carm_internal.bulk_size(ARRAY['external_ids', 'full_names', 'emails'],
@@ -243,11 +251,18 @@ BEGIN
   IF FOUND THEN
     PERFORM carm_internal.bulk_refuse(v_bad.what, v_bad.problem, v_bad.pos, v_bad.shown);
   END IF;
-  INSERT INTO carm.app_user (external_id, full_name, email)
-  SELECT btrim(u.external_id), btrim(u.full_name), u.email
-  FROM unnest(external_ids, full_names, emails) WITH ORDINALITY AS u(external_id, full_name, email, pos)
-  ORDER BY u.pos;
-  GET DIAGNOSTICS v_count = ROW_COUNT;
+  -- in slices: each row queues one invalidation key (11_invalidation.sql),
+  -- and PostgreSQL looks for a duplicate among the keys its command queued
+  -- so far, so one INSERT of 300,000 users would take quadratic time
+  v_count := 0;
+  FOR v_from IN 1 .. v_n BY 10000 LOOP
+    INSERT INTO carm.app_user (external_id, full_name, email)
+    SELECT btrim(u.external_id), btrim(u.full_name), u.email
+    FROM unnest(external_ids[v_from : v_from + 9999], full_names[v_from : v_from + 9999],
+                emails[v_from : v_from + 9999]) AS u(external_id, full_name, email);
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    v_count := v_count + v_rows;
+  END LOOP;
   PERFORM carm_internal.audit('users_registered', NULL, NULL, NULL, NULL, NULL,
                               jsonb_build_object('count', v_count, 'external_ids',
                                                  (SELECT jsonb_agg(btrim(x)) FROM unnest(external_ids) x)));
