@@ -114,7 +114,7 @@ BEGIN
     END IF;
   END IF;
   IF since > until THEN
-    RAISE EXCEPTION 'since (%) is later than until (%)', since, until USING ERRCODE = '22023',
+    RAISE EXCEPTION 'since is later than until' USING ERRCODE = '22023',
       HINT = 'The range is since <= at < until; either bound may be NULL.';
   END IF;
   RETURN QUERY
