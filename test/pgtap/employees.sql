@@ -69,6 +69,9 @@ BEGIN
               AND a.attidentity = '' AND a.attgenerated = ''
             ORDER BY a.attnum LIMIT 1) AS col
     FROM pg_class c WHERE c.relnamespace = 'carm'::regnamespace AND c.relkind IN ('r', 'p', 'v')
+      -- §12: the discovery views (the nine functions, the roles, the matrix)
+      -- are open to every role; they show no delegation state
+      AND c.relname NOT IN ('functions', 'roles', 'role_permissions')
     ORDER BY c.relname
   LOOP
     FOREACH op IN ARRAY ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE'] LOOP
