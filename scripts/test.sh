@@ -4,16 +4,38 @@
 #   2. pgTAP files (test/pgtap) through pg_prove
 #   3. cluster tests (test/cluster/*.sh): the preloaded background worker, hot standby, pgbouncer
 # Installs missing Debian packages first.  Prints "N passed, N failed" last.
-# Usage: scripts/test.sh [--keep]   (--keep leaves the temporary directory for inspection)
+# Usage: scripts/test.sh [--keep] [--port N] [--dir D]
+#   --keep    leave the work directory (build, clusters' data, results) for inspection
+#   --port N  TCP port of the main cluster (default: a free one; env CARM_PORT);
+#             the cluster tests pick free ports of their own
+#   --dir D   work directory (created; default: a new /tmp/carm_test.*; env CARM_WORK)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
+KEEP=""; PORT=${CARM_PORT:-}; WORK=${CARM_WORK:-}
+while [ $# -gt 0 ]; do
+  case $1 in
+    --keep) KEEP=--keep ;;
+    --port) PORT=$2; shift ;;
+    --dir) WORK=$2; shift ;;
+    *) echo "usage: scripts/test.sh [--keep] [--port N] [--dir D]" >&2; exit 2 ;;
+  esac
+  shift
+done
+
 scripts/deps.sh || { echo "could not install dependencies" >&2; exit 2; }
 
-WORK=$(mktemp -d /tmp/carm_test.XXXXXX)
+if [ -n "$WORK" ]; then
+  # a directory of its own: everything in it is removed at the end
+  if [ -e "$WORK" ] && [ -n "$(ls -A "$WORK" 2>/dev/null)" ]; then
+    echo "$WORK is not empty; give a new or empty directory" >&2; exit 2
+  fi
+  mkdir -p "$WORK"; WORK=$(cd "$WORK" && pwd)
+else
+  WORK=$(mktemp -d /tmp/carm_test.XXXXXX)
+fi
 chmod 755 "$WORK"
-KEEP=${1:-}
 cleanup() {
   stop_cluster "$WORK/main/data"
   for d in "$WORK"/*/data "$WORK"/*/*/data; do [ -d "$d" ] && stop_cluster "$d"; done
@@ -25,7 +47,7 @@ echo "== building into a private PostgreSQL tree"
 make_tree "$WORK/pg" || { echo "build failed" >&2; exit 2; }
 export PGBIN WORK
 
-PORT=$(free_port)
+[ -n "$PORT" ] || PORT=$(free_port)
 start_cluster "$WORK/main/data" "$PORT" || { echo "cluster did not start" >&2; exit 2; }
 export PGHOST="$WORK/main" PGPORT="$PORT" PGUSER=postgres
 

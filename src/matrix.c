@@ -123,3 +123,120 @@ carm_role_level(CarmRole role, CarmFunction fn)
 		return CARM_LEVEL_NONE;
 	return matrix[role][fn];
 }
+
+/* ------------------------------------------------------------------------
+ * Discovery (SPEC §12): the nine functions and the matrix above, as rows,
+ * for the views carm.functions, carm.roles and carm.role_permissions
+ * (sql/src/95_discovery.sql).  The SQL side never restates the matrix: it
+ * reads it from here, so a view cannot disagree with the check.
+ * ------------------------------------------------------------------------ */
+#include "funcapi.h"
+#include "utils/builtins.h"
+
+PG_FUNCTION_INFO_V1(carm_matrix_functions);
+PG_FUNCTION_INFO_V1(carm_matrix_roles);
+PG_FUNCTION_INFO_V1(carm_matrix_levels);
+
+/* What each function covers (SPEC §3.1), in the order of function_names. */
+static const char *const function_scopes[CARM_NUM_FUNCTIONS] = {
+	"business", "program", "business/program", "business/program",
+	"program", "program", "program", "program", "program"
+};
+static const char *const function_covers[CARM_NUM_FUNCTIONS] = {
+	"the business account's information",
+	"a program account's information",
+	"employees' access requests, roles and removal",
+	"business relationships and their requests, the provider-side assignment of employees to clients, client groups",
+	"ruling (decision) requests and rulings",
+	"making payments, payment history",
+	"statements of account, invoices, financial information",
+	"portal notifications (collection notices excluded)",
+	"bank account, pre-authorized debit agreements, collection notices, payment arrangements"
+};
+
+/* Who holds each role and how (SPEC §3.2, §4, §5), in the order of role_names. */
+static const char *const role_kinds[CARM_NUM_ROLES] = {
+	"employee", "employee", "employee", "employee",
+	"proxy", "proxy", "proxy", "proxy", "closed", "provider"
+};
+static const char *const role_descriptions[CARM_NUM_ROLES] = {
+	"business account manager: manages the business, its programs, employees and relationships (E1, E7)",
+	"program account manager: manages its listed programs and the non-BAM employees within them (E3, E7)",
+	"operational role: edits rulings and payments, views the rest of its programs",
+	"operational role: read-only on its programs, no banking",
+	"proxy business account manager: every BAM of a provider with an active BUSINESS relationship (R6); never the client's employees, relationships or banking (R11)",
+	"proxy program account manager: every BAM of a provider with an active PROGRAM relationship, on its delegated programs (R6), or a provider employee assigned by a PBAM (R7)",
+	"proxy editor: a provider employee assigned to a client, individually (R7) or through a client group (G4)",
+	"proxy viewer: a provider employee assigned to a client read-only (R7, G4)",
+	"the provider's BAMs after the relationship expired or ended: read-only, only rows the provider submitted, through row checks only (R9, V4)",
+	"a provider PAM while a relationship is active: reads the rows the provider submitted on delegated programs (V3); not assignable"
+};
+
+static const char *const level_names[] = {"none", "view", "edit", "manage"};
+
+/* carm_internal.matrix_functions(): one row per function (SPEC §3.1). */
+Datum
+carm_matrix_functions(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int f = 0; f < CARM_NUM_FUNCTIONS; f++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		values[0] = Int32GetDatum(f + 1);
+		values[1] = CStringGetTextDatum(function_names[f]);
+		values[2] = CStringGetTextDatum(function_scopes[f]);
+		values[3] = CStringGetTextDatum(function_covers[f]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/* carm_internal.matrix_roles(): one row per role the check knows. */
+Datum
+carm_matrix_roles(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int r = 0; r < CARM_NUM_ROLES; r++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		values[0] = Int32GetDatum(r + 1);
+		values[1] = CStringGetTextDatum(role_names[r]);
+		values[2] = CStringGetTextDatum(role_kinds[r]);
+		values[3] = CStringGetTextDatum(role_descriptions[r]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * carm_internal.matrix_levels(): the matrix, one row per (role, function),
+ * with the maximum level carm_role_level() answers ('none' for —).
+ */
+Datum
+carm_matrix_levels(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int r = 0; r < CARM_NUM_ROLES; r++)
+		for (int f = 0; f < CARM_NUM_FUNCTIONS; f++)
+		{
+			Datum		values[3];
+			bool		nulls[3] = {false, false, false};
+
+			values[0] = CStringGetTextDatum(role_names[r]);
+			values[1] = CStringGetTextDatum(function_names[f]);
+			values[2] = CStringGetTextDatum(level_names[carm_role_level((CarmRole) r,
+																		(CarmFunction) f)]);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+	return (Datum) 0;
+}

@@ -72,10 +72,15 @@ CREATE OR REPLACE TRIGGER audit_event_no_truncate
   BEFORE TRUNCATE ON carm.audit_event
   FOR EACH STATEMENT EXECUTE FUNCTION carm_internal.audit_append_only();
 
-CREATE OR REPLACE FUNCTION carm_internal.audit_events(bn9 text, p_admin boolean)
-RETURNS TABLE (id bigint, at timestamptz, actor_id bigint, db_role name, event text,
-               business text, other_business text, target_user_id bigint,
-               relationship_id bigint, group_id bigint, details jsonb)
+-- The audit trail as people read it (§9): filtered by business, time range
+-- [since, until) and event types; businesses as BN9s and users by their
+-- sign-in identity (external_id) next to their ids.  One implementation; the
+-- API carm.audit_events() dispatches to the admin or the actor variant.
+CREATE OR REPLACE FUNCTION carm_internal.audit_events(bn9 text, since timestamptz, until timestamptz,
+                                                      events text[], p_admin boolean)
+RETURNS TABLE (id bigint, at timestamptz, event text, business text, other_business text,
+               actor text, actor_id bigint, target_user text, target_user_id bigint,
+               relationship_id bigint, group_id bigint, db_role name, details jsonb)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -108,65 +113,79 @@ BEGIN
       END IF;
     END IF;
   END IF;
+  IF since > until THEN
+    RAISE EXCEPTION 'since is later than until' USING ERRCODE = '22023',
+      HINT = 'The range is since <= at < until; either bound may be NULL.';
+  END IF;
   RETURN QUERY
-    SELECT a.id, a.at, a.actor_id, a.db_role, a.event, b1.bn9, b2.bn9, a.target_user_id,
-           a.relationship_id, a.group_id, a.details
+    SELECT a.id, a.at, a.event, b1.bn9, b2.bn9, ua.external_id, a.actor_id,
+           ut.external_id, a.target_user_id, a.relationship_id, a.group_id, a.db_role, a.details
     FROM carm.audit_event a
     LEFT JOIN carm.business b1 ON b1.id = a.business_id
     LEFT JOIN carm.business b2 ON b2.id = a.other_business_id
-    WHERE v_business IS NULL OR a.business_id = v_business OR a.other_business_id = v_business
+    LEFT JOIN carm.app_user ua ON ua.id = a.actor_id
+    LEFT JOIN carm.app_user ut ON ut.id = a.target_user_id
+    WHERE (v_business IS NULL OR a.business_id = v_business OR a.other_business_id = v_business)
+      AND (since IS NULL OR a.at >= since)
+      AND (until IS NULL OR a.at < until)
+      AND (events IS NULL OR a.event = ANY (events))
     ORDER BY a.id;
 END
 $$;
+COMMENT ON FUNCTION carm_internal.audit_events(text, timestamptz, timestamptz, text[], boolean) IS
+  'Internal (§9): the audit events of a business (or all, for carm_admin), in a time range and of some event types, with BN9s and external ids';
 
 -- The API: SECURITY INVOKER, so that current_role_is_admin() sees the role
 -- the calling code runs as (§2); the admin variant is granted to carm_admin only.
-CREATE OR REPLACE FUNCTION carm.audit_events(bn9 text DEFAULT NULL)
-RETURNS TABLE (id bigint, at timestamptz, actor_id bigint, db_role name, event text,
-               business text, other_business text, target_user_id bigint,
-               relationship_id bigint, group_id bigint, details jsonb)
+CREATE OR REPLACE FUNCTION carm.audit_events(bn9 text DEFAULT NULL, since timestamptz DEFAULT NULL,
+                                             until timestamptz DEFAULT NULL, events text[] DEFAULT NULL)
+RETURNS TABLE (id bigint, at timestamptz, event text, business text, other_business text,
+               actor text, actor_id bigint, target_user text, target_user_id bigint,
+               relationship_id bigint, group_id bigint, db_role name, details jsonb)
 LANGUAGE plpgsql STABLE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
   IF carm_internal.current_role_is_admin() THEN
-    RETURN QUERY SELECT * FROM carm_internal.audit_events_admin(bn9);
+    RETURN QUERY SELECT * FROM carm_internal.audit_events_admin(bn9, since, until, events);
   ELSE
-    RETURN QUERY SELECT * FROM carm_internal.audit_events_actor(bn9);
+    RETURN QUERY SELECT * FROM carm_internal.audit_events_actor(bn9, since, until, events);
   END IF;
 END
 $$;
 
-CREATE OR REPLACE FUNCTION carm_internal.audit_events_admin(bn9 text)
-RETURNS TABLE (id bigint, at timestamptz, actor_id bigint, db_role name, event text,
-               business text, other_business text, target_user_id bigint,
-               relationship_id bigint, group_id bigint, details jsonb)
+CREATE OR REPLACE FUNCTION carm_internal.audit_events_admin(bn9 text, since timestamptz,
+                                                            until timestamptz, events text[])
+RETURNS TABLE (id bigint, at timestamptz, event text, business text, other_business text,
+               actor text, actor_id bigint, target_user text, target_user_id bigint,
+               relationship_id bigint, group_id bigint, db_role name, details jsonb)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
   PERFORM carm_internal.require_admin();
-  RETURN QUERY SELECT * FROM carm_internal.audit_events(bn9, true);
+  RETURN QUERY SELECT * FROM carm_internal.audit_events(bn9, since, until, events, true);
 END
 $$;
-COMMENT ON FUNCTION carm_internal.audit_events_admin(text) IS
+COMMENT ON FUNCTION carm_internal.audit_events_admin(text, timestamptz, timestamptz, text[]) IS
   'Internal: carm.audit_events() for carm_admin (every event); EXECUTE for carm_admin only';
 
-CREATE OR REPLACE FUNCTION carm_internal.audit_events_actor(bn9 text)
-RETURNS TABLE (id bigint, at timestamptz, actor_id bigint, db_role name, event text,
-               business text, other_business text, target_user_id bigint,
-               relationship_id bigint, group_id bigint, details jsonb)
+CREATE OR REPLACE FUNCTION carm_internal.audit_events_actor(bn9 text, since timestamptz,
+                                                            until timestamptz, events text[])
+RETURNS TABLE (id bigint, at timestamptz, event text, business text, other_business text,
+               actor text, actor_id bigint, target_user text, target_user_id bigint,
+               relationship_id bigint, group_id bigint, db_role name, details jsonb)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  RETURN QUERY SELECT * FROM carm_internal.audit_events(bn9, false);
+  RETURN QUERY SELECT * FROM carm_internal.audit_events(bn9, since, until, events, false);
 END
 $$;
-COMMENT ON FUNCTION carm_internal.audit_events_actor(text) IS
-  'Internal: carm.audit_events() for the acting user, without admin powers';
-COMMENT ON FUNCTION carm.audit_events(text) IS
-  'Audit events of a business (its BAMs, carm_admin); all events when bn9 is NULL (carm_admin)';
+COMMENT ON FUNCTION carm_internal.audit_events_actor(text, timestamptz, timestamptz, text[]) IS
+  'Internal: carm.audit_events() for the acting user (a BAM reads its business''s events), without admin powers';
+COMMENT ON FUNCTION carm.audit_events(text, timestamptz, timestamptz, text[]) IS
+  'The append-only audit trail (§9): events of a business for its business account managers, every event (bn9 NULL) for carm_admin; optionally in [since, until) and of the listed event types; businesses as BN9s, people as external ids';
 
 -- §2: the actor is required, and active, before anything is read (also
 -- when there is nothing to list).
@@ -189,5 +208,5 @@ COMMENT ON FUNCTION carm.my_notifications() IS 'The acting user''s notifications
 
 -- §2: the whole trail for carm_admin only; the actor variant for every
 -- caller of carm.audit_events (PUBLIC, see 90_privileges).
-REVOKE ALL ON FUNCTION carm_internal.audit_events_admin(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION carm_internal.audit_events_admin(text) TO carm_admin;
+REVOKE ALL ON FUNCTION carm_internal.audit_events_admin(text, timestamptz, timestamptz, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION carm_internal.audit_events_admin(text, timestamptz, timestamptz, text[]) TO carm_admin;

@@ -79,3 +79,7 @@ COMMENT ON TABLE carm.login_binding IS 'Default actor of sessions whose session_
 -- function takes the id alone (only carm's own functions call it).
 DROP FUNCTION carm_internal.publish(bigint, timestamptz, bigint, text, bigint, bigint, bigint,
                                     bigint, bigint, jsonb);
+
+-- §9 (rev. 1.1): carm.audit_events() filters by time range and event types
+-- and shows BN9s and external ids: new arguments and result columns.
+DROP FUNCTION carm.audit_events(text);

@@ -68,7 +68,11 @@ BEGIN
             WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
               AND a.attidentity = '' AND a.attgenerated = ''
             ORDER BY a.attnum LIMIT 1) AS col
-    FROM pg_class c WHERE c.relnamespace = 'carm'::regnamespace AND c.relkind IN ('r', 'p')   -- the state tables (views have their own tests)
+    FROM pg_class c WHERE c.relnamespace = 'carm'::regnamespace AND c.relkind IN ('r', 'p', 'v')
+      -- §12: the discovery views (the nine functions, the roles, the matrix)
+      -- are open to every role and show no delegation state; the monitoring
+      -- view has its own test (test/sql/monitoring.sql)
+      AND c.relname NOT IN ('functions', 'roles', 'role_permissions', 'stats')
     ORDER BY c.relname
   LOOP
     FOREACH op IN ARRAY ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE'] LOOP

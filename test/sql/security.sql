@@ -131,3 +131,5 @@ SET client_min_messages = warning;
 DROP SCHEMA regress_sec_app CASCADE;
 DROP SCHEMA regress_sec_evil CASCADE;
 RESET client_min_messages;
+-- the roles too, so that the test runs again on the same cluster
+DROP ROLE regress_sec_gw, regress_sec_plain, regress_sec_admin, regress_sec_owner;

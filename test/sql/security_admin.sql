@@ -79,7 +79,7 @@ BEGIN
   ELSIF what = 'groups' THEN
     RETURN 'saw ' || (SELECT count(*) FROM carm.client_groups('123456782')) || ' groups';
   ELSIF what = 'variant' THEN
-    RETURN 'saw ' || (SELECT count(*) FROM carm_internal.audit_events_admin(NULL)) || ' events';
+    RETURN 'saw ' || (SELECT count(*) FROM carm_internal.audit_events_admin(NULL, NULL, NULL, NULL)) || ' events';
   END IF;
   RETURN NULL;
 EXCEPTION WHEN OTHERS THEN
@@ -123,7 +123,7 @@ BEGIN
     END;
     RAISE NOTICE '%', v;
     BEGIN
-      v := 'audit_events_admin: ' || (SELECT count(*) FROM carm_internal.audit_events_admin(NULL)) || ' rows';
+      v := 'audit_events_admin: ' || (SELECT count(*) FROM carm_internal.audit_events_admin(NULL, NULL, NULL, NULL)) || ' rows';
     EXCEPTION WHEN OTHERS THEN v := 'audit_events_admin: ' || SQLSTATE;
     END;
     RAISE NOTICE '%', v;

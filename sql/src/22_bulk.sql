@@ -1,0 +1,280 @@
+-- §12 bulk reference data: carm_admin loads businesses, program accounts and
+-- users by the hundred thousand.  Each function takes parallel arrays (one
+-- element per row), checks every element with the rules of its one-row
+-- counterpart (add_business, add_program_account, register_user) in one
+-- set-based pass, and then inserts everything with one INSERT ... SELECT and
+-- writes ONE audit event for the batch.  The first offending element stops
+-- the batch with the SQLSTATE its one-row counterpart raises and its
+-- position; nothing is applied (README "Operations", decision "Bulk load").
+
+-- Raises the error of the first offending element of a batch.  p_problem
+-- says what is wrong, p_pos its 1-based position in the arrays, p_value the
+-- element (never more than 32 characters are echoed, §10).
+CREATE OR REPLACE FUNCTION carm_internal.bulk_refuse(p_what text, p_problem text, p_pos bigint, p_value text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_shown text := coalesce('"' || left(p_value, 32) || '"', 'NULL');
+  v_detail text := format('Element %s of the batch; nothing was loaded.', p_pos);
+BEGIN
+  CASE p_problem
+    WHEN 'bn9' THEN
+      RAISE EXCEPTION 'invalid business number % at position %', v_shown, p_pos
+        USING ERRCODE = '22023', DETAIL = v_detail,
+              HINT = 'A BN9 is nine digits, the last a Luhn check digit.';
+    WHEN 'bn15' THEN
+      RAISE EXCEPTION 'invalid program account number % at position %', v_shown, p_pos
+        USING ERRCODE = '22023', DETAIL = v_detail,
+              HINT = 'A BN15 is a BN9, RM and four digits, e.g. 123456782RM0001.';
+    WHEN 'no_business' THEN
+      RAISE EXCEPTION 'business % does not exist (program account at position %)', v_shown, p_pos
+        USING ERRCODE = 'P0002', DETAIL = v_detail,
+              HINT = 'Load the business first (carm.add_businesses), or in an earlier batch.';
+    WHEN 'blank' THEN
+      RAISE EXCEPTION '% must not be blank (position %)', p_what, p_pos
+        USING ERRCODE = '22023', DETAIL = v_detail;
+    WHEN 'long' THEN
+      RAISE EXCEPTION '% is too long at position % (%)', p_what, p_pos, v_shown
+        USING ERRCODE = '22023', DETAIL = v_detail;
+    WHEN 'kinds' THEN
+      RAISE EXCEPTION 'invalid business kinds % at position %', v_shown, p_pos
+        USING ERRCODE = '22023', DETAIL = v_detail,
+              HINT = 'Kinds are IMPORTER, CUSTOMS_BROKER and TRADE_CONSULTANT, several separated by commas.';
+    WHEN 'email' THEN
+      RAISE EXCEPTION 'invalid email address % at position %', v_shown, p_pos
+        USING ERRCODE = '22023', DETAIL = v_detail;
+    WHEN 'twice' THEN
+      RAISE EXCEPTION '% % appears twice in the batch (position %)', p_what, v_shown, p_pos
+        USING ERRCODE = '23505', DETAIL = v_detail;
+    WHEN 'exists' THEN
+      RAISE EXCEPTION '% % already exists (position %)', p_what, v_shown, p_pos
+        USING ERRCODE = '23505', DETAIL = v_detail;
+    ELSE
+      RAISE EXCEPTION 'unexpected bulk problem %', p_problem USING ERRCODE = 'XX000';
+  END CASE;
+END
+$$;
+COMMENT ON FUNCTION carm_internal.bulk_refuse(text, text, bigint, text) IS
+  'Internal (§12): raises the error of the first offending element of a bulk load, with its position and the SQLSTATE of the one-row function';
+
+-- Checks the shape of a batch: arrays not NULL (22004), one-dimensional and
+-- as long as the first (22023).  Returns the batch size.
+CREATE OR REPLACE FUNCTION carm_internal.bulk_size(p_names text[], p_sizes integer[], p_dims integer[])
+RETURNS integer
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  FOR i IN 1 .. cardinality(p_names) LOOP
+    IF p_sizes[i] IS NULL THEN
+      RAISE EXCEPTION '% must not be null', p_names[i] USING ERRCODE = '22004';
+    END IF;
+    IF p_dims[i] > 1 THEN
+      RAISE EXCEPTION '% must be a one-dimensional array', p_names[i] USING ERRCODE = '22023';
+    END IF;
+    IF p_sizes[i] <> p_sizes[1] THEN
+      RAISE EXCEPTION '% has % elements, % has %', p_names[1], p_sizes[1], p_names[i], p_sizes[i]
+        USING ERRCODE = '22023', HINT = 'Pass one element per row in every array.';
+    END IF;
+  END LOOP;
+  RETURN p_sizes[1];
+END
+$$;
+COMMENT ON FUNCTION carm_internal.bulk_size(text[], integer[], integer[]) IS
+  'Internal (§12): the size of a bulk batch; its arrays must be non-NULL, one-dimensional and of equal length';
+
+-- Businesses --------------------------------------------------------------
+--
+-- Each function validates in one statement (the first offending element, if
+-- any) and inserts in a second one: no temporary table, whose name a caller
+-- could have taken in its own pg_temp.
+
+CREATE OR REPLACE FUNCTION carm.add_businesses(bn9s text[], legal_names text[], kinds text[])
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_n integer;
+  v_kinds text[];
+  v_bad record;
+  v_count bigint;
+BEGIN
+  PERFORM carm_internal.require_admin();
+  v_n := carm_internal.bulk_size(ARRAY['bn9s', 'legal_names', 'kinds'],
+                                 ARRAY[cardinality(bn9s), cardinality(legal_names),
+                                       CASE cardinality(kinds) WHEN 1 THEN cardinality(bn9s)
+                                                               ELSE cardinality(kinds) END],
+                                 ARRAY[array_ndims(bn9s), array_ndims(legal_names), array_ndims(kinds)]);
+  IF v_n = 0 THEN
+    RETURN 0;
+  END IF;
+  -- kinds: one entry per business, or one entry for the whole batch
+  v_kinds := CASE cardinality(kinds) WHEN 1 THEN array_fill(kinds[1], ARRAY[v_n]) ELSE kinds END;
+  SELECT x.pos, x.problem, CASE x.problem WHEN 'kinds' THEN x.kind WHEN 'long' THEN x.legal_name
+                                          ELSE x.bn9 END AS shown
+  INTO v_bad
+  FROM (SELECT u.pos, u.bn9, u.legal_name, u.kind,
+               CASE WHEN u.bn9 IS NULL OR NOT carm_internal.bn9_is_valid(u.bn9) THEN 'bn9'
+                    WHEN u.legal_name IS NULL OR btrim(u.legal_name) = '' THEN 'blank'
+                    WHEN length(u.legal_name) > 512 THEN 'long'
+                    WHEN u.kind IS NULL OR btrim(u.kind) = '' OR EXISTS (
+                           SELECT FROM unnest(string_to_array(u.kind, ',')) k
+                           WHERE btrim(k) NOT IN ('IMPORTER','CUSTOMS_BROKER','TRADE_CONSULTANT')) THEN 'kinds'
+                    WHEN u.pos > min(u.pos) OVER (PARTITION BY u.bn9) THEN 'twice'
+                    WHEN EXISTS (SELECT FROM carm.business b WHERE b.bn9 = u.bn9) THEN 'exists'
+               END AS problem
+        FROM unnest(bn9s, legal_names, v_kinds) WITH ORDINALITY AS u(bn9, legal_name, kind, pos)) x
+  WHERE x.problem IS NOT NULL
+  ORDER BY x.pos LIMIT 1;
+  IF FOUND THEN
+    PERFORM carm_internal.bulk_refuse(CASE WHEN v_bad.problem IN ('blank', 'long') THEN 'legal_name'
+                                           ELSE 'business' END,
+                                      v_bad.problem, v_bad.pos, v_bad.shown);
+  END IF;
+  INSERT INTO carm.business (bn9, legal_name, kinds)
+  SELECT u.bn9, btrim(u.legal_name),
+         ARRAY(SELECT DISTINCT btrim(k) FROM unnest(string_to_array(u.kind, ',')) k ORDER BY 1)
+  FROM unnest(bn9s, legal_names, v_kinds) WITH ORDINALITY AS u(bn9, legal_name, kind, pos)
+  ORDER BY u.pos;
+  GET DIAGNOSTICS v_count = ROW_COUNT;
+  PERFORM carm_internal.audit('businesses_added', NULL, NULL, NULL, NULL, NULL,
+                              jsonb_build_object('count', v_count, 'bn9s', to_jsonb(bn9s)));
+  RETURN v_count;
+END
+$$;
+COMMENT ON FUNCTION carm.add_businesses(text[], text[], text[]) IS
+  'Bulk load of business accounts (carm_admin, §12): per element a BN9 with its check digit, a legal name and its kinds (''IMPORTER'' or ''CUSTOMS_BROKER,TRADE_CONSULTANT''; a single kinds entry applies to every business); validated like add_business, all or nothing, one audit event; returns the count';
+
+-- Program accounts ---------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION carm.add_program_accounts(bn15s text[], names text[] DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_n integer;
+  v_bad record;
+  v_count bigint;
+  v_rows bigint;
+BEGIN
+  PERFORM carm_internal.require_admin();
+  v_n := carm_internal.bulk_size(ARRAY['bn15s', 'names'],
+                                 ARRAY[cardinality(bn15s), coalesce(cardinality(names), cardinality(bn15s))],
+                                 ARRAY[array_ndims(bn15s), array_ndims(names)]);
+  IF v_n = 0 THEN
+    RETURN 0;
+  END IF;
+  SELECT x.pos, x.problem, CASE x.problem WHEN 'long' THEN x.name WHEN 'no_business' THEN left(x.bn15, 9)
+                                          ELSE x.bn15 END AS shown
+  INTO v_bad
+  FROM (SELECT u.pos, u.bn15, u.name,
+               CASE WHEN u.bn15 IS NULL OR NOT carm_internal.bn15_is_valid(u.bn15) THEN 'bn15'
+                    WHEN length(u.name) > 512 THEN 'long'
+                    WHEN NOT EXISTS (SELECT FROM carm.business b WHERE b.bn9 = left(u.bn15, 9)) THEN 'no_business'
+                    WHEN u.pos > min(u.pos) OVER (PARTITION BY u.bn15) THEN 'twice'
+                    WHEN EXISTS (SELECT FROM carm.program p WHERE p.bn15 = u.bn15) THEN 'exists'
+               END AS problem
+        FROM unnest(bn15s, names) WITH ORDINALITY AS u(bn15, name, pos)) x
+  WHERE x.problem IS NOT NULL
+  ORDER BY x.pos LIMIT 1;
+  IF FOUND THEN
+    PERFORM carm_internal.bulk_refuse(CASE v_bad.problem WHEN 'long' THEN 'name' ELSE 'program account' END,
+                                      v_bad.problem, v_bad.pos, v_bad.shown);
+  END IF;
+  -- in slices, as each row queues an invalidation key (see register_users)
+  v_count := 0;
+  FOR v_from IN 1 .. v_n BY 10000 LOOP
+    INSERT INTO carm.program (business_id, bn15, name)
+    SELECT b.id, u.bn15, u.name
+    FROM unnest(bn15s[v_from : v_from + 9999], names[v_from : v_from + 9999])
+         WITH ORDINALITY AS u(bn15, name, pos)
+    JOIN carm.business b ON b.bn9 = left(u.bn15, 9)
+    ORDER BY u.pos;
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    v_count := v_count + v_rows;
+  END LOOP;
+  PERFORM carm_internal.audit('program_accounts_added', NULL, NULL, NULL, NULL, NULL,
+                              jsonb_build_object('count', v_count, 'bn15s', to_jsonb(bn15s)));
+  RETURN v_count;
+END
+$$;
+COMMENT ON FUNCTION carm.add_program_accounts(text[], text[]) IS
+  'Bulk load of program accounts (carm_admin, §12): per element a BN15 whose BN9 is an existing business, and an optional name; validated like add_program_account, all or nothing, one audit event; every all-programs grant covers them at once (E12); returns the count';
+
+-- Users ----------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION carm.register_users(external_ids text[], full_names text[], emails text[] DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_n integer;
+  v_bad record;
+  v_count bigint;
+  v_rows bigint;
+BEGIN
+  PERFORM carm_internal.require_admin();
+  v_n := carm_internal.bulk_size(ARRAY['external_ids', 'full_names', 'emails'],
+                                 ARRAY[cardinality(external_ids), cardinality(full_names),
+                                       coalesce(cardinality(emails), cardinality(external_ids))],
+                                 ARRAY[array_ndims(external_ids), array_ndims(full_names), array_ndims(emails)]);
+  IF v_n = 0 THEN
+    RETURN 0;
+  END IF;
+  SELECT x.pos, x.problem, x.what,
+         CASE x.what WHEN 'full_name' THEN x.full_name WHEN 'email' THEN x.email ELSE x.external_id END AS shown
+  INTO v_bad
+  FROM (SELECT y.*,
+               CASE WHEN y.problem IN ('twice', 'exists') THEN 'user with external id'
+                    WHEN y.problem = 'email' THEN 'email'
+                    WHEN y.ext_bad THEN 'external_id' ELSE 'full_name' END AS what
+        FROM (SELECT u.pos, u.external_id, u.full_name, u.email,
+                     u.external_id IS NULL OR btrim(u.external_id) = '' OR length(u.external_id) > 256 AS ext_bad,
+                     CASE WHEN u.external_id IS NULL OR btrim(u.external_id) = '' THEN 'blank'
+                          WHEN length(u.external_id) > 256 THEN 'long'
+                          WHEN u.full_name IS NULL OR btrim(u.full_name) = '' THEN 'blank'
+                          WHEN length(u.full_name) > 256 THEN 'long'
+                          WHEN u.email IS NOT NULL AND (length(u.email) > 320 OR u.email !~ '^[^@\s]+@[^@\s]+$')
+                          THEN 'email'
+                          WHEN u.pos > min(u.pos) OVER (PARTITION BY btrim(u.external_id)) THEN 'twice'
+                          WHEN EXISTS (SELECT FROM carm.app_user a WHERE a.external_id = btrim(u.external_id))
+                          THEN 'exists'
+                     END AS problem
+              FROM unnest(external_ids, full_names, emails) WITH ORDINALITY AS u(external_id, full_name, email, pos)) y
+        WHERE y.problem IS NOT NULL) x
+  ORDER BY x.pos LIMIT 1;
+  IF FOUND THEN
+    PERFORM carm_internal.bulk_refuse(v_bad.what, v_bad.problem, v_bad.pos, v_bad.shown);
+  END IF;
+  -- in slices: each row queues one invalidation key (11_invalidation.sql),
+  -- and PostgreSQL looks for a duplicate among the keys its command queued
+  -- so far, so one INSERT of 300,000 users would take quadratic time
+  v_count := 0;
+  FOR v_from IN 1 .. v_n BY 10000 LOOP
+    INSERT INTO carm.app_user (external_id, full_name, email)
+    SELECT btrim(u.external_id), btrim(u.full_name), u.email
+    FROM unnest(external_ids[v_from : v_from + 9999], full_names[v_from : v_from + 9999],
+                emails[v_from : v_from + 9999]) AS u(external_id, full_name, email);
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    v_count := v_count + v_rows;
+  END LOOP;
+  PERFORM carm_internal.audit('users_registered', NULL, NULL, NULL, NULL, NULL,
+                              jsonb_build_object('count', v_count, 'external_ids',
+                                                 (SELECT jsonb_agg(btrim(x)) FROM unnest(external_ids) x)));
+  RETURN v_count;
+END
+$$;
+COMMENT ON FUNCTION carm.register_users(text[], text[], text[]) IS
+  'Bulk registration of user profiles (carm_admin, §12): per element a unique external id (the sign-in identity), a full name and an optional email; validated like register_user, all or nothing, one audit event; returns the count';
+
+REVOKE ALL ON FUNCTION carm.add_businesses(text[], text[], text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION carm.add_program_accounts(text[], text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION carm.register_users(text[], text[], text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION carm.add_businesses(text[], text[], text[]),
+  carm.add_program_accounts(text[], text[]),
+  carm.register_users(text[], text[], text[]) TO carm_admin;
