@@ -12,6 +12,7 @@
  *   visibility.c  the row check's per-function decision table (V1-V4)
  *   target.c      BN9 / BN15 to ids, for the point checks
  *   check.c       has_access() and the row-level-security checks (V1-V5)
+ *   report.c      the check's rules for the reports (§8): matrix, expiry, point level
  *   planner.c     planner support: index condition and selectivity for the row check
  *   hierarchy.c   triggers enforcing E5-E10 on carm.employee
  *   ddl_guard.c   event trigger refusing DROP EXTENSION while tables are protected (§12)
@@ -244,6 +245,12 @@ carm_vis_decide(const CarmVisTable *t, int64 program_id, int64 submitter)
 
 /* A grant's role as it stands at time 'now' (R9: expiry without a sweep). */
 extern CarmRole carm_grant_effective_role(const CarmGrant *g, TimestampTz now);
+
+/* ---- report.c ---- */
+/* The level one grant row confers at the point-check level (check.c's rule). */
+extern CarmLevel carm_grant_point_level(const CarmGrant *g, bool business_row,
+										bool program_target, CarmFunction fn,
+										CarmLevel wanted, TimestampTz now);
 
 /* ---- worker.c ---- */
 extern int	carm_maintenance_interval;	/* seconds */

@@ -79,3 +79,9 @@ COMMENT ON TABLE carm.login_binding IS 'Default actor of sessions whose session_
 -- function takes the id alone (only carm's own functions call it).
 DROP FUNCTION carm_internal.publish(bigint, timestamptz, bigint, text, bigint, bigint, bigint,
                                     bigint, bigint, jsonb);
+
+-- §8 (rev. 1.1): the reports derive from the resolver and return what each
+-- path grants (explain_access: permissions and history; who_has_access: one
+-- row shape with a kind).  Their return types change; nothing depends on them.
+DROP FUNCTION carm.explain_access(bigint, text);
+DROP FUNCTION carm.who_has_access(text);
