@@ -1009,7 +1009,11 @@ BEGIN
       WHERE a.live AND a.source <> 'employee' AND a.via_business_id = v_provider.id
     )
     SELECT x.uid, x.name, x.staff_role, x.role, carm_internal.bn15s(x.program_ids),
-           x.program_ids @> carm_internal.rel_delegated(r),
+           -- an assignment names its programs or follows the relationship (NULL, R7)
+           CASE WHEN x.group_id IS NULL AND NOT x.provider_bam AND x.granted_role <> 'SPMGR'
+                THEN (SELECT ca.programs IS NULL FROM carm.client_assignment ca
+                      WHERE ca.relationship_id = r.id AND ca.user_id = x.uid)
+                ELSE x.program_ids @> carm_internal.rel_delegated(r) END,
            CASE WHEN x.group_id IS NOT NULL THEN 'group'
                 WHEN x.provider_bam OR x.granted_role = 'SPMGR' THEN 'relationship'
                 ELSE 'assignment' END,

@@ -152,10 +152,23 @@ AS $$
               ELSE format('assignment on relationship #%s', p_relationship) END;
 $$;
 
-CREATE OR REPLACE FUNCTION carm_internal.path_scope(p_all_programs boolean, p_programs bigint[]) RETURNS text
+CREATE OR REPLACE FUNCTION carm_internal.path_scope(p_user bigint, p_source text, p_role text,
+                                                    p_provider_bam boolean, p_relationship bigint,
+                                                    p_group bigint, p_all_programs boolean,
+                                                    p_programs bigint[]) RETURNS text
 LANGUAGE sql STABLE
 AS $$
   SELECT CASE WHEN p_all_programs THEN 'all programs'
+              WHEN p_group IS NOT NULL THEN 'all delegated programs'
+              WHEN p_source <> 'employee' AND NOT p_provider_bam AND p_role <> 'SPMGR'
+                   AND EXISTS (SELECT FROM carm.client_assignment ca
+                               WHERE ca.relationship_id = p_relationship AND ca.user_id = p_user
+                                 AND ca.programs IS NULL)
+                THEN 'all delegated programs'
+              WHEN p_source <> 'employee'
+                   AND (SELECT r.access_type FROM carm.relationship r WHERE r.id = p_relationship) = 'BUSINESS'
+                   AND (p_provider_bam OR p_role = 'SPMGR')
+                THEN 'all programs'
               WHEN cardinality(p_programs) = 0 THEN 'no program account'
               ELSE array_to_string(carm_internal.bn15s(p_programs), ', ') END;
 $$;
@@ -220,23 +233,28 @@ WITH a AS MATERIALIZED (
 -- (1) the resolver's paths
 resolved AS (
   SELECT carm_internal.path_label(a.source, a.granted_role, a.provider_bam, a.relationship_id, a.group_id) AS path,
-         a.role, vb.bn9 AS via, carm_internal.path_scope(a.all_programs, a.program_ids) AS scope,
+         a.role, vb.bn9 AS via,
+         carm_internal.path_scope(p_user, a.source, a.granted_role, a.provider_bam, a.relationship_id, a.group_id,
+                                  a.all_programs, a.program_ids) AS scope,
          a.in_force,
-         CASE WHEN a.role = 'EXPIRED'
+         CASE WHEN NOT a.live THEN format('relationship expired at %s (R9)', a.expires_at)
+              WHEN NOT a.reaches_target AND a.group_id IS NULL AND NOT a.provider_bam
+                   AND a.granted_role <> 'SPMGR'
+                THEN 'program not in the assignment (R7)'
+              WHEN NOT a.reaches_target THEN 'program not delegated by the relationship (R5)'
+              WHEN a.role = 'EXPIRED'
                 THEN format('relationship %s at %s: read-only, own submissions (V4)',
                             CASE WHEN r.status = 'ended' THEN 'ended' ELSE 'expired' END,
                             coalesce(r.closed_at, r.expires_at))
-              WHEN NOT a.live THEN format('relationship expired at %s (R9)', a.expires_at)
               WHEN a.source = 'employee' THEN 'employee of the business (V1)'
               WHEN a.role = 'SPMGR'
                 THEN 'program account manager of the service provider: reads its submissions (V3)'
               WHEN a.provider_bam THEN 'business account manager of the service provider (R6)'
               WHEN a.group_id IS NOT NULL THEN 'employee of the client group (G4)'
               ELSE 'assigned by the service provider (R7)' END
-         || CASE WHEN NOT a.live THEN ''
+         || CASE WHEN NOT a.live OR NOT a.reaches_target THEN ''
                  WHEN a.source = 'employee' AND p_program IS NOT NULL AND NOT p_program = ANY (a.program_ids)
                    THEN '; program not in the employee''s scope (E5): business profile only'
-                 WHEN NOT a.reaches_target THEN '; program not in its scope'
                  WHEN p_program IS NULL AND cardinality(a.permissions) = 0 AND a.role NOT IN ('EXPIRED', 'SPMGR')
                    THEN '; on its program accounts only, nothing on the business account itself (§3)'
                  ELSE '' END AS reason,
@@ -575,7 +593,8 @@ BEGIN
   )
   SELECT * FROM (
     SELECT x.uid, u.full_name, x.role, vb.bn9,
-           carm_internal.path_scope(x.all_programs, x.program_ids),
+           carm_internal.path_scope(x.uid, x.source, x.granted_role, x.provider_bam, x.relationship_id,
+                                    x.group_id, x.all_programs, x.program_ids),
            carm_internal.path_label(x.source, x.granted_role, x.provider_bam, x.relationship_id, x.group_id),
            x.expires_at,
            CASE WHEN x.source = 'employee' THEN 'employee'
