@@ -12,6 +12,7 @@
  *   visibility.c  the row check's per-function decision table (V1-V4)
  *   target.c      BN9 / BN15 to ids, for the point checks
  *   check.c       has_access() and the row-level-security checks (V1-V5)
+ *   report.c      the check's rules for the reports (§8): matrix, expiry, point level
  *   planner.c     planner support: index condition and selectivity for the row check
  *   hierarchy.c   triggers enforcing E5-E10 on carm.employee
  *   ddl_guard.c   event trigger refusing DROP EXTENSION while tables are protected (§12)
@@ -263,6 +264,12 @@ extern uint64 carm_stats_local[CARM_NUM_STATS];
 extern void carm_stats_init(void);
 extern void carm_stats_flush(void);
 extern void carm_stats_maintenance(TimestampTz started, double ms, const char *result);
+
+/* ---- report.c ---- */
+/* The level one grant row confers at the point-check level (check.c's rule). */
+extern CarmLevel carm_grant_point_level(const CarmGrant *g, bool business_row,
+										bool program_target, CarmFunction fn,
+										CarmLevel wanted, TimestampTz now);
 
 /* ---- worker.c ---- */
 extern int	carm_maintenance_interval;	/* seconds */

@@ -980,8 +980,6 @@ DECLARE
   v_admin boolean := p_admin;
   v_actor bigint := carm.actor();
   v_member carm.employee;
-  v_rel carm.relationship;
-  v_delegated bigint[];
 BEGIN
   IF NOT v_admin OR v_actor IS NOT NULL THEN
     v_actor := carm_internal.require_active_actor();
@@ -994,58 +992,36 @@ BEGIN
     END IF;
   END IF;
 
-  -- the pair's active relationship, unless expired by time (R9)
-  SELECT * INTO v_rel FROM carm.relationship r
-  WHERE r.provider_id = v_provider.id AND r.client_id = v_client.id AND r.status = 'active'
-    AND (r.expires_at IS NULL OR r.expires_at > now());
-  IF NOT FOUND THEN
-    -- V4: after expiry or end only the provider's BAMs keep EXPIRED
-    RETURN QUERY
-      SELECT e.user_id, u.full_name, e.role, 'EXPIRED'::text, NULL::text[], false, 'relationship'::text, NULL::text
-      FROM carm.employee e JOIN carm.app_user u ON u.id = e.user_id AND u.active
-      WHERE e.business_id = v_provider.id AND e.role = 'BAM'
-        AND EXISTS (SELECT FROM carm.relationship r
-                    WHERE r.provider_id = v_provider.id AND r.client_id = v_client.id
-                      AND (r.status IN ('expired', 'ended')
-                           OR (r.status = 'active' AND r.expires_at <= now())))
-      ORDER BY e.user_id;
-    RETURN;
-  END IF;
-  v_delegated := carm_internal.rel_delegated(v_rel);
-
+  -- Every path of the provider's people to the client, from the resolver
+  -- (carm_internal.grants, through carm_internal.access_paths): R6 provider
+  -- BAMs (PBAM, PPAM), V3 provider PAMs (SPMGR), R7 assignments, G4/G5 group
+  -- roles, V4 EXPIRED after an expiry or end (R9 decided on time, as the
+  -- check decides, whether or not maintenance has run).
   RETURN QUERY
     WITH staff AS (
-      SELECT e.user_id, u.full_name, e.role
+      SELECT e.user_id AS uid, u.full_name AS name, e.role AS staff_role
       FROM carm.employee e JOIN carm.app_user u ON u.id = e.user_id AND u.active
       WHERE e.business_id = v_provider.id
     ),
-    paths AS (
-      -- R6: every provider BAM is PBAM (BUSINESS) or PPAM (PROGRAM)
-      SELECT s.user_id, CASE v_rel.access_type WHEN 'BUSINESS' THEN 'PBAM' ELSE 'PPAM' END AS role,
-             NULL::bigint[] AS programs, 'relationship' AS source, NULL::text AS group_name
-      FROM staff s WHERE s.role = 'BAM'
-      UNION ALL
-      -- R7: individual assignments
-      SELECT a.user_id, a.role, a.programs, 'assignment', NULL
-      FROM carm.client_assignment a JOIN staff s ON s.user_id = a.user_id AND s.role <> 'BAM'
-      WHERE a.relationship_id = v_rel.id
-      UNION ALL
-      -- G4, G5: group defaults, unless an individual assignment overrides them
-      SELECT ge.user_id, ge.role, NULL, 'group', g.name
-      FROM carm.group_client gc
-      JOIN carm.client_group g ON g.id = gc.group_id AND g.deleted_at IS NULL
-      JOIN carm.group_employee ge ON ge.group_id = g.id
-      JOIN staff s ON s.user_id = ge.user_id AND s.role <> 'BAM'
-      WHERE gc.provider_id = v_provider.id AND gc.client_id = v_client.id
-        AND NOT EXISTS (SELECT FROM carm.client_assignment a
-                        WHERE a.relationship_id = v_rel.id AND a.user_id = ge.user_id)
+    x AS (
+      SELECT s.uid, s.name, s.staff_role, a.*
+      FROM staff s CROSS JOIN LATERAL carm_internal.access_paths(s.uid, v_client.id, NULL) a
+      WHERE a.live AND a.source <> 'employee' AND a.via_business_id = v_provider.id
     )
-    SELECT p.user_id, s.full_name, s.role, p.role,
-           carm_internal.bn15s(ARRAY(SELECT x FROM unnest(v_delegated) x
-                             WHERE p.programs IS NULL OR x = ANY (p.programs) ORDER BY x)),
-           p.programs IS NULL, p.source, p.group_name
-    FROM paths p JOIN staff s ON s.user_id = p.user_id
-    ORDER BY p.user_id, p.source;
+    SELECT x.uid, x.name, x.staff_role, x.role, carm_internal.bn15s(x.program_ids),
+           -- an assignment names its programs or follows the relationship (NULL, R7)
+           CASE WHEN x.group_id IS NULL AND NOT x.provider_bam AND x.granted_role <> 'SPMGR'
+                THEN (SELECT ca.programs IS NULL FROM carm.client_assignment ca
+                      WHERE ca.relationship_id = r.id AND ca.user_id = x.uid)
+                ELSE x.program_ids @> carm_internal.rel_delegated(r) END,
+           CASE WHEN x.group_id IS NOT NULL THEN 'group'
+                WHEN x.provider_bam OR x.granted_role = 'SPMGR' THEN 'relationship'
+                ELSE 'assignment' END,
+           g.name
+    FROM x
+    JOIN carm.relationship r ON r.id = x.relationship_id
+    LEFT JOIN carm.client_group g ON g.id = x.group_id
+    ORDER BY x.uid, 7, x.role, r.id;
 END
 $$;
 

@@ -83,3 +83,9 @@ DROP FUNCTION carm_internal.publish(bigint, timestamptz, bigint, text, bigint, b
 -- §9 (rev. 1.1): carm.audit_events() filters by time range and event types
 -- and shows BN9s and external ids: new arguments and result columns.
 DROP FUNCTION carm.audit_events(text);
+
+-- §8 (rev. 1.1): the reports derive from the resolver and return what each
+-- path grants (explain_access: permissions and history; who_has_access: one
+-- row shape with a kind).  Their return types change; nothing depends on them.
+DROP FUNCTION carm.explain_access(bigint, text);
+DROP FUNCTION carm.who_has_access(text);

@@ -16,7 +16,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 DROP EXTENSION IF EXISTS carm_deleg CASCADE;
 CREATE EXTENSION carm_deleg;
 
-SELECT plan(130);
+SELECT plan(140);
 
 DO $$
 BEGIN
@@ -365,11 +365,14 @@ SELECT results_eq($$SELECT * FROM pg_temp.explain('carl', '300000007RM0001')$$,
                   $$VALUES ('employee', 'PAM', '300000007', '300000007RM0001', true, 'employee of the business (V1)')$$,
                   '§8 explain_access: a listed PAM, on its program');
 SELECT results_eq($$SELECT * FROM pg_temp.explain('carl', '300000007RM0002')$$,
-                  $$VALUES ('employee', 'PAM', '300000007', '300000007RM0001', false,
-                            'program not in the employee''s scope (E5)')$$,
-                  '§8 explain_access: a listed PAM, on another program: not in force (E5)');
+                  $$VALUES ('employee', 'PAM', '300000007', '300000007RM0001', true,
+                            'employee of the business (V1); program not in the employee''s scope (E5): business profile only')$$,
+                  '§8 explain_access: a listed PAM, on another program: the business profile only, as the check decides (E5, §3.2)');
+SELECT is((SELECT permissions FROM carm.explain_access(pg_temp.uid('carl'), '300000007RM0002')),
+          '{business_profile.view}'::text[],
+          '§8 explain_access: ... and the permissions it grants there are those of user_has_access');
 SELECT results_eq($$SELECT * FROM pg_temp.explain('dora', '300000007')$$,
-                  $$VALUES ('employee', 'EDITOR', '300000007', '300000007RM0002', false, 'user is deactivated')$$,
+                  $$VALUES ('employee', 'EDITOR', '300000007', '300000007RM0002', false, 'user is deactivated (§2)')$$,
                   '§8 explain_access: a deactivated employee: not in force (E13)');
 SELECT results_eq($$SELECT * FROM pg_temp.explain('paula', '300000007RM0002')$$,
                   format($$VALUES ('relationship #%s (BUSINESS)', 'PBAM', '100000009', 'all programs', true,
@@ -377,7 +380,7 @@ SELECT results_eq($$SELECT * FROM pg_temp.explain('paula', '300000007RM0002')$$,
                   '§8 explain_access: a provider BAM is PBAM through a BUSINESS relationship (R6)');
 SELECT results_eq($$SELECT * FROM pg_temp.explain('bob', '300000007RM0001')$$,
                   format($$VALUES ('relationship #%s (PROGRAM)', 'PPAM', '200000008', '300000007RM0002', false,
-                                   'program not delegated by the relationship')$$, :rel_beta),
+                                   'program not delegated by the relationship (R5)')$$, :rel_beta),
                   '§8 explain_access: PPAM of a PROGRAM relationship, on a program it does not delegate');
 SELECT results_eq($$SELECT * FROM pg_temp.explain('bob', '300000007RM0002')$$,
                   format($$VALUES ('relationship #%s (PROGRAM)', 'PPAM', '200000008', '300000007RM0002', true,
@@ -397,7 +400,7 @@ SELECT is((SELECT reason FROM carm.explain_access(pg_temp.uid('olaf'), '30000000
           '§8 explain_access: the time given is the relationship''s expires_at');
 SELECT results_eq($$SELECT * FROM pg_temp.explain('oscar', '300000007RM0001')$$,
                   format($$VALUES ('assignment on relationship #%s', 'PVIEWER', '600000004', 'all delegated programs',
-                                   false, 'relationship is expired')$$, :rel_fir),
+                                   false, 'relationship expired at <time> (R9)')$$, :rel_fir),
                   '§8 explain_access: an assignment on a relationship expired by time is not in force (R9)');
 SELECT results_eq($$SELECT * FROM pg_temp.explain('pete', '300000007RM0001')$$,
                   format($$VALUES ('assignment on relationship #%s', 'PPAM', '100000009', '300000007RM0001', true,
@@ -405,7 +408,7 @@ SELECT results_eq($$SELECT * FROM pg_temp.explain('pete', '300000007RM0001')$$,
                   '§8 explain_access: an individual assignment (R7)');
 SELECT results_eq($$SELECT * FROM pg_temp.explain('pete', '300000007RM0002')$$,
                   format($$VALUES ('assignment on relationship #%s', 'PPAM', '100000009', '300000007RM0001', false,
-                                   'program not in the assignment')$$, :rel_acme),
+                                   'program not in the assignment (R7)')$$, :rel_acme),
                   '§8 explain_access: ... not in force outside its programs');
 SELECT results_eq($$SELECT * FROM pg_temp.explain('gus', '300000007RM0001')$$,
                   format($$VALUES ('assignment on relationship #%s', 'PVIEWER', '100000009', 'all delegated programs',
@@ -454,14 +457,18 @@ SELECT results_eq(format('SELECT path, role, in_force FROM carm.explain_access(%
                   $$VALUES ('employee', 'EDITOR', true)$$,
                   '§8 explain_access: a provider BAM explains its own employee on its own business');
 SELECT pg_temp.act('clara') \g /dev/null
-SELECT results_eq(format('SELECT * FROM carm.explain_access(%s, %L)', pg_temp.uid('carl'), '300000007RM0002'),
-                  $$VALUES ('employee', 'PAM', '300000007', '300000007RM0001', false,
-                            'program not in the employee''s scope (E5)')$$,
+SELECT results_eq(format('SELECT path, role, via, scope, in_force FROM carm.explain_access(%s, %L)',
+                         pg_temp.uid('carl'), '300000007RM0002'),
+                  $$VALUES ('employee', 'PAM', '300000007', '300000007RM0001', true)$$,
                   '§8 explain_access: allowed to a client BAM for its own employee');
-SELECT throws_ok(format('SELECT * FROM carm.explain_access(%s, %L)', pg_temp.uid('paula'), '300000007'),
-                 '42501', NULL, '§8 explain_access: refused to a client BAM for a provider''s BAM (not its employee)');
-SELECT throws_ok(format('SELECT * FROM carm.explain_access(%s, %L)', pg_temp.uid('pete'), '300000007RM0001'),
-                 '42501', NULL, '§8 explain_access: refused to a client BAM for a provider''s employee');
+SELECT results_eq(format('SELECT path, role, in_force FROM carm.explain_access(%s, %L)', pg_temp.uid('paula'), '300000007'),
+                  format($$VALUES ('relationship #%s (BUSINESS)', 'PBAM', true)$$, :rel_acme),
+                  '§8 explain_access: a client BAM explains the access of a provider''s BAM to its business (rev. 1.1)');
+SELECT results_eq(format('SELECT path, role, in_force FROM carm.explain_access(%s, %L)', pg_temp.uid('pete'), '300000007RM0001'),
+                  format($$VALUES ('assignment on relationship #%s', 'PPAM', true)$$, :rel_acme),
+                  '§8 explain_access: ... and of a provider''s employee (rev. 1.1)');
+SELECT throws_ok(format('SELECT * FROM carm.explain_access(%s, %L)', pg_temp.uid('olga'), '300000007'),
+                 '42501', NULL, '§8 explain_access: refused to a client BAM for a user with no path to its business');
 SELECT throws_ok($$SELECT * FROM carm.explain_access(424242, '300000007')$$,
                  '42501', NULL, '§8 explain_access: refused to a client BAM for an unknown user id (not its employee)');
 SELECT throws_ok(format('SELECT * FROM carm.explain_access(%s, %L)', pg_temp.uid('oliver'), '700000003'),
@@ -507,44 +514,80 @@ RESET ROLE;
 SELECT carm.reset_actor() \g /dev/null
 
 SET LOCAL ROLE regress_access_admin;
-SELECT bag_eq($$SELECT full_name, role, via, scope, path FROM carm.who_has_access('300000007')$$,
-              format($$VALUES ('Clara', 'BAM', '300000007', 'all programs', 'employee'),
-                              ('Carl', 'PAM', '300000007', '300000007RM0001', 'employee'),
-                              ('Vera', 'VIEWER', '300000007', 'all programs', 'employee'),
+SELECT bag_eq($$SELECT full_name, role, via, scope, path, kind FROM carm.who_has_access('300000007')$$,
+              format($$VALUES ('Clara', 'BAM', '300000007', 'all programs', 'employee', 'employee'),
+                              ('Carl', 'PAM', '300000007', '300000007RM0001', 'employee', 'employee'),
+                              ('Vera', 'VIEWER', '300000007', 'all programs', 'employee', 'employee'),
                               (NULL, 'BUSINESS', '100000009', 'all programs',
-                               'relationship #%1$s, sees client submissions'),
-                              (NULL, 'PROGRAM', '200000008', '300000007RM0002', 'relationship #%2$s'),
-                              ('Paula', 'PBAM', '100000009', 'all programs', 'provider BAM, relationship #%1$s'),
-                              ('Bob', 'PPAM', '200000008', '300000007RM0002', 'provider BAM, relationship #%2$s'),
-                              ('Pete', 'PPAM', '100000009', '300000007RM0001', 'assignment, relationship #%1$s'),
-                              ('Gus', 'PVIEWER', '100000009', 'all delegated programs', 'assignment, relationship #%1$s'),
+                               'relationship #%1$s, sees client submissions', 'relationship'),
+                              (NULL, 'PROGRAM', '200000008', '300000007RM0002', 'relationship #%2$s', 'relationship'),
+                              ('Paula', 'PBAM', '100000009', 'all programs', 'relationship #%1$s (BUSINESS)', 'proxy'),
+                              ('Bob', 'PPAM', '200000008', '300000007RM0002', 'relationship #%2$s (PROGRAM)', 'program'),
+                              ('Pete', 'PPAM', '100000009', '300000007RM0001', 'assignment on relationship #%1$s', 'program'),
+                              ('Gus', 'PVIEWER', '100000009', 'all delegated programs', 'assignment on relationship #%1$s', 'program'),
                               ('Gina', 'PEDITOR', '100000009', 'all delegated programs',
-                               'group "Importers", relationship #%1$s'),
-                              ('Ivan', 'EXPIRED', '400000006', '300000007RM0001', 'provider BAM, relationship #%3$s (ended)'),
-                              ('Olaf', 'EXPIRED', '600000004', 'all programs', 'provider BAM, relationship #%4$s (expired)')$$,
+                               'group "Importers" on relationship #%1$s', 'program'),
+                              ('Pam', 'SPMGR', '100000009', 'all programs', 'relationship #%1$s (BUSINESS)', 'row-only'),
+                              ('Ivan', 'EXPIRED', '400000006', '300000007RM0001', 'relationship #%3$s (PROGRAM)', 'row-only'),
+                              ('Olaf', 'EXPIRED', '600000004', 'all programs', 'relationship #%4$s (BUSINESS)', 'row-only')$$,
                      :rel_acme, :rel_beta, :rel_cedar, :rel_fir),
-              '§8 who_has_access, carm_admin: everyone, provider people included; no group row overridden by an assignment (G5); EXPIRED BAMs (V4)');
-SELECT bag_eq($$SELECT full_name, role, via, scope, path FROM carm.who_has_access('300000007RM0002')$$,
-              format($$VALUES ('Clara', 'BAM', '300000007', 'all programs', 'employee'),
-                              ('Vera', 'VIEWER', '300000007', 'all programs', 'employee'),
+              '§8 who_has_access, carm_admin: everyone, provider people included, one row shape with a kind: no group row overridden by an assignment (G5); V3/V4 paths marked row-only; paths to programs only marked program');
+SELECT bag_eq($$SELECT full_name, role, via, scope, path, kind FROM carm.who_has_access('300000007RM0002')$$,
+              format($$VALUES ('Clara', 'BAM', '300000007', 'all programs', 'employee', 'employee'),
+                              ('Carl', 'PAM', '300000007', '300000007RM0001', 'employee', 'employee'),
+                              ('Vera', 'VIEWER', '300000007', 'all programs', 'employee', 'employee'),
                               (NULL, 'BUSINESS', '100000009', 'all programs',
-                               'relationship #%1$s, sees client submissions'),
-                              (NULL, 'PROGRAM', '200000008', '300000007RM0002', 'relationship #%2$s'),
-                              ('Paula', 'PBAM', '100000009', 'all programs', 'provider BAM, relationship #%1$s'),
-                              ('Bob', 'PPAM', '200000008', '300000007RM0002', 'provider BAM, relationship #%2$s'),
-                              ('Gus', 'PVIEWER', '100000009', 'all delegated programs', 'assignment, relationship #%1$s'),
+                               'relationship #%1$s, sees client submissions', 'relationship'),
+                              (NULL, 'PROGRAM', '200000008', '300000007RM0002', 'relationship #%2$s', 'relationship'),
+                              ('Paula', 'PBAM', '100000009', 'all programs', 'relationship #%1$s (BUSINESS)', 'proxy'),
+                              ('Bob', 'PPAM', '200000008', '300000007RM0002', 'relationship #%2$s (PROGRAM)', 'proxy'),
+                              ('Gus', 'PVIEWER', '100000009', 'all delegated programs', 'assignment on relationship #%1$s', 'proxy'),
                               ('Gina', 'PEDITOR', '100000009', 'all delegated programs',
-                               'group "Importers", relationship #%1$s'),
-                              ('Olaf', 'EXPIRED', '600000004', 'all programs', 'provider BAM, relationship #%4$s (expired)')$$,
+                               'group "Importers" on relationship #%1$s', 'proxy'),
+                              ('Pam', 'SPMGR', '100000009', 'all programs', 'relationship #%1$s (BUSINESS)', 'row-only'),
+                              ('Olaf', 'EXPIRED', '600000004', 'all programs', 'relationship #%4$s (BUSINESS)', 'row-only')$$,
                      :rel_acme, :rel_beta, :rel_cedar, :rel_fir),
-              '§8 who_has_access, carm_admin, on a program: only the paths that cover it (an assignment on RM0001 does not)');
+              '§8 who_has_access, carm_admin, on a program: only the paths that reach it (an assignment on RM0001 does not; Carl, a PAM of RM0001, holds the business profile there)');
+SELECT is((SELECT permissions FROM carm.who_has_access('300000007RM0002') WHERE full_name = 'Carl'),
+          '{business_profile.view}'::text[],
+          '§8 who_has_access: what a path grants on the target, as user_has_access decides (E5, §3.2)');
 RESET ROLE;
 SELECT is((SELECT array_agg(DISTINCT w.user_id ORDER BY w.user_id) FROM carm.who_has_access('300000007RM0001') w
-           WHERE w.user_id IS NOT NULL AND w.role <> 'EXPIRED'),
+           WHERE w.kind IN ('employee', 'proxy')),
           (SELECT array_agg(u.id ORDER BY u.id) FROM carm.app_user u
-           WHERE carm.user_has_access(u.id, '300000007RM0001', 'statements.view')
-             AND u.external_id <> 'pam'),
-          '§8 who_has_access, carm_admin: the people listed on a program with a role are those the check lets view it (EXPIRED, V4, and the provider PAM, V3, reach rows only: §8 rev. 1.1)');
+           WHERE carm.user_has_access(u.id, '300000007RM0001', 'program_profile.view')),
+          '§8 who_has_access, carm_admin: the employee and proxy rows on a program are the people the check lets in (V3 and V4 paths are row-only: §8 rev. 1.1)');
+SELECT is((SELECT array_agg(w.full_name ORDER BY w.full_name) FROM carm.who_has_access('300000007RM0001') w
+           WHERE w.kind = 'row-only'),
+          ARRAY['Ivan', 'Olaf', 'Pam'],
+          '§8 who_has_access: the provider PAM (V3) and the BAMs holding EXPIRED (V4) are listed, marked row-only');
+
+-- §8 my_access: the actor's own paths, as explain_access shows them
+SELECT throws_ok($$SET LOCAL ROLE regress_access_app; SELECT * FROM carm.my_access('300000007')$$,
+                 '42501', 'no acting user', '§8 my_access: refused without an actor');
+SET LOCAL ROLE regress_access_app;
+SELECT pg_temp.act('pete') \g /dev/null
+SELECT results_eq($$SELECT path, role, in_force, permissions FROM carm.my_access('300000007RM0001')$$,
+                  format($$VALUES ('assignment on relationship #%s', 'PPAM', true,
+                                   '{notifications.view,payments.edit,payments.manage,payments.view,program_profile.view,rulings.edit,rulings.manage,rulings.view,statements.view}'::text[])$$,
+                         :rel_acme),
+                  '§8 my_access: a provider employee sees why it can act on a client program (R7)');
+SELECT results_eq($$SELECT path, in_force, reason FROM carm.my_access('300000007RM0002')$$,
+                  format($$VALUES ('assignment on relationship #%s', false, 'program not in the assignment (R7)')$$, :rel_acme),
+                  '§8 my_access: ... and why not on another');
+SELECT pg_temp.act('olga') \g /dev/null
+SELECT is_empty($$SELECT * FROM carm.my_access('300000007')$$, '§8 my_access: no path for an unassociated user (E13)');
+SELECT throws_ok($$SELECT * FROM carm.my_access('30000000X')$$, '22023', NULL, '§10: my_access with a malformed target is 22023');
+RESET ROLE;
+SET LOCAL ROLE regress_access_app;
+SELECT pg_temp.act('vera') \g /dev/null
+RESET ROLE;
+SELECT carm.deactivate_user(pg_temp.uid('vera')) \g /dev/null
+SET LOCAL ROLE regress_access_app;
+SELECT throws_ok($$SELECT * FROM carm.my_access('300000007')$$, '42501', NULL,
+                 '§2 my_access: refused to a deactivated actor');
+RESET ROLE;
+SELECT carm.reset_actor() \g /dev/null
 
 SELECT * FROM finish();
 ROLLBACK;

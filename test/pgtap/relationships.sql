@@ -270,10 +270,11 @@ SELECT results_eq($$SELECT user_id, role, programs, all_delegated, source
                    FROM carm.client_access('100000009', '300000007')$$,
                   format($$VALUES (%s::bigint, 'PBAM', '{300000007RM0001,300000007RM0002,300000007RM0003,300000007RM0004}'::text[], true, 'relationship'),
                                   (%s, 'PPAM', '{300000007RM0001,300000007RM0002}', false, 'assignment'),
-                                  (%s, 'PEDITOR', '{300000007RM0001,300000007RM0002,300000007RM0003,300000007RM0004}', true, 'assignment'),
-                                  (%s, 'PVIEWER', '{300000007RM0001}', false, 'assignment')$$,
+                                  (%2$s, 'SPMGR', '{300000007RM0001,300000007RM0002,300000007RM0003,300000007RM0004}', true, 'relationship'),
+                                  (%3$s, 'PEDITOR', '{300000007RM0001,300000007RM0002,300000007RM0003,300000007RM0004}', true, 'assignment'),
+                                  (%4$s, 'PVIEWER', '{300000007RM0001}', false, 'assignment')$$,
                          :paula, :pam, :ed, :vic),
-                  'R6, R7: client_access lists every provider path to the client');
+                  'R6, R7, V3: client_access lists every provider path to the client, from the resolver (the provider PAM reads its own submissions: SPMGR)');
 SELECT is(pg_temp.can('ed', '300000007RM0003', 'rulings.edit'), true, 'R7: PEDITOR edits rulings on every delegated program');
 SELECT is(pg_temp.can('ed', '300000007RM0003', 'rulings.manage'), false, 'R7: PEDITOR does not manage');
 SELECT is(pg_temp.can('vic', '300000007RM0002', 'rulings.view'), false, 'R7: a listed subset limits PVIEWER');
@@ -343,8 +344,9 @@ SELECT lives_ok(format('SELECT carm.approve_relationship(%s, %L, %L)', :r3, 'PRO
                 'R10: the relationship is re-established');
 SELECT pg_temp.act('paula');
 SELECT results_eq($$SELECT user_id, role, source FROM carm.client_access('100000009', '300000007')$$,
-                  format($$VALUES (%s::bigint, 'PPAM', 'relationship')$$, :paula),
-                  'R10: it starts from nothing: only the provider BAM''s derived role');
+                  format($$VALUES (%s::bigint, 'EXPIRED', 'relationship'), (%1$s, 'PPAM', 'relationship'),
+                                  (%s, 'SPMGR', 'relationship')$$, :paula, :pam),
+                  'R10: it starts from nothing: only the roles derived from the relationship (R6, V3), and EXPIRED from the expired one (V4)');
 SELECT is(pg_temp.can('ed', '300000007RM0002', 'rulings.view'), false, 'R10: no earlier assignment comes back');
 
 -- end_relationship (R9) ----------------------------------------------------------

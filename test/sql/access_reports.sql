@@ -59,23 +59,29 @@ SELECT full_name, role, via, scope, path,
        round(extract(epoch FROM expires_at - now()) / 86400) AS expires_in_days
 FROM carm.who_has_access('300000007');
 SELECT full_name, role, via, scope, path FROM carm.who_has_access('300000007RM0001');
--- ... why Vera sees RM0002 and not RM0001 (E5)
-SELECT * FROM carm.explain_access(:vera, '300000007RM0001');
-SELECT * FROM carm.explain_access(:vera, '300000007RM0002');
--- ... but the provider's people are not its employees
-SELECT * FROM carm.explain_access(:paula, '300000007');
+-- ... why Vera sees RM0002 and, on RM0001, only the business profile (E5):
+-- each path says what it grants there, exactly as user_has_access decides
+SELECT path, role, via, scope, in_force, reason, permissions FROM carm.explain_access(:vera, '300000007RM0001');
+SELECT path, role, via, scope, in_force, reason, permissions FROM carm.explain_access(:vera, '300000007RM0002');
+-- ... and the access the provider's people have to its business (rev. 1.1)
+SELECT path, role, via, scope, in_force, reason, permissions FROM carm.explain_access(:paula, '300000007');
+SELECT path, role, via, scope, in_force, reason, permissions FROM carm.explain_access(:pete, '300000007RM0001');
 -- a viewer is no BAM: neither report
 SELECT carm.set_actor('vera', false);
 SELECT * FROM carm.who_has_access('300000007RM0002');
 SELECT * FROM carm.explain_access(:vera, '300000007RM0002');
+-- but my_access: its own paths, as explain_access shows them (self-service)
+SELECT path, role, in_force, reason, permissions FROM carm.my_access('300000007RM0001');
 SELECT carm.reset_actor();
 RESET ROLE;
 
--- carm_admin: everyone.  Gus's group row is overridden by his own
--- assignment (G5) and is not listed; Olaf holds EXPIRED (V4).
-SELECT full_name, role, via, scope, path FROM carm.who_has_access('300000007');
+-- carm_admin: everyone, one row shape with a kind.  Gus's group row is
+-- overridden by his own assignment (G5) and is not listed; Olaf holds EXPIRED
+-- (V4), which reaches only rows Fir submitted: row-only.  On the BN9, the
+-- proxies of the programs grant nothing on the business account itself.
+SELECT full_name, role, via, scope, path, kind, permissions FROM carm.who_has_access('300000007');
 -- on RM0002, Pete's assignment (RM0001 only) does not count
-SELECT full_name, role, via, scope, path FROM carm.who_has_access('300000007RM0002');
+SELECT full_name, role, via, scope, path, kind FROM carm.who_has_access('300000007RM0002');
 
 -- Every path, in force or not, and why (times shown as <time>)
 SELECT u.full_name, x.path, x.role, x.via, x.scope, x.in_force,
@@ -86,6 +92,7 @@ CROSS JOIN LATERAL carm.explain_access(w.id, '300000007RM0001') x
 ORDER BY w.n, x.path;
 SELECT x.path, x.in_force, x.reason FROM carm.explain_access(:pete, '300000007RM0002') x;
 
+
 -- The point check agrees: Gus views but no longer edits (G5, even lower);
 -- Olaf holds EXPIRED (R9 without maintenance), which grants nothing at the
 -- point-check level: its own submissions through the row checks only (§8,
@@ -95,6 +102,33 @@ FROM unnest(ARRAY[:gus, :gina, :olaf]) WITH ORDINALITY AS w(id, n)
 JOIN carm.app_user u ON u.id = w.id
 CROSS JOIN unnest(ARRAY['rulings.view', 'rulings.edit']) WITH ORDINALITY AS p(perm, m)
 ORDER BY w.n, p.m;
+
+-- History (§8): paths since removed, revoked or ended, with when and by
+-- whom, from the audit trail.  Clara makes Vera an EDITOR, then removes her
+-- (E7, E8); Paula revokes Pete's assignment (R7); Clara ends the Acme
+-- relationship (R9), which ends Gus's assignment too.
+SET ROLE regress_reports_app;
+SELECT carm.set_actor('clara', false);
+SELECT carm.set_employee_access('300000007', :vera, 'EDITOR', NULL);
+SELECT carm.remove_employee('300000007', :vera);
+SELECT carm.set_actor('paula', false);
+SELECT carm.revoke_client_access('100000009', '300000007', :pete);
+SELECT carm.set_actor('clara', false);
+SELECT carm.end_relationship(:rel_acme);
+-- the client BAM explains them all: its former employee, the provider's
+-- people (ended_by: 1 is Clara, 3 is Paula)
+SELECT w.who, x.path, x.role, x.scope, x.in_force,
+       regexp_replace(x.reason, '\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?[+-]\d\d(:\d\d)?', '<time>') AS reason,
+       x.ended_by,
+       x.ended_at IS NOT NULL AS has_ended_at
+FROM (VALUES (1, 'Vera', :vera), (2, 'Pete', :pete), (3, 'Gus', :gus), (4, 'Paula', :paula)) AS w(n, who, id)
+CROSS JOIN LATERAL carm.explain_access(w.id, '300000007RM0001') x
+ORDER BY w.n, x.in_force DESC, x.ended_at, x.path;
+SELECT carm.reset_actor();
+RESET ROLE;
+-- carm_admin's report now: Paula holds EXPIRED (row-only); Pete, Gus, Gina
+-- and Vera nothing
+SELECT full_name, role, path, kind FROM carm.who_has_access('300000007RM0001');
 
 DROP EXTENSION carm_deleg CASCADE;
 DROP ROLE regress_reports_app;

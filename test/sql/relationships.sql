@@ -310,7 +310,8 @@ SET ROLE regress_gateway;
 -- R9: the API sees the relationship as expired (no more assignments), and
 -- the next call touching the pair applies the cascade before it acts (here
 -- a new request); R10: a relationship re-established after expiry starts
--- from nothing.
+-- from nothing (client_access, from the resolver, still shows the BAM's
+-- EXPIRED on the expired relationship: V4, its own earlier submissions).
 SELECT pg_temp.act('bob');
 SELECT carm.assign_client_access('200000008', '400000006', :bea, 'PVIEWER');
 SELECT carm.request_relationship('200000008', '400000006', 'Renewal of our contract') AS r_beta_cedar2 \gset
