@@ -673,3 +673,12 @@ REVOKE ALL ON FUNCTION carm_internal.explain_access_admin(bigint, text),
   carm_internal.who_has_access_admin(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION carm_internal.explain_access_admin(bigint, text),
   carm_internal.who_has_access_admin(text) TO carm_admin;
+
+COMMENT ON FUNCTION carm_internal.path_label(text, text, boolean, bigint, bigint) IS
+  'Internal (§8): how the reports name a path (employee role, relationship, assignment or group)';
+COMMENT ON FUNCTION carm_internal.path_scope(bigint, text, text, boolean, bigint, bigint, boolean, bigint[]) IS
+  'Internal (§8): the scope of a path as the reports show it (all programs, or the BN15s it covers)';
+COMMENT ON FUNCTION carm_internal.audit_scope(jsonb) IS
+  'Internal (§8): the BN15s recorded in an audit event''s details, as text (NULL: all programs)';
+COMMENT ON FUNCTION carm_internal.require_explainer(bigint, bigint, boolean) IS
+  'Internal (§8, §10): carm_admin, or a BAM of the business for the users who reach it or once did; 42501 otherwise';
