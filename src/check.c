@@ -72,37 +72,15 @@ target_level(int64 user_id, const CarmTarget *t, CarmFunction fn, CarmLevel want
 	CarmLevel	best = CARM_LEVEL_NONE;
 	bool		business_scope = !t->is_program || fn == CARM_FN_BUSINESS_PROFILE;
 
-	if (business_scope)
-	{
-		list = carm_business_grants(user_id, t->business_id);
-		for (int i = 0; i < list->ngrants; i++)
-		{
-			const CarmGrant *g = &list->grants[i];
-			CarmRole	role = carm_grant_effective_role(g, now);
-			CarmLevel	lvl;
-
-			/*
-			 * R9, V4: EXPIRED is held on the delegated programs only.  A
-			 * BUSINESS relationship's business-level PBAM grant that expired
-			 * by time confers nothing, exactly as after the maintenance
-			 * cascade, when the closed relationship has no business-level
-			 * row at all: the decision must not depend on the sweep.
-			 */
-			if (role == CARM_ROLE_EXPIRED || role == CARM_ROLE_SPMGR)
-				continue;
-			lvl = carm_role_level(role, fn);
-			if (!g->all_programs && !(fn == CARM_FN_BUSINESS_PROFILE && wanted == CARM_LEVEL_VIEW))
-				continue;
-			if (!g->all_programs)
-				lvl = Min(lvl, CARM_LEVEL_VIEW);
-			best = Max(best, lvl);
-		}
-		return best;
-	}
-
-	list = carm_target_program_grants(user_id, t->id, t->business_id);
+	/*
+	 * The rule for one grant row is carm_grant_point_level() (report.c),
+	 * which the reports use too: one authority for what a path grants.
+	 */
+	list = business_scope ? carm_business_grants(user_id, t->business_id)
+		: carm_target_program_grants(user_id, t->id, t->business_id);
 	for (int i = 0; i < list->ngrants; i++)
-		best = Max(best, point_level(&list->grants[i], fn, now));
+		best = Max(best, carm_grant_point_level(&list->grants[i], business_scope, t->is_program,
+												 fn, wanted, now));
 	return best;
 }
 
