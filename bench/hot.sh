@@ -28,7 +28,7 @@ while [ $# -gt 0 ]; do
 done
 scripts/deps.sh
 WORK=$(mktemp -d /tmp/carm_hot.XXXXXX); chmod 755 "$WORK"
-trap 'kill $(jobs -p) 2>/dev/null; stop_cluster "$WORK/main/data"; [ -n "${KEEP_BENCH:-}" ] || rm -rf "$WORK"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; stop_cluster "$WORK/main/data"; [ -n "${KEEP_BENCH:-}" ] || rm -rf "$WORK"' EXIT
 make_tree "$WORK/pg"
 PORT=$(free_port)
 start_cluster "$WORK/main/data" "$PORT" "shared_buffers = '1GB'" "work_mem = '64MB'" \

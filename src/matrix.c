@@ -130,8 +130,10 @@ carm_role_level(CarmRole role, CarmFunction fn)
  * (sql/src/95_discovery.sql).  The SQL side never restates the matrix: it
  * reads it from here, so a view cannot disagree with the check.
  * ------------------------------------------------------------------------ */
+#include "catalog/pg_collation.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/formatting.h"
 
 PG_FUNCTION_INFO_V1(carm_matrix_functions);
 PG_FUNCTION_INFO_V1(carm_matrix_roles);
@@ -239,4 +241,97 @@ carm_matrix_levels(PG_FUNCTION_ARGS)
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		}
 	return (Datum) 0;
+}
+
+/* ---- names checked for SQL: the one list of functions and roles ---- */
+
+PG_FUNCTION_INFO_V1(carm_function_name_sql);
+PG_FUNCTION_INFO_V1(carm_role_name_sql);
+
+/*
+ * carm_internal.function_name(text): the name of one of the nine functions
+ * (§3.1), as carm.protect() stores it; 22023 with the list otherwise.
+ */
+Datum
+carm_function_name_sql(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("function must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	PG_RETURN_TEXT_P(cstring_to_text(carm_function_name(carm_function_from_name(name))));
+}
+
+/*
+ * carm_internal.role_name(role text, kind text): a role name of one kind,
+ * upper-cased and trimmed, with the message and hint the API gives for it
+ * (22023; 22004 when NULL for employees):
+ *   employee    BAM, PAM, EDITOR, VIEWER (E5)
+ *   client      PPAM, PEDITOR, PVIEWER: an individual assignment (R7)
+ *   group       PPAM, PEDITOR, PVIEWER: a client group's default role (G4)
+ */
+Datum
+carm_role_name_sql(PG_FUNCTION_ARGS)
+{
+	char	   *kind = PG_ARGISNULL(1) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	bool		employee = strcmp(kind, "employee") == 0;
+	bool		group = strcmp(kind, "group") == 0;
+	char	   *raw;
+	char	   *name;
+	CarmRole	role;
+	bool		fits;
+
+	if (!employee && !group && strcmp(kind, "client") != 0)
+		elog(ERROR, "unknown role kind \"%s\"", kind);
+	if (PG_ARGISNULL(0))
+	{
+		if (employee)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("role must not be null")));
+		raw = group ? "NULL" : "<NULL>";
+	}
+	else
+	{
+		raw = text_to_cstring(PG_GETARG_TEXT_PP(0));
+		if (strlen(raw) > 64)
+			raw[64] = '\0';	/* longer than any role: unknown either way */
+	}
+	/* employees' roles are accepted in any case, trimmed (README Decisions) */
+	name = employee ? str_toupper(raw, strlen(raw), DEFAULT_COLLATION_OID) : raw;
+	if (employee)
+	{
+		char	   *end = name + strlen(name);
+
+		while (*name == ' ')
+			name++;
+		while (end > name && end[-1] == ' ')
+			*--end = '\0';
+	}
+	role = PG_ARGISNULL(0) ? CARM_ROLE_NONE : carm_role_from_name(name);
+	fits = employee ? (role >= CARM_ROLE_BAM && role <= CARM_ROLE_VIEWER)
+		: (role == CARM_ROLE_PPAM || role == CARM_ROLE_PEDITOR || role == CARM_ROLE_PVIEWER);
+	if (!fits)
+	{
+		if (employee)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown employee role \"%.32s\"", raw),
+					 errhint("Employee roles are BAM, PAM, EDITOR and VIEWER.")));
+		if (group)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid group role \"%.32s\"", raw),
+					 errhint("A group's default role is PPAM, PEDITOR or PVIEWER; provider BAMs already hold PBAM or PPAM (G4).")));
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid client role \"%.32s\"", raw),
+				 role == CARM_ROLE_PBAM ?
+				 errhint("PBAM is never assigned: a provider's BAMs hold it through a BUSINESS relationship (R6, R7).") :
+				 errhint("Client roles are PPAM, PEDITOR and PVIEWER.")));
+	}
+	PG_RETURN_TEXT_P(cstring_to_text(role_names[role]));
 }

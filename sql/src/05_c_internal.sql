@@ -23,3 +23,16 @@ CREATE OR REPLACE FUNCTION carm_internal.invalidate_keys() RETURNS trigger
   LANGUAGE c AS 'MODULE_PATHNAME', 'carm_invalidate_keys';
 COMMENT ON FUNCTION carm_internal.invalidate_keys() IS
   'Trigger (arguments ''user:column'' or ''business:column''): at commit, every backend reloads the grants of the named users, and every user''s grants on the named businesses';
+
+-- The names of the nine functions and of the roles, checked by the C matrix
+-- (src/matrix.c), the one list the API, the checks and the views share.
+CREATE OR REPLACE FUNCTION carm_internal.function_name(text) RETURNS text
+  LANGUAGE c IMMUTABLE PARALLEL SAFE
+  AS 'MODULE_PATHNAME', 'carm_function_name_sql';
+COMMENT ON FUNCTION carm_internal.function_name(text) IS
+  'Internal (§3.1): one of the nine functions; 22023 naming them otherwise';
+CREATE OR REPLACE FUNCTION carm_internal.role_name(role text, kind text) RETURNS text
+  LANGUAGE c IMMUTABLE PARALLEL SAFE
+  AS 'MODULE_PATHNAME', 'carm_role_name_sql';
+COMMENT ON FUNCTION carm_internal.role_name(text, text) IS
+  'Internal: a role of one kind (employee: BAM, PAM, EDITOR, VIEWER; client or group: PPAM, PEDITOR, PVIEWER), or 22023 with the API''s message';

@@ -9,20 +9,10 @@
 
 -- An employee role name, normalised (E5): 22004 when NULL, 22023 when unknown.
 CREATE OR REPLACE FUNCTION carm_internal.employee_role(p_role text) RETURNS text
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-  v_role text;
-BEGIN
-  PERFORM carm_internal.not_null(p_role, 'role');
-  v_role := upper(btrim(left(p_role, 64)));
-  IF v_role NOT IN ('BAM', 'PAM', 'EDITOR', 'VIEWER') THEN
-    RAISE EXCEPTION 'unknown employee role "%"', left(p_role, 32)
-      USING ERRCODE = '22023', HINT = 'Employee roles are BAM, PAM, EDITOR and VIEWER.';
-  END IF;
-  RETURN v_role;
-END
+  SELECT carm_internal.role_name(p_role, 'employee');
 $$;
 
 -- The actor's own employee row when it manages the business's employees

@@ -773,13 +773,7 @@ BEGIN
   SELECT * INTO ctx FROM carm_internal.rel_assignment_context(provider_bn9, client_bn9, assign_client_access.user_id);
 
   -- R7: PPAM, PEDITOR or PVIEWER, never PBAM
-  IF assign_client_access.role IS NULL OR assign_client_access.role NOT IN ('PPAM', 'PEDITOR', 'PVIEWER') THEN
-    RAISE EXCEPTION 'invalid client role "%"', left(assign_client_access.role, 32)
-      USING ERRCODE = '22023',
-            HINT = CASE WHEN assign_client_access.role = 'PBAM'
-                        THEN 'PBAM is never assigned: a provider''s BAMs hold it through a BUSINESS relationship (R6, R7).'
-                        ELSE 'Client roles are PPAM, PEDITOR and PVIEWER.' END;
-  END IF;
+  PERFORM carm_internal.role_name(assign_client_access.role, 'client');
 
   -- R7: NULL = every delegated program, following the relationship; or a
   -- listed subset of the delegated programs

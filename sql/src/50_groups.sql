@@ -172,17 +172,10 @@ COMMENT ON FUNCTION carm_internal.user_list(bigint[]) IS
 
 -- G4: a group's default role.
 CREATE OR REPLACE FUNCTION carm_internal.group_role(p_role text) RETURNS text
-LANGUAGE plpgsql IMMUTABLE
+LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-BEGIN
-  IF p_role IS NULL OR p_role NOT IN ('PPAM','PEDITOR','PVIEWER') THEN
-    RAISE EXCEPTION 'invalid group role "%"', left(coalesce(p_role, 'NULL'), 32)
-      USING ERRCODE = '22023',
-            HINT = 'A group''s default role is PPAM, PEDITOR or PVIEWER; provider BAMs already hold PBAM or PPAM (G4).';
-  END IF;
-  RETURN p_role;
-END
+  SELECT carm_internal.role_name(p_role, 'group');
 $$;
 COMMENT ON FUNCTION carm_internal.group_role(text) IS
   'Internal: G4, checks a group''s default role (22023)';

@@ -147,12 +147,7 @@ BEGIN
   PERFORM carm_internal.not_null(tbl, 'tbl');
   PERFORM carm_internal.not_null(program_column, 'program_column');
   PERFORM carm_internal.not_null(submitter_column, 'submitter_column');
-  v_fn := carm_internal.not_blank(function, 'function', 64);
-  IF v_fn NOT IN ('business_profile','program_profile','employee_access','relationships',
-                  'rulings','payments','statements','notifications','banking') THEN
-    RAISE EXCEPTION 'unknown function "%"', left(v_fn, 32) USING ERRCODE = '22023',
-      HINT = 'Functions are business_profile, program_profile, employee_access, relationships, rulings, payments, statements, notifications and banking.';
-  END IF;
+  v_fn := carm_internal.function_name(carm_internal.not_blank(function, 'function', 64));
 
   SELECT n.nspname, c.relkind, c.relowner INTO v_nsp, v_kind, v_owner
   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
