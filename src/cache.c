@@ -657,6 +657,13 @@ ensure_complete(int64 user_id)
 		load_all();
 }
 
+/* Every grant of the user, for a scan that decides many rows (check.c). */
+void
+carm_cache_complete(int64 user_id)
+{
+	ensure_complete(user_id);
+}
+
 /* At least the user's grants on one business (point checks). */
 static void
 ensure_business(int64 user_id, int64 business_id)

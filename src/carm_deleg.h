@@ -131,6 +131,7 @@ typedef struct CarmGrantList
 
 extern void carm_cache_init(void);
 extern void carm_statement_begin(void);
+extern void carm_cache_complete(int64 user_id);
 extern const CarmGrantList *carm_program_grants(int64 user_id, int64 program_id);
 extern const CarmGrantList *carm_business_grants(int64 user_id, int64 business_id);
 extern const CarmGrantList *carm_target_program_grants(int64 user_id, int64 program_id,

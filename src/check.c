@@ -147,6 +147,8 @@ carm_user_has_access(PG_FUNCTION_ARGS)
  * expiry crossed), so a row costs a table probe.  A non-constant function
  * argument is parsed for every row.
  */
+#define ROWS_BEFORE_COMPLETE 256
+
 typedef struct RowCheckState
 {
 	CarmFunction fn;
@@ -154,6 +156,7 @@ typedef struct RowCheckState
 	const CarmVisTable *table;	/* for 'actor', or NULL */
 	int64		actor;
 	uint64		epoch;			/* carm_decision_epoch when table was validated */
+	uint32		slow_rows;		/* rows decided from the grants in this scan */
 } RowCheckState;
 
 static RowCheckState *
@@ -290,6 +293,13 @@ carm_row_visible(PG_FUNCTION_ARGS)
 	 * read in a new session) is asked directly, and a statement that keeps
 	 * meeting unloaded programs completes it (cache.c).
 	 */
+	/*
+	 * A scan that has decided this many rows from a partial store (one
+	 * program's rows, say) is worth completing it: the table then decides
+	 * each row with an array lookup.
+	 */
+	if (carm_cache_generation(actor) == 0 && ++st->slow_rows > ROWS_BEFORE_COMPLETE)
+		carm_cache_complete(actor);
 	if (carm_cache_generation(actor) != 0)
 	{
 		st->table = carm_vis_table(actor, st->fn);

@@ -359,6 +359,37 @@ check_self(const EmployeeRow *new_row, bool is_insert)
 	refuse_self();
 }
 
+/*
+ * E7, the one implementation: may a manager with this role and scope change
+ * an employee with this role and scope?  A BAM changes anyone, other BAMs
+ * included; a PAM changes non-BAM employees whose whole scope lies within
+ * its own programs; EDITOR and VIEWER change nobody.  The trigger below
+ * raises with the reason; carm_internal.may_change() answers SQL (the
+ * can_change column of carm.employees).
+ */
+typedef enum E7Verdict
+{
+	E7_ALLOWED,
+	E7_NOT_A_MANAGER,
+	E7_TARGET_IS_BAM,
+	E7_OUTSIDE_SCOPE
+} E7Verdict;
+
+static E7Verdict
+e7_may_change(const EmployeeRow *mgr, const EmployeeRow *target)
+{
+	if (mgr->role == CARM_ROLE_BAM)
+		return E7_ALLOWED;
+	if (mgr->role != CARM_ROLE_PAM)
+		return E7_NOT_A_MANAGER;
+	if (target->role == CARM_ROLE_BAM)
+		return E7_TARGET_IS_BAM;
+	if (!scope_within(target->all_programs, target->programs, target->nprograms,
+					  mgr->all_programs, mgr->programs, mgr->nprograms))
+		return E7_OUTSIDE_SCOPE;
+	return E7_ALLOWED;
+}
+
 /* E7 (E3, E8): may the actor, another user, write this row? */
 static void
 check_manager(int64 actor, const EmployeeRow *old_row, const EmployeeRow *new_row)
@@ -419,13 +450,14 @@ check_manager(int64 actor, const EmployeeRow *old_row, const EmployeeRow *new_ro
 	/* E7: a PAM, over non-BAM employees entirely within its own programs */
 	if (old_row != NULL)
 	{
-		if (old_row->role == CARM_ROLE_BAM)
+		E7Verdict	v = e7_may_change(&mgr, old_row);
+
+		if (v == E7_TARGET_IS_BAM)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("a program account manager cannot change a business account manager"),
 					 errhint("Only a business account manager changes another business account manager.")));
-		if (!scope_within(old_row->all_programs, old_row->programs, old_row->nprograms,
-						  mgr.all_programs, mgr.programs, mgr.nprograms))
+		if (v == E7_OUTSIDE_SCOPE)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("permission denied to change an employee outside your program accounts"),
@@ -623,4 +655,42 @@ carm_employee_bams(PG_FUNCTION_ARGS)
 				(errmsg("business %s has only one business account manager", bn9),
 				 errhint("Grant the BAM role to a second employee, so that the business keeps its management if this account becomes unusable.")));
 	return PointerGetDatum(NULL);
+}
+
+PG_FUNCTION_INFO_V1(carm_may_change);
+
+/* Read a role and a scope (NULL = all programs) from SQL arguments. */
+static void
+sql_employee(FunctionCallInfo fcinfo, int argno, EmployeeRow *row)
+{
+	memset(row, 0, sizeof(*row));
+	row->role = PG_ARGISNULL(argno) ? CARM_ROLE_NONE
+		: carm_role_from_name(text_to_cstring(PG_GETARG_TEXT_PP(argno)));
+	row->all_programs = PG_ARGISNULL(argno + 1);
+	if (!row->all_programs)
+	{
+		Datum	   *elems;
+		bool	   *nulls;
+
+		deconstruct_array(PG_GETARG_ARRAYTYPE_P(argno + 1), INT8OID, sizeof(int64),
+						  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, &row->nprograms);
+		row->programs = palloc(sizeof(int64) * (row->nprograms + 1));
+		for (int i = 0; i < row->nprograms; i++)
+			row->programs[i] = nulls[i] ? 0 : DatumGetInt64(elems[i]);
+	}
+}
+
+/*
+ * carm_internal.may_change(manager_role, manager_programs, employee_role,
+ * employee_programs): E7 as the trigger decides it (e7_may_change).
+ */
+Datum
+carm_may_change(PG_FUNCTION_ARGS)
+{
+	EmployeeRow mgr,
+				target;
+
+	sql_employee(fcinfo, 0, &mgr);
+	sql_employee(fcinfo, 2, &target);
+	PG_RETURN_BOOL(e7_may_change(&mgr, &target) == E7_ALLOWED);
 }

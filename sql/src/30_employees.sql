@@ -418,10 +418,8 @@ BEGIN
   RETURN QUERY
     SELECT e.user_id, u.external_id, u.full_name, u.email, u.active, e.role,
            carm_internal.bn15s(e.programs), e.granted_by, e.granted_at,
-           e.user_id <> v_actor
-             AND (m.role = 'BAM'
-                  OR (e.role <> 'BAM' AND (m.programs IS NULL
-                                           OR (e.programs IS NOT NULL AND e.programs <@ m.programs))))
+           e.user_id <> v_actor                                                  -- E6
+             AND carm_internal.may_change(m.role, m.programs, e.role, e.programs)  -- E7
     FROM carm.employee e
     JOIN carm.app_user u ON u.id = e.user_id
     WHERE e.business_id = b.id
