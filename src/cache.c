@@ -245,18 +245,25 @@ new_table(const char *name, Size entrysize)
 	ctl.keysize = sizeof(int64);
 	ctl.entrysize = entrysize;
 	ctl.hcxt = cache.cxt;
-	return hash_create(name, 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	return hash_create(name, 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 }
 
 /* An empty, partial store for user_id. */
 static void
 reset_store(int64 user_id)
 {
-	carm_check_version(carm_anchor_relid());	/* before anything changes: it may raise */
+	Oid			anchor = carm_anchor_relid();
+
+	if (!OidIsValid(anchor))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension carm_deleg is not installed in this database")));
+	carm_check_version(anchor);	/* before anything changes: it may raise */
 	if (cache.cxt == NULL)
 		cache.cxt = AllocSetContextCreate(CacheMemoryContext, "carm_deleg grants",
 										  ALLOCSET_DEFAULT_SIZES);
 	MemoryContextReset(cache.cxt);
+	/* small to start: most stores hold a business or two (point checks) */
 	cache.businesses = new_table("carm_deleg businesses", sizeof(BusinessEntry));
 	cache.programs = new_table("carm_deleg programs", sizeof(CarmGrantList));
 	cache.user = user_id;
@@ -265,14 +272,7 @@ reset_store(int64 user_id)
 	cache.lazy_loads = 0;
 	cache.generation++;
 	carm_decision_epoch++;
-	anchor_relid = carm_anchor_relid();
-	if (!OidIsValid(anchor_relid))
-	{
-		cache.user = 0;
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("extension carm_deleg is not installed in this database")));
-	}
+	anchor_relid = anchor;
 }
 
 /* Forget what is stored about one business (its grants and programs). */
@@ -387,6 +387,7 @@ typedef enum LoadShape
 {
 	LOAD_ALL,					/* every grant of $1 */
 	LOAD_BUSINESSES,			/* grants of $1 on the businesses $2 (int8[]) */
+	LOAD_BUSINESS,				/* grants of $1 on the business $2 (a point check) */
 	LOAD_PROGRAM_BUSINESS,		/* grants of $1 on the business of program $2 */
 	NUM_SHAPES
 } LoadShape;
@@ -402,6 +403,8 @@ load_plan(LoadShape shape)
 		"SELECT " GRANT_COLUMNS ", NULL::bigint FROM carm_internal.grants($1) g",
 		"SELECT " GRANT_COLUMNS ", NULL::bigint FROM carm_internal.grants($1) g "
 		"WHERE g.business_id = ANY ($2)",
+		"SELECT " GRANT_COLUMNS ", NULL::bigint FROM carm_internal.grants($1) g "
+		"WHERE g.business_id = $2",
 		/* the business is returned even when the user holds nothing there */
 		"SELECT " GRANT_COLUMNS ", NULL::bigint FROM carm_internal.grants($1) g "
 		"WHERE g.business_id = (SELECT p.business_id FROM carm.program p WHERE p.id = $2) "
@@ -613,6 +616,11 @@ load_businesses(const int64 *ids, int n)
 		drop_business(ids[i]);
 		(void) business_entry(ids[i]);	/* loaded, possibly with nothing */
 		elems[i] = Int64GetDatum(ids[i]);
+	}
+	if (n == 1)					/* a point check: the cheapest plan */
+	{
+		(void) run_load(LOAD_BUSINESS, Int64GetDatum(ids[0]), ids, n);
+		return;
 	}
 	a = construct_array(elems, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
 	(void) run_load(LOAD_BUSINESSES, PointerGetDatum(a), ids, n);
