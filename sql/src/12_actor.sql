@@ -87,3 +87,51 @@ CREATE OR REPLACE FUNCTION carm_internal.require_admin() RETURNS void
   AS 'MODULE_PATHNAME', 'carm_require_admin';
 COMMENT ON FUNCTION carm_internal.require_admin() IS
   'Internal: 42501 inside a security-restricted operation; callers are granted to carm_admin only';
+
+-- The one definition of that split, so that every such report is exposed
+-- the same way (and reviewed in one place): for a report whose body is
+-- carm_internal.<name>(<params>, p_admin boolean), it creates the API
+-- carm.<name>(<api_params>) and the variants carm_internal.<name>_admin
+-- (EXECUTE for carm_admin only) and carm_internal.<name>_actor.  Run by the
+-- install and the upgrade scripts, once per report; the grants of the API
+-- and of the actor variant are the caller's (they differ per report).
+CREATE OR REPLACE FUNCTION carm_internal.define_admin_split(name text, params text, api_params text,
+                                                          args text, returns text,
+                                                          admin_comment text, actor_comment text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $gen$
+DECLARE
+  v_admin regprocedure;
+  v_actor regprocedure;
+BEGIN
+  EXECUTE format('CREATE OR REPLACE FUNCTION carm.%I(%s) RETURNS %s '
+                 'LANGUAGE plpgsql STABLE SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS %L',
+                 name, api_params, returns,
+                 format(E'\nBEGIN\n  IF carm_internal.current_role_is_admin() THEN\n'
+                        || E'    RETURN QUERY SELECT * FROM carm_internal.%I(%s);\n  ELSE\n'
+                        || E'    RETURN QUERY SELECT * FROM carm_internal.%I(%s);\n  END IF;\nEND\n',
+                        name || '_admin', args, name || '_actor', args));
+  EXECUTE format('CREATE OR REPLACE FUNCTION carm_internal.%I(%s) RETURNS %s '
+                 'LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L',
+                 name || '_admin', params, returns,
+                 format(E'\nBEGIN\n  PERFORM carm_internal.require_admin();\n'
+                        || E'  RETURN QUERY SELECT * FROM carm_internal.%I(%s, true);\nEND\n', name, args));
+  EXECUTE format('CREATE OR REPLACE FUNCTION carm_internal.%I(%s) RETURNS %s '
+                 'LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS %L',
+                 name || '_actor', params, returns,
+                 format(E'\nBEGIN\n  RETURN QUERY SELECT * FROM carm_internal.%I(%s, false);\nEND\n', name, args));
+  SELECT p.oid::regprocedure INTO STRICT v_admin FROM pg_catalog.pg_proc p
+  WHERE p.pronamespace = 'carm_internal'::regnamespace AND p.proname = name || '_admin';
+  SELECT p.oid::regprocedure INTO STRICT v_actor FROM pg_catalog.pg_proc p
+  WHERE p.pronamespace = 'carm_internal'::regnamespace AND p.proname = name || '_actor';
+  EXECUTE format('COMMENT ON FUNCTION %s IS %L', v_admin, admin_comment);
+  EXECUTE format('COMMENT ON FUNCTION %s IS %L', v_actor, actor_comment);
+  -- the admin answers: for carm_admin only, whatever else is granted later
+  EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', v_admin);
+  EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO carm_admin', v_admin);
+END
+$gen$;
+COMMENT ON FUNCTION carm_internal.define_admin_split(text, text, text, text, text, text, text) IS
+  'Internal (§2), install time: creates a report''s SECURITY INVOKER API and its admin (carm_admin only) and actor variants';

@@ -135,55 +135,15 @@ $$;
 COMMENT ON FUNCTION carm_internal.audit_events(text, timestamptz, timestamptz, text[], boolean) IS
   'Internal (§9): the audit events of a business (or all, for carm_admin), in a time range and of some event types, with BN9s and external ids';
 
--- The API: SECURITY INVOKER, so that current_role_is_admin() sees the role
--- the calling code runs as (§2); the admin variant is granted to carm_admin only.
-CREATE OR REPLACE FUNCTION carm.audit_events(bn9 text DEFAULT NULL, since timestamptz DEFAULT NULL,
-                                             until timestamptz DEFAULT NULL, events text[] DEFAULT NULL)
-RETURNS TABLE (id bigint, at timestamptz, event text, business text, other_business text,
-               actor text, actor_id bigint, target_user text, target_user_id bigint,
-               relationship_id bigint, group_id bigint, db_role name, details jsonb)
-LANGUAGE plpgsql STABLE SECURITY INVOKER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  IF carm_internal.current_role_is_admin() THEN
-    RETURN QUERY SELECT * FROM carm_internal.audit_events_admin(bn9, since, until, events);
-  ELSE
-    RETURN QUERY SELECT * FROM carm_internal.audit_events_actor(bn9, since, until, events);
-  END IF;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION carm_internal.audit_events_admin(bn9 text, since timestamptz,
-                                                            until timestamptz, events text[])
-RETURNS TABLE (id bigint, at timestamptz, event text, business text, other_business text,
-               actor text, actor_id bigint, target_user text, target_user_id bigint,
-               relationship_id bigint, group_id bigint, db_role name, details jsonb)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  PERFORM carm_internal.require_admin();
-  RETURN QUERY SELECT * FROM carm_internal.audit_events(bn9, since, until, events, true);
-END
-$$;
-COMMENT ON FUNCTION carm_internal.audit_events_admin(text, timestamptz, timestamptz, text[]) IS
-  'Internal: carm.audit_events() for carm_admin (every event); EXECUTE for carm_admin only';
-
-CREATE OR REPLACE FUNCTION carm_internal.audit_events_actor(bn9 text, since timestamptz,
-                                                            until timestamptz, events text[])
-RETURNS TABLE (id bigint, at timestamptz, event text, business text, other_business text,
-               actor text, actor_id bigint, target_user text, target_user_id bigint,
-               relationship_id bigint, group_id bigint, db_role name, details jsonb)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  RETURN QUERY SELECT * FROM carm_internal.audit_events(bn9, since, until, events, false);
-END
-$$;
-COMMENT ON FUNCTION carm_internal.audit_events_actor(text, timestamptz, timestamptz, text[]) IS
-  'Internal: carm.audit_events() for the acting user (a BAM reads its business''s events), without admin powers';
+-- The report's API and its admin and actor variants (carm_internal.define_admin_split, §2).
+SELECT carm_internal.define_admin_split(
+  'audit_events',
+  params => 'bn9 text, since timestamptz, until timestamptz, events text[]',
+  api_params => 'bn9 text DEFAULT NULL, since timestamptz DEFAULT NULL, until timestamptz DEFAULT NULL, events text[] DEFAULT NULL',
+  args => 'bn9, since, until, events',
+  returns => 'TABLE (id bigint, at timestamptz, event text, business text, other_business text, actor text, actor_id bigint, target_user text, target_user_id bigint, relationship_id bigint, group_id bigint, db_role name, details jsonb)',
+  admin_comment => 'Internal: carm.audit_events() for carm_admin (every event); EXECUTE for carm_admin only',
+  actor_comment => 'Internal: carm.audit_events() for the acting user (a BAM reads its business''s events), without admin powers');
 COMMENT ON FUNCTION carm.audit_events(text, timestamptz, timestamptz, text[]) IS
   'The append-only audit trail (§9): events of a business for its business account managers, every event (bn9 NULL) for carm_admin; optionally in [since, until) and of the listed event types; businesses as BN9s, people as external ids';
 

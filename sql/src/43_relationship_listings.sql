@@ -55,61 +55,15 @@ BEGIN
 END
 $$;
 
--- The API: SECURITY INVOKER, so that current_role_is_admin() sees the role
--- the calling code runs as (§2); the admin variant is granted to carm_admin only.
-CREATE OR REPLACE FUNCTION carm.relationships(bn9 text)
-RETURNS TABLE (id bigint, side text, provider text, provider_name text, client text, client_name text,
-               status text, access_type text, programs text[],
-               see_client_submissions boolean, see_other_submissions boolean,
-               expires_at timestamptz, comment text, reason text,
-               requested_by bigint, decided_by bigint,
-               created_at timestamptz, decided_at timestamptz, closed_at timestamptz)
-LANGUAGE plpgsql STABLE SECURITY INVOKER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  IF carm_internal.current_role_is_admin() THEN
-    RETURN QUERY SELECT * FROM carm_internal.relationships_admin(bn9);
-  ELSE
-    RETURN QUERY SELECT * FROM carm_internal.relationships_actor(bn9);
-  END IF;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION carm_internal.relationships_admin(bn9 text)
-RETURNS TABLE (id bigint, side text, provider text, provider_name text, client text, client_name text,
-               status text, access_type text, programs text[],
-               see_client_submissions boolean, see_other_submissions boolean,
-               expires_at timestamptz, comment text, reason text,
-               requested_by bigint, decided_by bigint,
-               created_at timestamptz, decided_at timestamptz, closed_at timestamptz)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  PERFORM carm_internal.require_admin();
-  RETURN QUERY SELECT * FROM carm_internal.relationships(bn9, true);
-END
-$$;
-COMMENT ON FUNCTION carm_internal.relationships_admin(text) IS
-  'Internal: carm.relationships() for carm_admin (any business); EXECUTE for carm_admin only';
-
-CREATE OR REPLACE FUNCTION carm_internal.relationships_actor(bn9 text)
-RETURNS TABLE (id bigint, side text, provider text, provider_name text, client text, client_name text,
-               status text, access_type text, programs text[],
-               see_client_submissions boolean, see_other_submissions boolean,
-               expires_at timestamptz, comment text, reason text,
-               requested_by bigint, decided_by bigint,
-               created_at timestamptz, decided_at timestamptz, closed_at timestamptz)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  RETURN QUERY SELECT * FROM carm_internal.relationships(bn9, false);
-END
-$$;
-COMMENT ON FUNCTION carm_internal.relationships_actor(text) IS
-  'Internal: carm.relationships() for the acting user, without admin powers';
+-- The report's API and its admin and actor variants (carm_internal.define_admin_split, §2).
+SELECT carm_internal.define_admin_split(
+  'relationships',
+  params => 'bn9 text',
+  api_params => 'bn9 text',
+  args => 'bn9',
+  returns => 'TABLE (id bigint, side text, provider text, provider_name text, client text, client_name text, status text, access_type text, programs text[], see_client_submissions boolean, see_other_submissions boolean, expires_at timestamptz, comment text, reason text, requested_by bigint, decided_by bigint, created_at timestamptz, decided_at timestamptz, closed_at timestamptz)',
+  admin_comment => 'Internal: carm.relationships() for carm_admin (any business); EXECUTE for carm_admin only',
+  actor_comment => 'Internal: carm.relationships() for the acting user, without admin powers');
 COMMENT ON FUNCTION carm.relationships(text) IS
   'Business relationships of a business, as client and as provider: for its BAMs and PAMs (a client PAM sees those touching its programs), never for proxies (R11)';
 
@@ -170,49 +124,15 @@ BEGIN
 END
 $$;
 
--- The API: SECURITY INVOKER, so that current_role_is_admin() sees the role
--- the calling code runs as (§2); the admin variant is granted to carm_admin only.
-CREATE OR REPLACE FUNCTION carm.client_access(provider_bn9 text, client_bn9 text)
-RETURNS TABLE (user_id bigint, full_name text, provider_role text, role text, programs text[],
-               all_delegated boolean, source text, group_name text)
-LANGUAGE plpgsql STABLE SECURITY INVOKER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  IF carm_internal.current_role_is_admin() THEN
-    RETURN QUERY SELECT * FROM carm_internal.client_access_admin(provider_bn9, client_bn9);
-  ELSE
-    RETURN QUERY SELECT * FROM carm_internal.client_access_actor(provider_bn9, client_bn9);
-  END IF;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION carm_internal.client_access_admin(provider_bn9 text, client_bn9 text)
-RETURNS TABLE (user_id bigint, full_name text, provider_role text, role text, programs text[],
-               all_delegated boolean, source text, group_name text)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  PERFORM carm_internal.require_admin();
-  RETURN QUERY SELECT * FROM carm_internal.client_access(provider_bn9, client_bn9, true);
-END
-$$;
-COMMENT ON FUNCTION carm_internal.client_access_admin(text, text) IS
-  'Internal: carm.client_access() for carm_admin (any provider and client); EXECUTE for carm_admin only';
-
-CREATE OR REPLACE FUNCTION carm_internal.client_access_actor(provider_bn9 text, client_bn9 text)
-RETURNS TABLE (user_id bigint, full_name text, provider_role text, role text, programs text[],
-               all_delegated boolean, source text, group_name text)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  RETURN QUERY SELECT * FROM carm_internal.client_access(provider_bn9, client_bn9, false);
-END
-$$;
-COMMENT ON FUNCTION carm_internal.client_access_actor(text, text) IS
-  'Internal: carm.client_access() for the acting user, without admin powers';
+-- The report's API and its admin and actor variants (carm_internal.define_admin_split, §2).
+SELECT carm_internal.define_admin_split(
+  'client_access',
+  params => 'provider_bn9 text, client_bn9 text',
+  api_params => 'provider_bn9 text, client_bn9 text',
+  args => 'provider_bn9, client_bn9',
+  returns => 'TABLE (user_id bigint, full_name text, provider_role text, role text, programs text[], all_delegated boolean, source text, group_name text)',
+  admin_comment => 'Internal: carm.client_access() for carm_admin (any provider and client); EXECUTE for carm_admin only',
+  actor_comment => 'Internal: carm.client_access() for the acting user, without admin powers');
 COMMENT ON FUNCTION carm.client_access(text, text) IS
   'Who at a service provider holds which proxy role on a client, and how (R6 relationship, R7 assignment, G4 group); provider BAMs and PAMs';
 

@@ -41,49 +41,15 @@ BEGIN
 END
 $$;
 
--- The API: SECURITY INVOKER, so that current_role_is_admin() sees the role
--- the calling code runs as (§2); the admin variant is granted to carm_admin only.
-CREATE OR REPLACE FUNCTION carm.client_groups(provider_bn9 text)
-RETURNS TABLE (group_id bigint, name text, clients bigint, employees bigint,
-               created_by bigint, created_at timestamptz, deleted_at timestamptz)
-LANGUAGE plpgsql STABLE SECURITY INVOKER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  IF carm_internal.current_role_is_admin() THEN
-    RETURN QUERY SELECT * FROM carm_internal.client_groups_admin(provider_bn9);
-  ELSE
-    RETURN QUERY SELECT * FROM carm_internal.client_groups_actor(provider_bn9);
-  END IF;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION carm_internal.client_groups_admin(provider_bn9 text)
-RETURNS TABLE (group_id bigint, name text, clients bigint, employees bigint,
-               created_by bigint, created_at timestamptz, deleted_at timestamptz)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  PERFORM carm_internal.require_admin();
-  RETURN QUERY SELECT * FROM carm_internal.client_groups(provider_bn9, true);
-END
-$$;
-COMMENT ON FUNCTION carm_internal.client_groups_admin(text) IS
-  'Internal: carm.client_groups() for carm_admin (any provider); EXECUTE for carm_admin only';
-
-CREATE OR REPLACE FUNCTION carm_internal.client_groups_actor(provider_bn9 text)
-RETURNS TABLE (group_id bigint, name text, clients bigint, employees bigint,
-               created_by bigint, created_at timestamptz, deleted_at timestamptz)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  RETURN QUERY SELECT * FROM carm_internal.client_groups(provider_bn9, false);
-END
-$$;
-COMMENT ON FUNCTION carm_internal.client_groups_actor(text) IS
-  'Internal: carm.client_groups() for the acting user, without admin powers';
+-- The report's API and its admin and actor variants (carm_internal.define_admin_split, §2).
+SELECT carm_internal.define_admin_split(
+  'client_groups',
+  params => 'provider_bn9 text',
+  api_params => 'provider_bn9 text',
+  args => 'provider_bn9',
+  returns => 'TABLE (group_id bigint, name text, clients bigint, employees bigint, created_by bigint, created_at timestamptz, deleted_at timestamptz)',
+  admin_comment => 'Internal: carm.client_groups() for carm_admin (any provider); EXECUTE for carm_admin only',
+  actor_comment => 'Internal: carm.client_groups() for the acting user, without admin powers');
 COMMENT ON FUNCTION carm.client_groups(text) IS
   'Client groups of a provider, deleted ones included (their names stay taken, G2); its BAMs or carm_admin';
 
@@ -108,49 +74,15 @@ BEGIN
 END
 $$;
 
--- The API: SECURITY INVOKER, so that current_role_is_admin() sees the role
--- the calling code runs as (§2); the admin variant is granted to carm_admin only.
-CREATE OR REPLACE FUNCTION carm.available_clients(provider_bn9 text)
-RETURNS TABLE (client text, legal_name text, relationship_id bigint, access_type text,
-               expires_at timestamptz)
-LANGUAGE plpgsql STABLE SECURITY INVOKER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  IF carm_internal.current_role_is_admin() THEN
-    RETURN QUERY SELECT * FROM carm_internal.available_clients_admin(provider_bn9);
-  ELSE
-    RETURN QUERY SELECT * FROM carm_internal.available_clients_actor(provider_bn9);
-  END IF;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION carm_internal.available_clients_admin(provider_bn9 text)
-RETURNS TABLE (client text, legal_name text, relationship_id bigint, access_type text,
-               expires_at timestamptz)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  PERFORM carm_internal.require_admin();
-  RETURN QUERY SELECT * FROM carm_internal.available_clients(provider_bn9, true);
-END
-$$;
-COMMENT ON FUNCTION carm_internal.available_clients_admin(text) IS
-  'Internal: carm.available_clients() for carm_admin (any provider); EXECUTE for carm_admin only';
-
-CREATE OR REPLACE FUNCTION carm_internal.available_clients_actor(provider_bn9 text)
-RETURNS TABLE (client text, legal_name text, relationship_id bigint, access_type text,
-               expires_at timestamptz)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  RETURN QUERY SELECT * FROM carm_internal.available_clients(provider_bn9, false);
-END
-$$;
-COMMENT ON FUNCTION carm_internal.available_clients_actor(text) IS
-  'Internal: carm.available_clients() for the acting user, without admin powers';
+-- The report's API and its admin and actor variants (carm_internal.define_admin_split, §2).
+SELECT carm_internal.define_admin_split(
+  'available_clients',
+  params => 'provider_bn9 text',
+  api_params => 'provider_bn9 text',
+  args => 'provider_bn9',
+  returns => 'TABLE (client text, legal_name text, relationship_id bigint, access_type text, expires_at timestamptz)',
+  admin_comment => 'Internal: carm.available_clients() for carm_admin (any provider); EXECUTE for carm_admin only',
+  actor_comment => 'Internal: carm.available_clients() for the acting user, without admin powers');
 COMMENT ON FUNCTION carm.available_clients(text) IS
   'G3: clients of a provider that can join one of its groups (active relationship, in no group); its BAMs or carm_admin';
 
@@ -175,55 +107,15 @@ BEGIN
 END
 $$;
 
--- The API: SECURITY INVOKER, so that current_role_is_admin() sees the role
--- the calling code runs as (§2); the admin variant is granted to carm_admin only.
-CREATE OR REPLACE FUNCTION carm.group_requests(provider_bn9 text)
-RETURNS TABLE (request_id bigint, operation text, group_id bigint, group_name text,
-               initiator bigint, initiator_name text, status text, item_count integer,
-               created_at timestamptz, started_at timestamptz, finished_at timestamptz,
-               error text)
-LANGUAGE plpgsql STABLE SECURITY INVOKER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  IF carm_internal.current_role_is_admin() THEN
-    RETURN QUERY SELECT * FROM carm_internal.group_requests_admin(provider_bn9);
-  ELSE
-    RETURN QUERY SELECT * FROM carm_internal.group_requests_actor(provider_bn9);
-  END IF;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION carm_internal.group_requests_admin(provider_bn9 text)
-RETURNS TABLE (request_id bigint, operation text, group_id bigint, group_name text,
-               initiator bigint, initiator_name text, status text, item_count integer,
-               created_at timestamptz, started_at timestamptz, finished_at timestamptz,
-               error text)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  PERFORM carm_internal.require_admin();
-  RETURN QUERY SELECT * FROM carm_internal.group_requests(provider_bn9, true);
-END
-$$;
-COMMENT ON FUNCTION carm_internal.group_requests_admin(text) IS
-  'Internal: carm.group_requests() for carm_admin (any provider); EXECUTE for carm_admin only';
-
-CREATE OR REPLACE FUNCTION carm_internal.group_requests_actor(provider_bn9 text)
-RETURNS TABLE (request_id bigint, operation text, group_id bigint, group_name text,
-               initiator bigint, initiator_name text, status text, item_count integer,
-               created_at timestamptz, started_at timestamptz, finished_at timestamptz,
-               error text)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  RETURN QUERY SELECT * FROM carm_internal.group_requests(provider_bn9, false);
-END
-$$;
-COMMENT ON FUNCTION carm_internal.group_requests_actor(text) IS
-  'Internal: carm.group_requests() for the acting user, without admin powers';
+-- The report's API and its admin and actor variants (carm_internal.define_admin_split, §2).
+SELECT carm_internal.define_admin_split(
+  'group_requests',
+  params => 'provider_bn9 text',
+  api_params => 'provider_bn9 text',
+  args => 'provider_bn9',
+  returns => 'TABLE (request_id bigint, operation text, group_id bigint, group_name text, initiator bigint, initiator_name text, status text, item_count integer, created_at timestamptz, started_at timestamptz, finished_at timestamptz, error text)',
+  admin_comment => 'Internal: carm.group_requests() for carm_admin (any provider); EXECUTE for carm_admin only',
+  actor_comment => 'Internal: carm.group_requests() for the acting user, without admin powers');
 COMMENT ON FUNCTION carm.group_requests(text) IS
   'G9: the request-processing table of a provider (system id, operation, group, initiator, status, items, times, error); its BAMs or carm_admin';
 
@@ -273,46 +165,15 @@ BEGIN
 END
 $$;
 
--- The API: SECURITY INVOKER, so that current_role_is_admin() sees the role
--- the calling code runs as (§2); the admin variant is granted to carm_admin only.
-CREATE OR REPLACE FUNCTION carm.group_clients(group_id bigint)
-RETURNS TABLE (client text, legal_name text, added_at timestamptz)
-LANGUAGE plpgsql STABLE SECURITY INVOKER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  IF carm_internal.current_role_is_admin() THEN
-    RETURN QUERY SELECT * FROM carm_internal.group_clients_admin(group_id);
-  ELSE
-    RETURN QUERY SELECT * FROM carm_internal.group_clients_actor(group_id);
-  END IF;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION carm_internal.group_clients_admin(group_id bigint)
-RETURNS TABLE (client text, legal_name text, added_at timestamptz)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  PERFORM carm_internal.require_admin();
-  RETURN QUERY SELECT * FROM carm_internal.group_clients(group_id, true);
-END
-$$;
-COMMENT ON FUNCTION carm_internal.group_clients_admin(bigint) IS
-  'Internal: carm.group_clients() for carm_admin (any group); EXECUTE for carm_admin only';
-
-CREATE OR REPLACE FUNCTION carm_internal.group_clients_actor(group_id bigint)
-RETURNS TABLE (client text, legal_name text, added_at timestamptz)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  RETURN QUERY SELECT * FROM carm_internal.group_clients(group_id, false);
-END
-$$;
-COMMENT ON FUNCTION carm_internal.group_clients_actor(bigint) IS
-  'Internal: carm.group_clients() for the acting user, without admin powers';
+-- The report's API and its admin and actor variants (carm_internal.define_admin_split, §2).
+SELECT carm_internal.define_admin_split(
+  'group_clients',
+  params => 'group_id bigint',
+  api_params => 'group_id bigint',
+  args => 'group_id',
+  returns => 'TABLE (client text, legal_name text, added_at timestamptz)',
+  admin_comment => 'Internal: carm.group_clients() for carm_admin (any group); EXECUTE for carm_admin only',
+  actor_comment => 'Internal: carm.group_clients() for the acting user, without admin powers');
 COMMENT ON FUNCTION carm.group_clients(bigint) IS
   'The clients of a client group; its provider''s BAMs or carm_admin';
 
@@ -332,46 +193,15 @@ BEGIN
 END
 $$;
 
--- The API: SECURITY INVOKER, so that current_role_is_admin() sees the role
--- the calling code runs as (§2); the admin variant is granted to carm_admin only.
-CREATE OR REPLACE FUNCTION carm.group_employees(group_id bigint)
-RETURNS TABLE (user_id bigint, full_name text, role text, assigned_at timestamptz)
-LANGUAGE plpgsql STABLE SECURITY INVOKER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  IF carm_internal.current_role_is_admin() THEN
-    RETURN QUERY SELECT * FROM carm_internal.group_employees_admin(group_id);
-  ELSE
-    RETURN QUERY SELECT * FROM carm_internal.group_employees_actor(group_id);
-  END IF;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION carm_internal.group_employees_admin(group_id bigint)
-RETURNS TABLE (user_id bigint, full_name text, role text, assigned_at timestamptz)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  PERFORM carm_internal.require_admin();
-  RETURN QUERY SELECT * FROM carm_internal.group_employees(group_id, true);
-END
-$$;
-COMMENT ON FUNCTION carm_internal.group_employees_admin(bigint) IS
-  'Internal: carm.group_employees() for carm_admin (any group); EXECUTE for carm_admin only';
-
-CREATE OR REPLACE FUNCTION carm_internal.group_employees_actor(group_id bigint)
-RETURNS TABLE (user_id bigint, full_name text, role text, assigned_at timestamptz)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  RETURN QUERY SELECT * FROM carm_internal.group_employees(group_id, false);
-END
-$$;
-COMMENT ON FUNCTION carm_internal.group_employees_actor(bigint) IS
-  'Internal: carm.group_employees() for the acting user, without admin powers';
+-- The report's API and its admin and actor variants (carm_internal.define_admin_split, §2).
+SELECT carm_internal.define_admin_split(
+  'group_employees',
+  params => 'group_id bigint',
+  api_params => 'group_id bigint',
+  args => 'group_id',
+  returns => 'TABLE (user_id bigint, full_name text, role text, assigned_at timestamptz)',
+  admin_comment => 'Internal: carm.group_employees() for carm_admin (any group); EXECUTE for carm_admin only',
+  actor_comment => 'Internal: carm.group_employees() for the acting user, without admin powers');
 COMMENT ON FUNCTION carm.group_employees(bigint) IS
   'The employees of a client group with their default roles (G4); its provider''s BAMs or carm_admin';
 

@@ -486,52 +486,15 @@ BEGIN
 END
 $$;
 
--- The API: SECURITY INVOKER, so that current_role_is_admin() sees the role
--- the calling code runs as (§2); the admin variant is granted to carm_admin only.
-CREATE OR REPLACE FUNCTION carm.explain_access(user_id bigint, target text)
-RETURNS TABLE (path text, role text, via text, scope text, in_force boolean, reason text,
-               permissions text[], since timestamptz, granted_by bigint,
-               ended_at timestamptz, ended_by bigint)
-LANGUAGE plpgsql STABLE SECURITY INVOKER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  IF carm_internal.current_role_is_admin() THEN
-    RETURN QUERY SELECT * FROM carm_internal.explain_access_admin(user_id, target);
-  ELSE
-    RETURN QUERY SELECT * FROM carm_internal.explain_access_actor(user_id, target);
-  END IF;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION carm_internal.explain_access_admin(user_id bigint, target text)
-RETURNS TABLE (path text, role text, via text, scope text, in_force boolean, reason text,
-               permissions text[], since timestamptz, granted_by bigint,
-               ended_at timestamptz, ended_by bigint)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  PERFORM carm_internal.require_admin();
-  RETURN QUERY SELECT * FROM carm_internal.explain_access(user_id, target, true);
-END
-$$;
-COMMENT ON FUNCTION carm_internal.explain_access_admin(bigint, text) IS
-  'Internal: carm.explain_access() for carm_admin (any user); EXECUTE for carm_admin only';
-
-CREATE OR REPLACE FUNCTION carm_internal.explain_access_actor(user_id bigint, target text)
-RETURNS TABLE (path text, role text, via text, scope text, in_force boolean, reason text,
-               permissions text[], since timestamptz, granted_by bigint,
-               ended_at timestamptz, ended_by bigint)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  RETURN QUERY SELECT * FROM carm_internal.explain_access(user_id, target, false);
-END
-$$;
-COMMENT ON FUNCTION carm_internal.explain_access_actor(bigint, text) IS
-  'Internal: carm.explain_access() for the acting user, without admin powers';
+-- The report's API and its admin and actor variants (carm_internal.define_admin_split, §2).
+SELECT carm_internal.define_admin_split(
+  'explain_access',
+  params => 'user_id bigint, target text',
+  api_params => 'user_id bigint, target text',
+  args => 'user_id, target',
+  returns => 'TABLE (path text, role text, via text, scope text, in_force boolean, reason text, permissions text[], since timestamptz, granted_by bigint, ended_at timestamptz, ended_by bigint)',
+  admin_comment => 'Internal: carm.explain_access() for carm_admin (any user); EXECUTE for carm_admin only',
+  actor_comment => 'Internal: carm.explain_access() for the acting user, without admin powers');
 COMMENT ON FUNCTION carm.explain_access(bigint, text) IS
   'Every path that grants or once granted a user access to a BN9/BN15: in force or not and why, the permissions it grants there (as user_has_access decides), and from the audit trail when and by whom paths ended (carm_admin, or a BAM of the target business for its employees and its providers'' employees)';
 
@@ -621,49 +584,15 @@ BEGIN
 END
 $$;
 
--- The API: SECURITY INVOKER, so that current_role_is_admin() sees the role
--- the calling code runs as (§2); the admin variant is granted to carm_admin only.
-CREATE OR REPLACE FUNCTION carm.who_has_access(target text)
-RETURNS TABLE (user_id bigint, full_name text, role text, via text, scope text, path text,
-               expires_at timestamptz, kind text, permissions text[])
-LANGUAGE plpgsql STABLE SECURITY INVOKER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  IF carm_internal.current_role_is_admin() THEN
-    RETURN QUERY SELECT * FROM carm_internal.who_has_access_admin(target);
-  ELSE
-    RETURN QUERY SELECT * FROM carm_internal.who_has_access_actor(target);
-  END IF;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION carm_internal.who_has_access_admin(target text)
-RETURNS TABLE (user_id bigint, full_name text, role text, via text, scope text, path text,
-               expires_at timestamptz, kind text, permissions text[])
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  PERFORM carm_internal.require_admin();
-  RETURN QUERY SELECT * FROM carm_internal.who_has_access(target, true);
-END
-$$;
-COMMENT ON FUNCTION carm_internal.who_has_access_admin(text) IS
-  'Internal: carm.who_has_access() for carm_admin (everyone); EXECUTE for carm_admin only';
-
-CREATE OR REPLACE FUNCTION carm_internal.who_has_access_actor(target text)
-RETURNS TABLE (user_id bigint, full_name text, role text, via text, scope text, path text,
-               expires_at timestamptz, kind text, permissions text[])
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  RETURN QUERY SELECT * FROM carm_internal.who_has_access(target, false);
-END
-$$;
-COMMENT ON FUNCTION carm_internal.who_has_access_actor(text) IS
-  'Internal: carm.who_has_access() for the acting user, without admin powers';
+-- The report's API and its admin and actor variants (carm_internal.define_admin_split, §2).
+SELECT carm_internal.define_admin_split(
+  'who_has_access',
+  params => 'target text',
+  api_params => 'target text',
+  args => 'target',
+  returns => 'TABLE (user_id bigint, full_name text, role text, via text, scope text, path text, expires_at timestamptz, kind text, permissions text[])',
+  admin_comment => 'Internal: carm.who_has_access() for carm_admin (everyone); EXECUTE for carm_admin only',
+  actor_comment => 'Internal: carm.who_has_access() for the acting user, without admin powers');
 COMMENT ON FUNCTION carm.who_has_access(text) IS
   'Who holds access to a BN9/BN15, one row shape with a kind (employee, proxy, row-only, program, relationship) and the permissions each path grants there: for a client BAM its employees and active relationships; for carm_admin everyone';
 
