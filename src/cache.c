@@ -89,7 +89,6 @@ static CacheState cache = {NULL, 0, false, NULL, NULL, 1, -1, 0};
 static bool reset_pending = true;
 static int	npending = 0;
 static int64 pending[MAX_PENDING];
-static uint64 inval_seq = 0;	/* bumped by every relevant message */
 uint64		carm_decision_epoch = 1;	/* see carm_deleg.h */
 static uint64 reset_count = 0;	/* bumped by every "everything" message */
 
@@ -134,7 +133,6 @@ carm_relcache_callback(Datum arg, Oid relid)
 		case CARM_INVAL_ALL:
 			reset_pending = true;
 			reset_count++;
-			inval_seq++;
 			carm_decision_epoch++;
 			carm_actor_invalidate_binding();
 			carm_actor_forget_users();
@@ -144,16 +142,14 @@ carm_relcache_callback(Datum arg, Oid relid)
 			if (cache.user != 0 && cache.user == id)
 			{
 				reset_pending = true;
-				inval_seq++;
-			carm_decision_epoch++;
+				carm_decision_epoch++;
 			}
 			break;
 		case CARM_INVAL_BUSINESS:
 			if (cache.user != 0)
 			{
 				add_pending(id);
-				inval_seq++;
-			carm_decision_epoch++;
+				carm_decision_epoch++;
 			}
 			break;
 		case CARM_INVAL_NONE:
@@ -183,8 +179,7 @@ carm_statement_begin(void)
 		list_free_deep(redo_at_statement);
 		redo_at_statement = NIL;
 		redo_full_at_statement = false;
-		inval_seq++;
-			carm_decision_epoch++;
+		carm_decision_epoch++;
 	}
 	if (cache.user != 0 && IsTransactionState())
 		AcceptInvalidationMessages();
@@ -222,8 +217,7 @@ carm_xact_callback(XactEvent event, void *arg)
 	list_free_deep(redo_at_statement);
 	redo_at_xact = redo_at_statement = NIL;
 	redo_full_at_xact = redo_full_at_statement = false;
-	inval_seq++;
-			carm_decision_epoch++;
+	carm_decision_epoch++;
 }
 
 void
@@ -770,13 +764,6 @@ carm_cache_generation(int64 user_id)
 	if (reset_pending || npending > 0 || cache.user != user_id || !cache.complete)
 		return 0;
 	return cache.generation;
-}
-
-/* Bumped by every relevant invalidation (cheap staleness test for memos). */
-uint64
-carm_cache_inval_seq(void)
-{
-	return inval_seq;
 }
 
 /* Bumped by every "everything" invalidation (target.c empties its cache). */

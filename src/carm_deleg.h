@@ -141,7 +141,6 @@ extern void carm_foreach_program(int64 user_id, void (*fn) (const CarmGrantList 
 extern int64 carm_total_programs(void);
 extern double carm_reach_estimate(int64 user_id);
 extern uint64 carm_cache_generation(int64 user_id);
-extern uint64 carm_cache_inval_seq(void);
 extern uint64 carm_cache_reset_count(void);
 
 /* ---- inval.c ---- */
@@ -209,7 +208,6 @@ extern int64 carm_actor_uid;	/* the actor set with set_actor(), 0 if none */
 
 extern const CarmVisTable *carm_vis_table(int64 user_id, CarmFunction fn);
 extern bool carm_vis_table_valid(const CarmVisTable *t, int64 user_id);
-extern int	carm_vis_table_count(const CarmVisTable *t);
 extern int	carm_vis_decide_hashed(const CarmVisTable *t, int64 program_id, int64 submitter);
 extern int64 *carm_vis_table_programs(const CarmVisTable *t, int *count);
 

@@ -264,13 +264,6 @@ carm_vis_table_valid(const CarmVisTable *t, int64 user_id)
 		now >= t->derived_at && now < t->valid_until;
 }
 
-/* Number of programs where the user may see some row of the table's function. */
-int
-carm_vis_table_count(const CarmVisTable *t)
-{
-	return t->count;
-}
-
 /* carm_vis_decide() (carm_deleg.h) for the hash form. */
 int
 carm_vis_decide_hashed(const CarmVisTable *t, int64 program_id, int64 submitter)
