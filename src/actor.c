@@ -220,6 +220,14 @@ login_binding_user(void)
 		return binding_user;
 	if (carm_schema_oid(true) == InvalidOid || !IsTransactionState())
 		return 0;
+	/* Citus could not carry a bound actor to its workers: see bind_login_role */
+	if (carm_citus_active())
+	{
+		binding_user = 0;
+		binding_role = role;
+		binding_valid = true;
+		return 0;
+	}
 	rolename = GetUserNameFromId(role, true);
 	if (rolename == NULL)
 		return 0;
@@ -613,9 +621,12 @@ assign_actor(int64 uid, int64 bid, bool is_local)
 	assigning_from_set_actor = true;
 	PG_TRY();
 	{
-		(void) set_config_option("carm_deleg.actor", buf, PGC_SUSET, PGC_S_SESSION,
-								 is_local ? GUC_ACTION_LOCAL : GUC_ACTION_SET,
-								 true, 0, false);
+		if (is_local && carm_citus_active())
+			carm_citus_propagate(psprintf("SET LOCAL carm_deleg.actor = '%s'", buf));
+		else
+			(void) set_config_option("carm_deleg.actor", buf, PGC_SUSET, PGC_S_SESSION,
+									 is_local ? GUC_ACTION_LOCAL : GUC_ACTION_SET,
+									 true, 0, false);
 	}
 	PG_FINALLY();
 	{
@@ -719,6 +730,12 @@ check_actor_lifetime(FunctionCallInfo fcinfo, bool is_local)
 				 errmsg("session-level acting users are not allowed"),
 				 errdetail("carm_deleg.allow_session_actor is off."),
 				 errhint("Call carm.set_actor() inside BEGIN ... COMMIT with is_local => true.")));
+	if (!is_local && carm_citus_active())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("session-level acting users are not supported under Citus"),
+				 errdetail("Citus carries only transaction-local settings to its workers, where the policies of distributed tables run."),
+				 errhint("Call carm.set_actor() inside BEGIN ... COMMIT with is_local => true.")));
 	if (is_local && !IsTransactionBlock() &&
 		called_by_top_level_statement(fcinfo->flinfo->fn_oid))
 		ereport(ERROR,
@@ -743,6 +760,117 @@ warn_if_bypassing_rls(void)
 				 errmsg("role \"%s\" bypasses row-level security", GetUserNameFromId(role, false)),
 				 errdetail("Protected tables are not filtered for the acting user in this session."),
 				 errhint("Connect the application as a role without SUPERUSER and BYPASSRLS.")));
+}
+
+/* ---- SET LOCAL carm_deleg.actor under Citus (citus.c) ---- */
+
+typedef struct SetLocalCheck
+{
+	int64		user_id;
+	int64		business_id;
+	bool		exists;
+	bool		active;
+	bool		is_employee;
+} SetLocalCheck;
+
+static void
+read_set_local(void *arg)
+{
+	SetLocalCheck *c = arg;
+	static SPIPlanPtr slot = NULL;
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		args[2] = {Int64GetDatum(c->user_id), Int64GetDatum(c->business_id)};
+	bool		isnull;
+	SPIPlanPtr	plan = carm_owner_plan(&slot,
+									   "SELECT u.active, $2 = 0 OR EXISTS (SELECT FROM carm.employee e "
+									   "WHERE e.business_id = $2 AND e.user_id = u.id) "
+									   "FROM carm.app_user u WHERE u.id = $1", 2, types, false);
+
+	if (SPI_execute_snapshot(plan, args, NULL, carm_read_snapshot(), InvalidSnapshot,
+							 true, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "actor lookup failed");
+	c->exists = SPI_processed == 1;
+	if (c->exists)
+	{
+		c->active = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		c->is_employee = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+}
+
+/*
+ * Under Citus, "SET LOCAL carm_deleg.actor = 'uid[/bid]'" is how a
+ * coordinator's set_actor() reaches a worker.  Any node accepts it as a
+ * statement only inside a transaction block, from a member of carm_gateway
+ * (as set_actor() requires), for a user that exists and is active, acting
+ * for a business it is an employee of: a worker trusts nothing it is sent.
+ * Returns true when the check hook is to accept the assignment that
+ * follows, until carm_actor_end_set_local(); false leaves the statement to
+ * the check hook (set_actor()'s own statement, or a malformed value, which
+ * the hook refuses with its usual message).
+ */
+bool
+carm_actor_accept_set_local(const char *value)
+{
+	SetLocalCheck c = {0, 0, false, false, false};
+
+	if (assigning_from_set_actor || value == NULL ||
+		!parse_actor(value, &c.user_id, &c.business_id) || c.user_id == 0)
+		return false;
+	carm_forbid_restricted();
+	require_gateway();
+	if (!IsTransactionBlock())
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_ACTIVE_SQL_TRANSACTION),
+				 errmsg("SET LOCAL carm_deleg.actor outside a transaction block would last for no statement")));
+	/*
+	 * The user is read at the transaction's first statement, not here: a
+	 * worker receives this in the same string as Citus's
+	 * assign_distributed_transaction_id(), before which it must not run a
+	 * query on a reference table.
+	 */
+	carm_actor_unchecked = true;
+	assigning_from_set_actor = true;
+	return true;
+}
+
+/*
+ * The check of an actor received by SET LOCAL (above), at the first
+ * statement after it (cache.c's ExecutorStart hook): 42501 or P0002, and
+ * the statement does not run, when the user is unknown, deactivated, or not
+ * an employee of the business it acts for.
+ */
+bool		carm_actor_unchecked = false;
+
+void
+carm_actor_check_set_local(void)
+{
+	SetLocalCheck c = {0, 0, false, false, false};
+
+	carm_actor_unchecked = false;
+	c.user_id = carm_actor_uid;
+	c.business_id = actor_bid;
+	if (c.user_id == 0)
+		return;					/* the transaction that set it has ended */
+	carm_as_owner(read_set_local, &c);
+	if (!c.exists)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("user does not exist")));
+	if (!c.active)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("acting user " INT64_FORMAT " is deactivated", c.user_id)));
+	if (!c.is_employee)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("user " INT64_FORMAT " is not an employee of business " INT64_FORMAT,
+						c.user_id, c.business_id)));
+}
+
+void
+carm_actor_end_set_local(void)
+{
+	assigning_from_set_actor = false;
 }
 
 /*
@@ -789,8 +917,11 @@ carm_set_actor_external(PG_FUNCTION_ARGS)
 Datum
 carm_reset_actor(PG_FUNCTION_ARGS)
 {
-	(void) set_config_option("carm_deleg.actor", "", PGC_SUSET, PGC_S_SESSION,
-							 GUC_ACTION_SET, true, 0, false);
+	if (carm_citus_active())
+		carm_citus_propagate("RESET carm_deleg.actor");
+	else
+		(void) set_config_option("carm_deleg.actor", "", PGC_SUSET, PGC_S_SESSION,
+								 GUC_ACTION_SET, true, 0, false);
 	PG_RETURN_VOID();
 }
 

@@ -189,6 +189,8 @@ static void
 carm_executor_start(QueryDesc *queryDesc, int eflags)
 {
 	carm_statement_begin();
+	if (carm_actor_unchecked)
+		carm_actor_check_set_local();
 	if (prev_executor_start)
 		prev_executor_start(queryDesc, eflags);
 	else

@@ -15,6 +15,7 @@
  *   report.c      the check's rules for the reports (§8): matrix, expiry, point level
  *   planner.c     planner support: index condition and selectivity for the row check
  *   hierarchy.c   triggers enforcing E5-E10 on carm.employee
+ *   citus.c       running on Citus: actor propagation, worker detection
  *   ddl_guard.c   event trigger refusing DROP EXTENSION while tables are protected (§12)
  *   stats.c       monitoring counters in shared memory (carm.stats)
  *   worker.c      the maintenance background worker (R12)
@@ -285,4 +286,16 @@ typedef struct CarmTarget
 	int64		business_id;	/* owning business */
 } CarmTarget;
 extern void carm_lookup_target(const char *bn, CarmTarget *target);	/* ereports 22023 / P0002 */
+
+/* ---- citus.c ---- */
+extern bool carm_citus_loaded(void);
+extern bool carm_citus_active(void);
+extern bool carm_citus_is_worker(void);
+extern void carm_citus_propagate(const char *sql);
+extern void carm_citus_init(void);
+extern bool carm_actor_accept_set_local(const char *value);
+extern void carm_actor_end_set_local(void);
+extern bool carm_actor_unchecked;
+extern void carm_actor_check_set_local(void);
+
 #endif							/* CARM_DELEG_H */

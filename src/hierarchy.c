@@ -551,6 +551,10 @@ carm_employee_guard(PG_FUNCTION_ARGS)
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
 		elog(ERROR, "carm_internal.employee_guard() must be a BEFORE row trigger");
 
+	/* under Citus, decided once, on the coordinator's placement (citus.c) */
+	if (carm_citus_is_worker())
+		return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple);
+
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 	{
 		read_row(td->tg_relation, td->tg_trigtuple, &new_buf);
@@ -619,6 +623,10 @@ carm_employee_bams(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
 		elog(ERROR, "carm_internal.employee_bams() must be an AFTER row trigger");
+
+	/* under Citus, E9's serialising update runs once, on the coordinator */
+	if (carm_citus_is_worker())
+		return PointerGetDatum(NULL);
 
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 	{

@@ -18,6 +18,8 @@
  * function would execute with the owner's (superuser's) privileges.  So the
  * switch also pins search_path to pg_catalog, pg_temp for its duration, in a
  * GUC nest level of its own (GUC_ACTION_SAVE, which parallel workers allow).
+ * Under Citus the same nest level allows nested distributed execution: the
+ * reads are of reference tables, whose placement is local on every node.
  */
 #include "carm_deleg.h"
 
@@ -77,6 +79,11 @@ become_owner(CarmOwnerSave *save)
 	(void) set_config_option("search_path", "pg_catalog, pg_temp",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
+	/* under Citus, these reads may run inside a query on a shard (citus.c) */
+	if (carm_citus_loaded())
+		(void) set_config_option("citus.allow_nested_distributed_execution", "on",
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
 	SetUserIdAndSecContext(owner,
 						   save->saved_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 }

@@ -48,11 +48,13 @@ $$;
 -- A notification for one person (§9: what they must see).
 CREATE OR REPLACE FUNCTION carm_internal.notify(p_user bigint, p_event text, p_message text, p_audit bigint DEFAULT NULL)
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
   INSERT INTO carm.notification (user_id, event, message, audit_id)
   VALUES (p_user, p_event, p_message, p_audit);
+END
 $$;
 
 -- The audit trail is append-only (§9).

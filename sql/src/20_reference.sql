@@ -89,12 +89,14 @@ $$;
 
 -- BN15 list of program ids (for listings); NULL stays NULL.
 CREATE OR REPLACE FUNCTION carm_internal.bn15s(p_ids bigint[]) RETURNS text[]
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT CASE WHEN p_ids IS NULL THEN NULL
+BEGIN
+  RETURN CASE WHEN p_ids IS NULL THEN NULL
               ELSE coalesce((SELECT array_agg(p.bn15 ORDER BY p.bn15) FROM carm.program p
                              WHERE p.id = ANY (p_ids)), '{}') END;
+END
 $$;
 
 CREATE OR REPLACE FUNCTION carm_internal.check_kinds(p_kinds text[]) RETURNS text[]

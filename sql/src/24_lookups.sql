@@ -16,9 +16,12 @@
 
 CREATE OR REPLACE FUNCTION carm_internal.nameable_businesses(p_actor bigint, p_ids bigint[])
 RETURNS TABLE (business_id bigint)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_column
+BEGIN
+  RETURN QUERY
   WITH emp AS (
     SELECT e.business_id, e.role FROM carm.employee e WHERE e.user_id = p_actor
   )
@@ -30,6 +33,7 @@ AS $$
   UNION
   SELECT r.client_id FROM emp JOIN carm.relationship r ON r.provider_id = emp.business_id
   WHERE r.client_id = ANY (p_ids) AND emp.role IN ('BAM', 'PAM');
+END
 $$;
 COMMENT ON FUNCTION carm_internal.nameable_businesses(bigint, bigint[]) IS
   'Internal: which of these business ids the user may name (a grant on it, a provider of its employer, a relationship counterparty of a business it manages)';

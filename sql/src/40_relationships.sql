@@ -19,39 +19,48 @@
 -- The employee row of an active user in a business, or NULL.  Deactivated
 -- users hold nothing (§2), so they manage nothing either.
 CREATE OR REPLACE FUNCTION carm_internal.rel_member(p_business bigint, p_user bigint) RETURNS carm.employee
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT e.*
+DECLARE
+  v carm.employee;
+BEGIN
+  SELECT e.* INTO v
   FROM carm.employee e
   JOIN carm.app_user u ON u.id = e.user_id AND u.active
   WHERE e.business_id = p_business AND e.user_id = p_user;
+  RETURN v;
+END
 $$;
 
 -- Active employees of a business holding one of these roles (notification
 -- recipients).
 CREATE OR REPLACE FUNCTION carm_internal.rel_staff(p_business bigint, p_roles text[]) RETURNS bigint[]
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT coalesce(array_agg(e.user_id ORDER BY e.user_id), '{}')
-  FROM carm.employee e
-  JOIN carm.app_user u ON u.id = e.user_id AND u.active
-  WHERE e.business_id = p_business AND e.role = ANY (p_roles);
+BEGIN
+  RETURN (SELECT coalesce(array_agg(e.user_id ORDER BY e.user_id), '{}')
+          FROM carm.employee e
+          JOIN carm.app_user u ON u.id = e.user_id AND u.active
+          WHERE e.business_id = p_business AND e.role = ANY (p_roles));
+END
 $$;
 
 -- One notification per distinct user, except the one who acted (§9).
 CREATE OR REPLACE FUNCTION carm_internal.rel_notify(p_users bigint[], p_event text, p_message text,
                                  p_audit bigint, p_except bigint DEFAULT NULL)
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
   INSERT INTO carm.notification (user_id, event, message, audit_id)
-  SELECT u, p_event, p_message, p_audit
-  FROM (SELECT DISTINCT u FROM unnest(p_users) u
-        WHERE u IS NOT NULL AND u IS DISTINCT FROM p_except) s
-  ORDER BY u;
+  SELECT s.u, p_event, p_message, p_audit
+  FROM (SELECT DISTINCT x AS u FROM unnest(p_users) x
+        WHERE x IS NOT NULL AND x IS DISTINCT FROM p_except) s
+  ORDER BY s.u;
+END
 $$;
 
 -- A relationship by id for the actor (P0002 when unknown).  §10 (rev. 1.1):
@@ -80,12 +89,14 @@ $$;
 -- The programs a relationship delegates now: every program of the client
 -- for BUSINESS (also ones added later, E12), the listed ones for PROGRAM.
 CREATE OR REPLACE FUNCTION carm_internal.rel_delegated(p_rel carm.relationship) RETURNS bigint[]
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT CASE WHEN p_rel.access_type = 'PROGRAM' THEN p_rel.programs
+BEGIN
+  RETURN CASE WHEN p_rel.access_type = 'PROGRAM' THEN p_rel.programs
               ELSE coalesce((SELECT array_agg(p.id ORDER BY p.id) FROM carm.program p
                              WHERE p.business_id = p_rel.client_id), '{}') END;
+END
 $$;
 
 -- Validates the terms a client gives a relationship (R5, R8) and returns the
@@ -248,13 +259,15 @@ $$;
 -- before it acts.
 CREATE OR REPLACE FUNCTION carm_internal.settle_pair(p_provider bigint, p_client bigint, p_as_of timestamptz)
 RETURNS bigint
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT carm_internal.close_relationships(
+BEGIN
+  RETURN carm_internal.close_relationships(
            ARRAY(SELECT r.id FROM carm.relationship r
                  WHERE r.provider_id = p_provider AND r.client_id = p_client
                    AND r.status = 'active' AND r.expires_at <= p_as_of
                  FOR UPDATE),
            'expired', p_as_of);
+END
 $$;

@@ -191,7 +191,7 @@ BEGIN
   VALUES ((ctx.rel).id, assign_client_access.user_id, assign_client_access.role, v_programs, carm.actor())
   ON CONFLICT ON CONSTRAINT client_assignment_pkey DO UPDATE
     SET role = excluded.role, programs = excluded.programs,
-        assigned_by = excluded.assigned_by, assigned_at = now();
+        assigned_by = excluded.assigned_by, assigned_at = excluded.assigned_at;
 
   v_audit := carm_internal.audit('client_access_assigned', (ctx.rel).provider_id, (ctx.rel).client_id,
                assign_client_access.user_id, (ctx.rel).id, NULL,

@@ -66,10 +66,12 @@ COMMENT ON FUNCTION carm_internal.require_group_manager(carm.business, bigint) I
 -- of its provider?  Others are told the group does not exist.
 CREATE OR REPLACE FUNCTION carm_internal.group_associated(g carm.client_group, p_user bigint)
 RETURNS boolean
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT EXISTS (SELECT FROM carm.employee e WHERE e.business_id = g.provider_id AND e.user_id = p_user);
+BEGIN
+  RETURN EXISTS (SELECT FROM carm.employee e WHERE e.business_id = g.provider_id AND e.user_id = p_user);
+END
 $$;
 COMMENT ON FUNCTION carm_internal.group_associated(carm.client_group, bigint) IS
   'Internal (§10): whether the user is an employee of the group''s provider';

@@ -267,7 +267,7 @@ BEGIN
     INSERT INTO carm.group_employee AS ge (group_id, user_id, role)
     SELECT g.id, u, p_role FROM unnest(p_users) u
     ON CONFLICT (group_id, user_id) DO UPDATE
-      SET role = excluded.role, assigned_at = now()
+      SET role = excluded.role, assigned_at = excluded.assigned_at
       WHERE ge.role <> excluded.role
     RETURNING ge.user_id
   ), aud AS (
@@ -469,6 +469,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+  v_clock timestamptz;
   v_actor bigint := carm_internal.require_active_actor();
   g carm.client_group;
   v_request bigint;
@@ -496,7 +497,8 @@ BEGIN
   END IF;
 
   PERFORM carm_internal.group_apply(g, p_operation, p_payload, v_actor, v_request, now());
-  UPDATE carm.group_request q SET status = 'COMPLETED', finished_at = clock_timestamp()
+  v_clock := clock_timestamp();   -- Citus: no volatile function in an UPDATE
+  UPDATE carm.group_request q SET status = 'COMPLETED', finished_at = v_clock
   WHERE q.id = v_request;
   RETURN v_request;
 END

@@ -8,6 +8,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+  v_clock timestamptz;
   v_actor bigint := carm_internal.require_active_actor();
   v_name text := carm_internal.not_blank(name, 'group name', 200);
   v_clients text[] := carm_internal.bn9_list(clients, true);
@@ -48,7 +49,8 @@ BEGIN
             jsonb_build_object('request_id', v_request, 'name', g.name,
                                'clients', cardinality(v_clients)));
   PERFORM carm_internal.group_add_clients(g, v_clients, v_actor, v_request, now());   -- G3
-  UPDATE carm.group_request q SET status = 'COMPLETED', finished_at = clock_timestamp()
+  v_clock := clock_timestamp();   -- Citus: no volatile function in an UPDATE
+  UPDATE carm.group_request q SET status = 'COMPLETED', finished_at = v_clock
   WHERE q.id = v_request;
   RETURN g.id;
 END

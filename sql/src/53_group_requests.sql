@@ -26,6 +26,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+  v_clock timestamptz;
   v_ids bigint[];
   v_id bigint;
   q carm.group_request;
@@ -43,7 +44,8 @@ BEGIN
                  WHERE r.status = 'PENDING' AND r.created_at <= as_of
                  ORDER BY r.id
                  FOR UPDATE SKIP LOCKED);
-  UPDATE carm.group_request r SET status = 'PROCESSING', started_at = clock_timestamp()
+  v_clock := clock_timestamp();   -- Citus: no volatile function in an UPDATE
+  UPDATE carm.group_request r SET status = 'PROCESSING', started_at = v_clock
   WHERE r.id = ANY (v_ids);
 
   FOREACH v_id IN ARRAY v_ids LOOP
@@ -57,7 +59,8 @@ BEGIN
       PERFORM FROM carm.client_group cg WHERE cg.id = q.group_id FOR NO KEY UPDATE NOWAIT;
       g := carm_internal.group_row(q.group_id, q.initiator, true);
       PERFORM carm_internal.group_apply(g, q.operation, q.payload, q.initiator, q.id, as_of);
-      UPDATE carm.group_request r SET status = 'COMPLETED', finished_at = clock_timestamp()
+      v_clock := clock_timestamp();   -- Citus: no volatile function in an UPDATE
+      UPDATE carm.group_request r SET status = 'COMPLETED', finished_at = v_clock
       WHERE r.id = q.id;
       PERFORM carm_internal.notify(q.initiator, 'group_request_completed',
                 format('Your request %s (%s on client group "%s", %s item(s)) was completed.',
@@ -73,8 +76,9 @@ BEGIN
         v_retried := v_retried + 1;
         CONTINUE;
       END IF;
+      v_clock := clock_timestamp();   -- Citus: no volatile function in an UPDATE
       UPDATE carm.group_request r
-      SET status = 'FAILED', finished_at = clock_timestamp(),
+      SET status = 'FAILED', finished_at = v_clock,
           error = v_msg || CASE WHEN v_detail <> '' THEN E'\n' || v_detail ELSE '' END
       WHERE r.id = q.id;
       v_audit := carm_internal.audit('group_request_failed', q.provider_id, NULL, NULL, NULL, q.group_id,

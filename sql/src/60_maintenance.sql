@@ -50,9 +50,12 @@ COMMENT ON FUNCTION carm_internal.expire_relationships(timestamptz) IS
 -- 30 days, once per expiry date (a new date set by update_relationship gets
 -- its own notice).  Returns how many relationships were announced.
 CREATE OR REPLACE FUNCTION carm_internal.notify_expiring(p_as_of timestamptz) RETURNS bigint
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  v_count bigint;
+BEGIN
   WITH due AS (
     SELECT r.id
     FROM carm.relationship r
@@ -96,9 +99,11 @@ AS $$
     ORDER BY x.audit_id, x.user_id
     RETURNING 1
   )
-  SELECT count(*) FROM (
+  SELECT count(*) INTO v_count FROM (
     SELECT carm_internal.publish(ev.id) FROM events ev ORDER BY ev.id
   ) published;
+  RETURN v_count;
+END
 $$;
 COMMENT ON FUNCTION carm_internal.notify_expiring(timestamptz) IS
   'Internal (§9, R12): notifies the BAMs of both businesses of relationships expiring within 30 days, once per expiry date';

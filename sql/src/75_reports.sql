@@ -7,10 +7,13 @@ CREATE OR REPLACE FUNCTION carm_internal.accessible_program_ids(permission text)
 
 CREATE OR REPLACE FUNCTION carm.accessible_programs(permission text)
 RETURNS TABLE (bn15 text, business text, name text)
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_column
+BEGIN
   -- the C function validates the permission and requires an actor, always
+  RETURN QUERY
   WITH ids AS MATERIALIZED (SELECT carm_internal.accessible_program_ids(permission) AS ids)
   SELECT p.bn15, b.bn9, p.name
   FROM ids, carm.program p JOIN carm.business b ON b.id = p.business_id
@@ -20,6 +23,7 @@ AS $$
                   AND carm.has_access(b.bn9, permission)
              ELSE p.id = ANY (ids.ids) END
   ORDER BY p.bn15;
+END
 $$;
 COMMENT ON FUNCTION carm.accessible_programs(text) IS
   'Program accounts (BN15) on which the acting user holds a permission such as rulings.edit';
@@ -140,9 +144,11 @@ COMMENT ON FUNCTION carm_internal.access_paths(bigint, bigint, bigint) IS
 -- How the reports name a path and its scope.
 CREATE OR REPLACE FUNCTION carm_internal.path_label(p_source text, p_role text, p_provider_bam boolean,
                                                     p_relationship bigint, p_group bigint) RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT CASE WHEN p_source = 'employee' THEN 'employee'
+BEGIN
+  RETURN CASE WHEN p_source = 'employee' THEN 'employee'
               WHEN p_group IS NOT NULL
                 THEN format('group "%s" on relationship #%s',
                             (SELECT g.name FROM carm.client_group g WHERE g.id = p_group), p_relationship)
@@ -150,15 +156,18 @@ AS $$
                 THEN format('relationship #%s (%s)', p_relationship,
                             (SELECT r.access_type FROM carm.relationship r WHERE r.id = p_relationship))
               ELSE format('assignment on relationship #%s', p_relationship) END;
+END
 $$;
 
 CREATE OR REPLACE FUNCTION carm_internal.path_scope(p_user bigint, p_source text, p_role text,
                                                     p_provider_bam boolean, p_relationship bigint,
                                                     p_group bigint, p_all_programs boolean,
                                                     p_programs bigint[]) RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT CASE WHEN p_all_programs THEN 'all programs'
+BEGIN
+  RETURN CASE WHEN p_all_programs THEN 'all programs'
               WHEN p_group IS NOT NULL THEN 'all delegated programs'
               WHEN p_source <> 'employee' AND NOT p_provider_bam AND p_role <> 'SPMGR'
                    AND EXISTS (SELECT FROM carm.client_assignment ca
@@ -171,6 +180,7 @@ AS $$
                 THEN 'all programs'
               WHEN cardinality(p_programs) = 0 THEN 'no program account'
               ELSE array_to_string(carm_internal.bn15s(p_programs), ', ') END;
+END
 $$;
 
 -- A list of BN15s recorded in an audit event's details, as text (NULL when

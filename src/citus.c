@@ -1,0 +1,186 @@
+/*
+ * citus.c — running on Citus: a coordinator plus workers (README "Citus").
+ *
+ * carm_deleg does not link against Citus.  It needs to know three things,
+ * all read through Citus's public face (its settings and its catalog):
+ *
+ *   carm_citus_loaded()    the Citus library is loaded in this backend;
+ *   carm_citus_active()    ... and this database has the citus extension;
+ *   carm_citus_is_worker() ... and this node is not the coordinator (its
+ *                          pg_dist_local_group is not group 0).
+ *
+ * What changes when Citus is active, and why:
+ *
+ * - The actor reaches the workers.  Policies on a distributed table run in
+ *   the workers' backends, which Citus opens for the transaction; the only
+ *   per-transaction state Citus carries there is a real SET LOCAL, which it
+ *   records and replays at the start of every worker transaction (setting
+ *   citus.propagate_set_commands = 'local').  So set_actor() runs
+ *   "SET LOCAL carm_deleg.actor = '…'" through ProcessUtility with that
+ *   setting on for the one statement (actor.c), and session actors, which
+ *   Citus would not carry, are refused.
+ * - Every node accepts that SET LOCAL only through carm_process_utility()
+ *   below: inside a transaction block, from a member of carm_gateway, for a
+ *   user that exists and is active and a business it is an employee of
+ *   (actor.c, carm_actor_accept_set_local).  Everything else still meets the
+ *   check hook's refusal.
+ * - carm's own reads run inside queries on shards (the row check of a
+ *   policy on app.payment_102040 reads the grants): carm_as_owner() allows
+ *   Citus's nested execution for them (owner.c).  They read reference
+ *   tables, whose placement every node holds.
+ * - Triggers that change other state (E9's serialising update) or decide
+ *   (E5-E7) run once, on the coordinator's placement: on a worker's
+ *   placement they return at once (hierarchy.c).  Invalidation triggers run
+ *   on every placement: each node's backends must drop what changed.
+ */
+#include "carm_deleg.h"
+
+#include "access/xact.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "nodes/parsenodes.h"
+#include "tcop/utility.h"
+#include "utils/guc.h"
+
+static ProcessUtility_hook_type prev_process_utility = NULL;
+
+/* Is the Citus library loaded here (a real setting, not a placeholder)? */
+bool
+carm_citus_loaded(void)
+{
+	static bool loaded = false;
+
+	if (!loaded)
+		loaded = GetConfigOption("citus.propagate_set_commands", true, false) != NULL &&
+			(GetConfigOptionFlags("citus.propagate_set_commands", true) & GUC_CUSTOM_PLACEHOLDER) == 0;
+	return loaded;
+}
+
+/* Is Citus loaded and installed in this database? */
+bool
+carm_citus_active(void)
+{
+	return carm_citus_loaded() && IsTransactionState() &&
+		OidIsValid(get_extension_oid("citus", true));
+}
+
+static void
+read_local_group(void *arg)
+{
+	bool		isnull;
+
+	if (SPI_execute("SELECT groupid FROM pg_catalog.pg_dist_local_group", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_dist_local_group");
+	*(int32 *) arg = SPI_processed == 1 ?
+		DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) : 0;
+}
+
+/*
+ * Is this node a Citus worker?  A node's group is 0 until the coordinator
+ * adds it, and never changes after that: a non-zero answer is kept.
+ */
+bool
+carm_citus_is_worker(void)
+{
+	static int32 group = 0;
+
+	if (group != 0)
+		return true;
+	if (!carm_citus_active())
+		return false;
+	carm_as_owner(read_local_group, &group);
+	return group != 0;
+}
+
+/*
+ * Run one utility statement (SET LOCAL / RESET of carm_deleg.actor) so that
+ * Citus sees it: through ProcessUtility, with citus.propagate_set_commands
+ * = 'local' for this statement only.  A LOCAL value set at an inner GUC
+ * nest level outlives it (AtEOXact_GUC merges it into the transaction).
+ */
+void
+carm_citus_propagate(const char *sql)
+{
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("citus.propagate_set_commands", "local", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not run \"%s\"", sql);
+	SPI_finish();
+	AtEOXact_GUC(true, nest);
+}
+
+/*
+ * SET LOCAL carm_deleg.actor = '…' as a statement: under Citus, what a
+ * coordinator's set_actor() sends a worker.  Validated (actor.c) before it
+ * reaches the check hook, which accepts it only during this call.
+ */
+static void
+carm_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+					 ProcessUtilityContext context, ParamListInfo params,
+					 QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+	bool		accepted = false;
+
+	if (IsA(parsetree, VariableSetStmt))
+	{
+		VariableSetStmt *stmt = (VariableSetStmt *) parsetree;
+
+		if (stmt->kind == VAR_SET_VALUE && stmt->is_local && stmt->name != NULL &&
+			pg_strcasecmp(stmt->name, "carm_deleg.actor") == 0 && carm_citus_active())
+			accepted = carm_actor_accept_set_local(ExtractSetVariableArgs(stmt));
+	}
+	if (!accepted)
+	{
+		if (prev_process_utility)
+			prev_process_utility(pstmt, queryString, readOnlyTree, context, params,
+								 queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+									queryEnv, dest, qc);
+		return;
+	}
+	PG_TRY();
+	{
+		if (prev_process_utility)
+			prev_process_utility(pstmt, queryString, readOnlyTree, context, params,
+								 queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+									queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		carm_actor_end_set_local();
+	}
+	PG_END_TRY();
+}
+
+void
+carm_citus_init(void)
+{
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = carm_process_utility;
+}
+
+PG_FUNCTION_INFO_V1(carm_citus_active_sql);
+PG_FUNCTION_INFO_V1(carm_citus_is_worker_sql);
+
+/* carm_internal.citus_active() */
+Datum
+carm_citus_active_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(carm_citus_active());
+}
+
+/* carm_internal.citus_is_worker() */
+Datum
+carm_citus_is_worker_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(carm_citus_is_worker());
+}
