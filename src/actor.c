@@ -251,6 +251,8 @@ login_binding_user(void)
 int64
 carm_current_actor(int64 *on_behalf_of)
 {
+	if (unlikely(carm_actor_unchecked))
+		carm_actor_check_set_local();
 	if (carm_actor_uid != 0)
 	{
 		if (on_behalf_of)
@@ -823,21 +825,24 @@ carm_actor_accept_set_local(const char *value)
 				(errcode(ERRCODE_NO_ACTIVE_SQL_TRANSACTION),
 				 errmsg("SET LOCAL carm_deleg.actor outside a transaction block would last for no statement")));
 	/*
-	 * The user is read at the transaction's first statement, not here: a
+	 * The user is read at the first decision that needs it, not here: a
 	 * worker receives this in the same string as Citus's
-	 * assign_distributed_transaction_id(), before which it must not run a
-	 * query on a reference table.
+	 * assign_distributed_transaction_id(), before which no statement may
+	 * query a reference table (Citus would give the backend a distributed
+	 * transaction of its own).  Every decision asks carm_current_actor(),
+	 * and the new epoch keeps the row check off its fast path until then.
 	 */
 	carm_actor_unchecked = true;
+	carm_decision_epoch++;
 	assigning_from_set_actor = true;
 	return true;
 }
 
 /*
  * The check of an actor received by SET LOCAL (above), at the first
- * statement after it (cache.c's ExecutorStart hook): 42501 or P0002, and
- * the statement does not run, when the user is unknown, deactivated, or not
- * an employee of the business it acts for.
+ * decision after it (carm_current_actor()): 42501 or P0002, and the
+ * statement fails, when the user is unknown, deactivated, or not an
+ * employee of the business it acts for.
  */
 bool		carm_actor_unchecked = false;
 
@@ -911,6 +916,35 @@ carm_set_actor_external(PG_FUNCTION_ARGS)
 {
 	set_actor(fcinfo, false);
 	PG_RETURN_VOID();
+}
+
+/*
+ * Under Citus, send the current actor (or its absence) to the workers
+ * again, as set_actor() did (citus.c: a released savepoint made Citus
+ * forget it).
+ */
+void
+carm_actor_resend(void)
+{
+	const char *value = carm_actor_setting ? carm_actor_setting : "";
+	int64		uid,
+				bid;
+
+	if (*value == '\0' || !parse_actor(value, &uid, &bid))
+	{
+		carm_citus_propagate("RESET carm_deleg.actor");
+		return;
+	}
+	assigning_from_set_actor = true;
+	PG_TRY();
+	{
+		carm_citus_propagate(psprintf("SET LOCAL carm_deleg.actor = '%s'", value));
+	}
+	PG_FINALLY();
+	{
+		assigning_from_set_actor = false;
+	}
+	PG_END_TRY();
 }
 
 /* carm.reset_actor(): no actor, in this transaction and for the session. */

@@ -189,8 +189,7 @@ static void
 carm_executor_start(QueryDesc *queryDesc, int eflags)
 {
 	carm_statement_begin();
-	if (carm_actor_unchecked)
-		carm_actor_check_set_local();
+	carm_citus_statement_begin();
 	if (prev_executor_start)
 		prev_executor_start(queryDesc, eflags);
 	else

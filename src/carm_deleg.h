@@ -293,6 +293,8 @@ extern bool carm_citus_active(void);
 extern bool carm_citus_is_worker(void);
 extern void carm_citus_propagate(const char *sql);
 extern void carm_citus_init(void);
+extern void carm_citus_statement_begin(void);
+extern void carm_actor_resend(void);
 extern bool carm_actor_accept_set_local(const char *value);
 extern void carm_actor_end_set_local(void);
 extern bool carm_actor_unchecked;

@@ -35,6 +35,7 @@
  */
 #include "carm_deleg.h"
 
+#include "access/parallel.h"
 #include "access/xact.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -99,6 +100,19 @@ carm_citus_is_worker(void)
  * = 'local' for this statement only.  A LOCAL value set at an inner GUC
  * nest level outlives it (AtEOXact_GUC merges it into the transaction).
  */
+/*
+ * Citus keeps the SET LOCALs it replays per subtransaction, and when a
+ * subtransaction commits it goes back to its parent's list: an actor set
+ * inside a savepoint that is then released (psql's ON_ERROR_ROLLBACK and
+ * drivers' autosave wrap every statement in one) would reach no connection
+ * opened afterwards, while PostgreSQL keeps the setting.  Worse, a RESET
+ * inside one would be forgotten and the parent's actor replayed.  So when
+ * a subtransaction in which we propagated ends, the current value is sent
+ * again at the next statement (carm_citus_statement_begin()).
+ */
+static int	propagated_level = 0;	/* nest level of our last propagation */
+static bool resend = false;
+
 void
 carm_citus_propagate(const char *sql)
 {
@@ -112,6 +126,39 @@ carm_citus_propagate(const char *sql)
 		elog(ERROR, "could not run \"%s\"", sql);
 	SPI_finish();
 	AtEOXact_GUC(true, nest);
+	propagated_level = GetCurrentTransactionNestLevel();
+	resend = false;
+}
+
+static void
+carm_citus_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+							SubTransactionId parentSubid, void *arg)
+{
+	if ((event == SUBXACT_EVENT_COMMIT_SUB || event == SUBXACT_EVENT_ABORT_SUB) &&
+		propagated_level > 0 && GetCurrentTransactionNestLevel() <= propagated_level)
+	{
+		resend = true;
+		propagated_level = GetCurrentTransactionNestLevel() - 1;
+	}
+}
+
+static void
+carm_citus_xact_callback(XactEvent event, void *arg)
+{
+	propagated_level = 0;
+	resend = false;
+}
+
+/* At each statement (cache.c's ExecutorStart hook): send the actor again? */
+void
+carm_citus_statement_begin(void)
+{
+	if (likely(!resend))
+		return;
+	resend = false;
+	if (IsParallelWorker() || !IsTransactionBlock() || !carm_citus_active())
+		return;
+	carm_actor_resend();
 }
 
 /*
@@ -159,6 +206,14 @@ carm_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyT
 		carm_actor_end_set_local();
 	}
 	PG_END_TRY();
+
+	/*
+	 * Sent on by Citus too, when this node opens connections of its own (a
+	 * query entered on a worker).  Not by letting Citus record this
+	 * statement: it would record the whole query string, which may hold
+	 * other statements.
+	 */
+	carm_actor_resend();
 }
 
 void
@@ -166,6 +221,8 @@ carm_citus_init(void)
 {
 	prev_process_utility = ProcessUtility_hook;
 	ProcessUtility_hook = carm_process_utility;
+	RegisterSubXactCallback(carm_citus_subxact_callback, NULL);
+	RegisterXactCallback(carm_citus_xact_callback, NULL);
 }
 
 PG_FUNCTION_INFO_V1(carm_citus_active_sql);

@@ -52,28 +52,43 @@ $$;
 COMMENT ON FUNCTION carm_internal.state_is_distributed() IS
   'Internal: has carm.distribute_state() made the state tables reference tables?';
 
--- Citus plans a query on a reference table itself, before PostgreSQL would
--- inline a SQL function into it; a parameterized query into which the
--- resolver was inlined is refused ("parameterized queries for SQL functions
--- referencing distributed tables are not supported").  A SET clause keeps
--- the resolver from being inlined.  Only under Citus: on one node, inlining
--- is what keeps a cold point check near 50 µs.  Run below by the install
--- and update scripts on every node (Citus runs them on the workers too;
--- CREATE OR REPLACE FUNCTION drops the clause), and by distribute_state()
--- on every node, for databases where carm_deleg came before Citus.
-CREATE OR REPLACE FUNCTION carm_internal.keep_resolver_whole() RETURNS void
+-- Settings some functions need under Citus, as SET clauses, so that they
+-- hold for the function only.  Run below by the install and update scripts
+-- on every node (Citus runs those on the workers too, and CREATE OR REPLACE
+-- FUNCTION drops the clauses), and by distribute_state() on every node, for
+-- databases where carm_deleg came before Citus.
+--
+-- * The resolver must not be inlined: Citus plans a query on a reference
+--   table before PostgreSQL would inline a SQL function into it, and
+--   refuses a parameterized query into which one was inlined afterwards.
+--   Only under Citus: on one node, inlining is what keeps a cold point
+--   check near 50 µs.
+-- * protect() and unprotect() change a distributed table's shards in
+--   parallel, then write the audit trail, a reference table: Citus wants
+--   one connection per node for both (sequential mode), and the write
+--   trigger on the shards (unsafe triggers: it reads only the row and the
+--   actor's grants).
+CREATE OR REPLACE FUNCTION carm_internal.adapt_to_citus() RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  f regprocedure;
 BEGIN
-  IF carm_internal.citus_active() THEN
-    ALTER FUNCTION carm_internal.grants(bigint) SET search_path = pg_catalog, pg_temp;
+  IF NOT carm_internal.citus_active() THEN
+    RETURN;
   END IF;
+  ALTER FUNCTION carm_internal.grants(bigint) SET search_path = pg_catalog, pg_temp;
+  FOREACH f IN ARRAY ARRAY['carm_internal.protect_table(regclass, name, name, text)',
+                           'carm_internal.unprotect_table(regclass)']::regprocedure[] LOOP
+    EXECUTE format('ALTER FUNCTION %s SET citus.multi_shard_modify_mode = sequential', f);
+    EXECUTE format('ALTER FUNCTION %s SET citus.enable_unsafe_triggers = on', f);
+  END LOOP;
 END
 $$;
-COMMENT ON FUNCTION carm_internal.keep_resolver_whole() IS
-  'Internal: under Citus, keeps carm_internal.grants() from being inlined into parameterized queries';
-SELECT carm_internal.keep_resolver_whole();
+COMMENT ON FUNCTION carm_internal.adapt_to_citus() IS
+  'Internal: under Citus, the settings some functions need (the resolver not inlined; protect() in sequential mode)';
+SELECT carm_internal.adapt_to_citus();
 
 CREATE OR REPLACE FUNCTION carm.distribute_state() RETURNS SETOF regclass
 LANGUAGE plpgsql SECURITY DEFINER
@@ -111,8 +126,8 @@ BEGIN
       RETURN NEXT t;
     END IF;
   END LOOP;
-  PERFORM carm_internal.keep_resolver_whole();
-  PERFORM run_command_on_workers('SELECT carm_internal.keep_resolver_whole()');
+  PERFORM carm_internal.adapt_to_citus();
+  PERFORM run_command_on_workers('SELECT carm_internal.adapt_to_citus()');
   IF cardinality(v_done) > 0 THEN
     PERFORM carm_internal.audit('state_distributed', NULL, NULL, NULL, NULL, NULL,
                                 jsonb_build_object('tables', v_done::text[]));
