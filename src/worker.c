@@ -226,9 +226,13 @@ run_once(MemoryContext run_cxt)
 		/* asked of the catalog, not by a query under the database's search_path */
 		bool		installed = OidIsValid(get_extension_oid("carm_deleg", true));
 
+		bool		citus_worker = installed && carm_citus_is_worker();
+
 		SPI_connect();
-		if (installed &&
-			SPI_execute("SELECT action, count FROM carm.run_maintenance()", false, 0) == SPI_OK_SELECT)
+		if (citus_worker)
+			strlcpy(result, "skipped: a Citus worker (the coordinator runs maintenance)", sizeof(result));
+		else if (installed &&
+				 SPI_execute("SELECT action, count FROM carm.run_maintenance()", false, 0) == SPI_OK_SELECT)
 		{
 			for (uint64 i = 0; i < SPI_processed; i++)
 			{
