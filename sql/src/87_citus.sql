@@ -126,6 +126,15 @@ BEGIN
       RETURN NEXT t;
     END IF;
   END LOOP;
+  -- the rows copied into the placements stay on disk under the local
+  -- tables, invisible; free them, except under carm.app_user, which the
+  -- local carm.login_binding references (Citus would refuse), and under the
+  -- append-only audit trail
+  FOREACH t IN ARRAY v_done LOOP
+    IF t NOT IN ('carm.app_user'::regclass, 'carm.audit_event'::regclass) THEN
+      PERFORM truncate_local_data_after_distributing_table(t);
+    END IF;
+  END LOOP;
   PERFORM carm_internal.adapt_to_citus();
   PERFORM run_command_on_workers('SELECT carm_internal.adapt_to_citus()');
   IF cardinality(v_done) > 0 THEN

@@ -52,6 +52,11 @@ SELECT citus_add_node('127.0.0.1', ${port[w2]});
 CREATE EXTENSION carm_deleg;           -- Citus creates it on the workers too
 SQL
 q single -v ON_ERROR_STOP=1 -c "CREATE EXTENSION carm_deleg"
+# state that exists before distribution is copied to every node
+for n in coord single; do
+  q $n -v ON_ERROR_STOP=1 -c "SELECT carm.add_business('600000004', 'Early Importer', '{IMPORTER}'),
+    carm.add_program_account('600000004RM0001'), carm.register_user('early', 'Early User')" >/dev/null
+done
 
 echo "-- distribute_state(): refusals, then the state tables"
 out=$(q single -c "SELECT carm.distribute_state()" 2>&1) && fail "distribute_state without Citus: $out"
@@ -61,6 +66,11 @@ out=$(q w1 -c "SELECT carm.distribute_state()" 2>&1) && fail "distribute_state o
 converted=$(q coord -v ON_ERROR_STOP=1 -c "SELECT count(*) FROM carm.distribute_state()")
 [ "$converted" = 13 ] || fail "distribute_state converted $converted tables, not 13"
 [ "$(q coord -c "SELECT count(*) FROM carm.distribute_state()")" = 0 ] || fail "distribute_state is not idempotent"
+for n in w1 w2; do
+  early=$(q $n -c "SELECT (SELECT count(*) FROM carm.business) || '/' || (SELECT count(*) FROM carm.program) || '/' ||
+                          (SELECT count(*) FROM carm.app_user) || '/' || (SELECT count(*) FROM carm.audit_event)")
+  [ "$early" = "$(q coord -c "SELECT '1/1/1/' || count(*) FROM carm.audit_event")" ] || fail "$n: state before distribution: $early"
+done
 local_tables=$(q coord -c "SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_class c
   WHERE c.relnamespace = 'carm'::regnamespace AND c.relkind = 'r'
     AND NOT EXISTS (SELECT FROM pg_dist_partition p WHERE p.logicalrelid = c.oid)")
@@ -192,7 +202,7 @@ wait_for_lines() { for _ in $(seq 100); do [ "$(wc -l < "$dir/rc.out")" -ge "$1"
 echo "SET ROLE demo_portal; BEGIN; SELECT carm.set_actor($erin::bigint);" >&3
 echo "SELECT 'before', (SELECT count(*) FROM app.pay_by_program), (SELECT count(*) FROM app.pay_by_business), (SELECT count(*) FROM app.pay_local);" >&3
 wait_for_lines 2 || fail "reader did not answer: $(cat "$dir/rc.out")"
-q coord -v ON_ERROR_STOP=1 -c "BEGIN; DELETE FROM carm.client_assignment WHERE user_id = $erin; DELETE FROM carm.group_employee WHERE user_id = $erin; COMMIT" >/dev/null
+q coord -v ON_ERROR_STOP=1 -c "DELETE FROM carm.employee WHERE user_id = $erin" >/dev/null   # she leaves Northern
 echo "SELECT 'after', (SELECT count(*) FROM app.pay_by_program), (SELECT count(*) FROM app.pay_by_business), (SELECT count(*) FROM app.pay_local); COMMIT;" >&3
 exec 3>&-
 wait
