@@ -46,16 +46,20 @@
 
 static ProcessUtility_hook_type prev_process_utility = NULL;
 
-/* Is the Citus library loaded here (a real setting, not a placeholder)? */
+/*
+ * Is the Citus library loaded here (a real setting, not a placeholder)?
+ * Citus loads only from shared_preload_libraries, before any backend
+ * starts, so the answer never changes in a backend: it is asked once.
+ */
 bool
 carm_citus_loaded(void)
 {
-	static bool loaded = false;
+	static int	loaded = -1;
 
-	if (!loaded)
+	if (unlikely(loaded < 0))
 		loaded = GetConfigOption("citus.propagate_set_commands", true, false) != NULL &&
 			(GetConfigOptionFlags("citus.propagate_set_commands", true) & GUC_CUSTOM_PLACEHOLDER) == 0;
-	return loaded;
+	return loaded == 1;
 }
 
 /* Is Citus loaded and installed in this database? */
