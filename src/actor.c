@@ -849,14 +849,33 @@ bool		carm_actor_unchecked = false;
 void
 carm_actor_check_set_local(void)
 {
+	static bool checking = false;
 	SetLocalCheck c = {0, 0, false, false, false};
 
-	carm_actor_unchecked = false;
 	c.user_id = carm_actor_uid;
 	c.business_id = actor_bid;
 	if (c.user_id == 0)
-		return;					/* the transaction that set it has ended */
-	carm_as_owner(read_set_local, &c);
+	{
+		carm_actor_unchecked = false;	/* the transaction that set it has ended */
+		return;
+	}
+	if (checking)
+		return;					/* the check's own reads decide nothing */
+	checking = true;
+	PG_TRY();
+	{
+		carm_as_owner(read_set_local, &c);
+	}
+	PG_FINALLY();
+	{
+		checking = false;
+	}
+	PG_END_TRY();
+
+	/*
+	 * A refusal leaves the actor unchecked: after ROLLBACK TO SAVEPOINT the
+	 * setting may still be there, and every decision must refuse again.
+	 */
 	if (!c.exists)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
@@ -870,6 +889,7 @@ carm_actor_check_set_local(void)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("user " INT64_FORMAT " is not an employee of business " INT64_FORMAT,
 						c.user_id, c.business_id)));
+	carm_actor_unchecked = false;
 }
 
 void

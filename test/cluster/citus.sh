@@ -241,6 +241,16 @@ on_coord=$(q coord -c "SET ROLE demo_portal; BEGIN; SELECT carm.set_actor($alice
 q coord -v ON_ERROR_STOP=1 -c "SELECT carm.deactivate_user($dave::bigint)" >/dev/null
 expect_error w2 42501 "a deactivated user" \
   "SET ROLE demo_portal; BEGIN; SET LOCAL carm_deleg.actor = '$dave'; SELECT count(*) FROM app.pay_by_program;"
+# a refused actor stays refused after ROLLBACK TO SAVEPOINT keeps the setting
+errors=$(q w2 -v VERBOSITY=verbose 2>&1 <<SQL | grep -c 'ERROR:  42501:' || true
+SET ROLE demo_portal;
+BEGIN; SET LOCAL carm_deleg.actor = '$dave';
+SAVEPOINT s; SELECT count(*) FROM app.pay_by_program; ROLLBACK TO SAVEPOINT s;
+SELECT count(*) FROM app.pay_by_program;
+ROLLBACK;
+SQL
+)
+[ "$errors" = 2 ] || fail "a refused actor was used after ROLLBACK TO SAVEPOINT ($errors refusals)"
 expect_error coord 0A000 "a session actor under Citus" "SET ROLE demo_portal; SELECT carm.set_actor($alice::bigint, false);"
 # a login binding is not honoured: Citus could not carry it to the workers
 q coord -v ON_ERROR_STOP=1 -c "CREATE ROLE bound_login LOGIN; GRANT USAGE ON SCHEMA app TO bound_login;
