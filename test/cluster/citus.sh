@@ -260,6 +260,12 @@ q coord -v ON_ERROR_STOP=1 -c "CREATE ROLE bound_login LOGIN; GRANT USAGE ON SCH
 bound=$(psql -X -q -At -h "$dir/coord" -p "${port[coord]}" -U bound_login -d postgres \
   -c "SELECT coalesce(carm.actor()::text, 'none'), (SELECT count(*) FROM app.pay_local)")
 [ "$bound" = "none|0" ] || fail "a bound session acted under Citus: $bound"
+# unprotect() gives a distributed table back its own flags, on every shard
+q coord -v ON_ERROR_STOP=1 -c "SELECT carm.unprotect('app.pay_by_program')" >/dev/null
+open_rows=$(q coord -c "SET ROLE demo_portal; SELECT count(*) FROM app.pay_by_program")
+[ "$open_rows" = 600 ] || fail "after unprotect(), a reader without an actor sees $open_rows rows, not 600"
+[ "$(q w1 -c "SELECT count(*) FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid WHERE c.relname LIKE 'pay_by_program%'")" = 0 ] ||
+  fail "policies left on the shards after unprotect()"
 echo "   refusals as expected; a worker-entered query saw $on_w1 rows, as the coordinator"
 last=$(q w1 -c "SELECT maintenance_last_result FROM carm.stats")
 [[ $last == "skipped: a Citus worker"* ]] || fail "maintenance on a worker: $last"
