@@ -18,12 +18,13 @@
  *   citus.propagate_set_commands = 'local').  So set_actor() runs
  *   "SET LOCAL carm_deleg.actor = '…'" through ProcessUtility with that
  *   setting on for the one statement (actor.c), and session actors, which
- *   Citus would not carry, are refused.
+ *   Citus would not carry, are refused.  After a subtransaction in which it
+ *   was sent ends, it is sent again (see propagated_level below).
  * - Every node accepts that SET LOCAL only through carm_process_utility()
  *   below: inside a transaction block, from a member of carm_gateway, for a
- *   user that exists and is active and a business it is an employee of
- *   (actor.c, carm_actor_accept_set_local).  Everything else still meets the
- *   check hook's refusal.
+ *   user that exists and is active and a business it is an employee of,
+ *   which the first decision checks (actor.c, carm_actor_accept_set_local).
+ *   Everything else still meets the check hook's refusal.
  * - carm's own reads run inside queries on shards (the row check of a
  *   policy on app.payment_102040 reads the grants): carm_as_owner() allows
  *   Citus's nested execution for them (owner.c).  They read reference
@@ -31,7 +32,8 @@
  * - Triggers that change other state (E9's serialising update) or decide
  *   (E5-E7) run once, on the coordinator's placement: on a worker's
  *   placement they return at once (hierarchy.c).  Invalidation triggers run
- *   on every placement: each node's backends must drop what changed.
+ *   on every placement: each node's backends must drop what changed.  The
+ *   maintenance worker skips workers (worker.c).
  */
 #include "carm_deleg.h"
 
