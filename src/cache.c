@@ -76,6 +76,7 @@ typedef struct CacheState
 	MemoryContext cxt;
 	int64		user;			/* 0: nothing cached */
 	bool		complete;		/* every business of the user loaded */
+	bool		partial_pays;	/* a one-business load costs less than a complete one */
 	HTAB	   *businesses;		/* BusinessEntry */
 	HTAB	   *programs;		/* CarmGrantList */
 	uint64		generation;		/* bumped by every change of the content */
@@ -83,7 +84,7 @@ typedef struct CacheState
 	int			lazy_loads;		/* one-business loads since the store was reset */
 } CacheState;
 
-static CacheState cache = {NULL, 0, false, NULL, NULL, 1, -1, 0};
+static CacheState cache = {NULL, 0, false, true, NULL, NULL, 1, -1, 0};
 
 /* Recorded by the invalidation callback, applied by the next use. */
 static bool reset_pending = true;
@@ -263,6 +264,13 @@ reset_store(int64 user_id)
 	cache.programs = new_table("carm_deleg programs", sizeof(CarmGrantList));
 	cache.user = user_id;
 	cache.complete = false;
+
+	/*
+	 * Under Citus the resolver is not inlined (sql/src/87_citus.sql): a
+	 * one-business load computes every grant of the user and keeps a few,
+	 * so the store loads everything at its first miss instead.
+	 */
+	cache.partial_pays = !carm_citus_active();
 	cache.reach_estimate = -1;
 	cache.lazy_loads = 0;
 	cache.generation++;
@@ -673,7 +681,12 @@ ensure_business(int64 user_id, int64 business_id)
 {
 	ensure_user(user_id);
 	if (!cache.complete && hash_search(cache.businesses, &business_id, HASH_FIND, NULL) == NULL)
-		load_businesses(&business_id, 1);
+	{
+		if (cache.partial_pays)
+			load_businesses(&business_id, 1);
+		else
+			load_all();
+	}
 	else
 		carm_count(CARM_STAT_STORE_HITS, 1);
 }
@@ -700,7 +713,8 @@ carm_program_grants(int64 user_id, int64 program_id)
 		lazy_statement = statement_seq;
 		lazy_loads = 0;
 	}
-	if (++lazy_loads > LAZY_LOADS_PER_STATEMENT || ++cache.lazy_loads > LAZY_LOADS_PER_STORE)
+	if (!cache.partial_pays ||
+		++lazy_loads > LAZY_LOADS_PER_STATEMENT || ++cache.lazy_loads > LAZY_LOADS_PER_STORE)
 		load_all();
 	else
 		(void) run_load(LOAD_PROGRAM_BUSINESS, Int64GetDatum(program_id), NULL, 0);
@@ -860,6 +874,8 @@ carm_reach_estimate(int64 user_id)
 	double		reach = 0;
 
 	ensure_user(user_id);
+	if (!cache.partial_pays)
+		ensure_complete(user_id);
 	if (cache.complete)
 		return (double) hash_get_num_entries(cache.programs);
 	if (cache.reach_estimate >= 0)
