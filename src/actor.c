@@ -48,6 +48,8 @@
 
 PG_FUNCTION_INFO_V1(carm_set_actor_id);
 PG_FUNCTION_INFO_V1(carm_set_actor_external);
+PG_FUNCTION_INFO_V1(carm_set_actor_id_for);
+PG_FUNCTION_INFO_V1(carm_set_actor_external_for);
 PG_FUNCTION_INFO_V1(carm_reset_actor);
 PG_FUNCTION_INFO_V1(carm_actor_sql);
 PG_FUNCTION_INFO_V1(carm_acting_business_sql);
@@ -899,15 +901,19 @@ carm_actor_end_set_local(void)
 }
 
 /*
- * Both forms of carm.set_actor(): the user by id or by sign-in identity,
- * then is_local (NULL = true) and on_behalf_of.
+ * Every form of carm.set_actor(): the user by id or by sign-in identity
+ * (argument 0), then is_local (NULL = true) and on_behalf_of, each where
+ * the form has it (argument number, or -1).
  */
 static void
-set_actor(FunctionCallInfo fcinfo, bool by_id)
+set_actor(FunctionCallInfo fcinfo, bool by_id, int is_local_arg, int on_behalf_of_arg)
 {
 	int64		bid;
 	int64		uid;
-	bool		is_local = PG_ARGISNULL(1) ? true : PG_GETARG_BOOL(1);
+	bool		is_local = is_local_arg < 0 || PG_ARGISNULL(is_local_arg) ?
+		true : PG_GETARG_BOOL(is_local_arg);
+	text	   *on_behalf_of = on_behalf_of_arg < 0 || PG_ARGISNULL(on_behalf_of_arg) ?
+		NULL : PG_GETARG_TEXT_PP(on_behalf_of_arg);
 
 	carm_forbid_restricted();
 	require_gateway();
@@ -916,25 +922,45 @@ set_actor(FunctionCallInfo fcinfo, bool by_id)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not be null", by_id ? "user_id" : "external_id")));
 	check_actor_lifetime(fcinfo, is_local);
-	uid = lookup_actor(by_id, PG_GETARG_DATUM(0),
-					   PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2), &bid);
+	uid = lookup_actor(by_id, PG_GETARG_DATUM(0), on_behalf_of, &bid);
 	warn_if_bypassing_rls();
 	assign_actor(uid, bid, is_local);
 }
 
-/* carm.set_actor(user_id bigint, is_local boolean, on_behalf_of text) */
+/*
+ * carm.set_actor(user_id bigint [, is_local boolean [, on_behalf_of text]]).
+ * The forms are overloads rather than one function with defaults: the
+ * parser and the planner read and expand argument defaults on every call,
+ * which costs a request as much as the rest of set_actor() (SPEC §11).
+ */
 Datum
 carm_set_actor_id(PG_FUNCTION_ARGS)
 {
-	set_actor(fcinfo, true);
+	set_actor(fcinfo, true, PG_NARGS() >= 2 ? 1 : -1, PG_NARGS() >= 3 ? 2 : -1);
 	PG_RETURN_VOID();
 }
 
-/* carm.set_actor(external_id text, is_local boolean, on_behalf_of text) */
+/* carm.set_actor(user_id bigint, on_behalf_of text) */
+Datum
+carm_set_actor_id_for(PG_FUNCTION_ARGS)
+{
+	set_actor(fcinfo, true, -1, 1);
+	PG_RETURN_VOID();
+}
+
+/* carm.set_actor(external_id text [, is_local boolean [, on_behalf_of text]]) */
 Datum
 carm_set_actor_external(PG_FUNCTION_ARGS)
 {
-	set_actor(fcinfo, false);
+	set_actor(fcinfo, false, PG_NARGS() >= 2 ? 1 : -1, PG_NARGS() >= 3 ? 2 : -1);
+	PG_RETURN_VOID();
+}
+
+/* carm.set_actor(external_id text, on_behalf_of text) */
+Datum
+carm_set_actor_external_for(PG_FUNCTION_ARGS)
+{
+	set_actor(fcinfo, false, -1, 1);
 	PG_RETURN_VOID();
 }
 

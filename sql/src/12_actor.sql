@@ -1,19 +1,50 @@
 -- §2 identity: who is acting.  Implemented in C (src/actor.c): the actor is a
 -- guarded setting that only these functions can assign.
 
-CREATE OR REPLACE FUNCTION carm.set_actor(user_id bigint, is_local boolean DEFAULT true,
-                               on_behalf_of text DEFAULT NULL) RETURNS void
+-- set_actor(user [, is_local [, on_behalf_of]]) and set_actor(user,
+-- on_behalf_of): overloads, not defaults, so that the common call
+-- set_actor(user) expands nothing when it is parsed and planned (§11).
+-- is_local NULL means true.
+CREATE OR REPLACE FUNCTION carm.set_actor(user_id bigint) RETURNS void
   LANGUAGE c VOLATILE PARALLEL UNSAFE
   AS 'MODULE_PATHNAME', 'carm_set_actor_id';
-COMMENT ON FUNCTION carm.set_actor(bigint, boolean, text) IS
-  'Act as this user until the end of the transaction (is_local) or of the session; carm_gateway only';
-
-CREATE OR REPLACE FUNCTION carm.set_actor(external_id text, is_local boolean DEFAULT true,
-                               on_behalf_of text DEFAULT NULL) RETURNS void
+CREATE OR REPLACE FUNCTION carm.set_actor(user_id bigint, is_local boolean) RETURNS void
+  LANGUAGE c VOLATILE PARALLEL UNSAFE
+  AS 'MODULE_PATHNAME', 'carm_set_actor_id';
+CREATE OR REPLACE FUNCTION carm.set_actor(user_id bigint, on_behalf_of text) RETURNS void
+  LANGUAGE c VOLATILE PARALLEL UNSAFE
+  AS 'MODULE_PATHNAME', 'carm_set_actor_id_for';
+CREATE OR REPLACE FUNCTION carm.set_actor(user_id bigint, is_local boolean, on_behalf_of text) RETURNS void
+  LANGUAGE c VOLATILE PARALLEL UNSAFE
+  AS 'MODULE_PATHNAME', 'carm_set_actor_id';
+CREATE OR REPLACE FUNCTION carm.set_actor(external_id text) RETURNS void
   LANGUAGE c VOLATILE PARALLEL UNSAFE
   AS 'MODULE_PATHNAME', 'carm_set_actor_external';
-COMMENT ON FUNCTION carm.set_actor(text, boolean, text) IS
-  'Act as the user with this sign-in identity; carm_gateway only';
+CREATE OR REPLACE FUNCTION carm.set_actor(external_id text, is_local boolean) RETURNS void
+  LANGUAGE c VOLATILE PARALLEL UNSAFE
+  AS 'MODULE_PATHNAME', 'carm_set_actor_external';
+CREATE OR REPLACE FUNCTION carm.set_actor(external_id text, on_behalf_of text) RETURNS void
+  LANGUAGE c VOLATILE PARALLEL UNSAFE
+  AS 'MODULE_PATHNAME', 'carm_set_actor_external_for';
+CREATE OR REPLACE FUNCTION carm.set_actor(external_id text, is_local boolean, on_behalf_of text) RETURNS void
+  LANGUAGE c VOLATILE PARALLEL UNSAFE
+  AS 'MODULE_PATHNAME', 'carm_set_actor_external';
+DO $comments$
+DECLARE
+  f regprocedure;
+BEGIN
+  FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+           WHERE p.pronamespace = 'carm'::regnamespace AND p.proname = 'set_actor'
+  LOOP
+    EXECUTE format('COMMENT ON FUNCTION %s IS %L', f,
+      CASE WHEN pg_catalog.pg_get_function_identity_arguments(f) LIKE 'user_id%'
+           THEN 'Act as this user until the end of the transaction (is_local, the default) or of the session, for the business on_behalf_of (BN9) if given; carm_gateway only'
+           ELSE 'Act as the user with this sign-in identity until the end of the transaction (is_local, the default) or of the session, for the business on_behalf_of (BN9) if given; carm_gateway only' END);
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO carm_gateway', f);
+  END LOOP;
+END
+$comments$;
 
 CREATE OR REPLACE FUNCTION carm.reset_actor() RETURNS void
   LANGUAGE c VOLATILE PARALLEL UNSAFE
@@ -50,11 +81,7 @@ CREATE OR REPLACE FUNCTION carm_internal.require_active_actor() RETURNS bigint
 COMMENT ON FUNCTION carm_internal.require_active_actor() IS
   'Internal: the acting user, who must be active; 42501 otherwise';
 
-REVOKE ALL ON FUNCTION carm.set_actor(bigint, boolean, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION carm.set_actor(text, boolean, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION carm.reset_actor() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION carm.set_actor(bigint, boolean, text) TO carm_gateway;
-GRANT EXECUTE ON FUNCTION carm.set_actor(text, boolean, text) TO carm_gateway;
 GRANT EXECUTE ON FUNCTION carm.reset_actor() TO carm_gateway;
 
 -- carm_admin is judged on the role the code runs as, never the session or

@@ -89,3 +89,9 @@ DROP FUNCTION carm.audit_events(text);
 -- row shape with a kind).  Their return types change; nothing depends on them.
 DROP FUNCTION carm.explain_access(bigint, text);
 DROP FUNCTION carm.who_has_access(text);
+
+-- §11 (rev. 1.1): set_actor's forms become overloads without argument
+-- defaults (the parser and planner expand defaults on every call).  A
+-- function cannot lose its defaults in place.
+DROP FUNCTION carm.set_actor(bigint, boolean, text);
+DROP FUNCTION carm.set_actor(text, boolean, text);
