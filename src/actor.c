@@ -115,11 +115,34 @@ check_actor(char **newval, void **extra, GucSource source)
 int64		carm_actor_uid = 0;	/* read directly by the row check */
 static int64 actor_bid = 0;
 
+/*
+ * Under Citus, the actor last validated in this backend (by set_actor() or
+ * carm_actor_check_set_local()), and whether the setting changed since the
+ * workers were last sent it (citus.c).  Any other value that the setting
+ * takes — ROLLBACK TO SAVEPOINT restoring an actor received by SET LOCAL
+ * but never checked, the restore in a parallel worker — is checked again at
+ * the next decision: the check must follow the value, not the statement
+ * that assigned it.
+ */
+static int64 checked_uid = 0;
+static int64 checked_bid = 0;
+bool		carm_actor_changed = false;
+
 static void
 assign_actor_setting(const char *newval, void *extra)
 {
 	if (!parse_actor(newval, &carm_actor_uid, &actor_bid))
 		carm_actor_uid = actor_bid = 0;
+	carm_actor_changed = true;
+	if (carm_actor_uid == 0)
+		checked_uid = checked_bid = 0;
+	/* a non-empty value is never assigned in the postmaster (GUC_DISALLOW_IN_FILE) */
+	else if ((carm_actor_uid != checked_uid || actor_bid != checked_bid) &&
+			 carm_citus_loaded())
+	{
+		carm_actor_unchecked = true;
+		carm_decision_epoch++;
+	}
 }
 
 /*
@@ -622,6 +645,8 @@ assign_actor(int64 uid, int64 bid, bool is_local)
 	else
 		snprintf(buf, sizeof(buf), INT64_FORMAT, uid);
 
+	checked_uid = uid;			/* set_actor() checked it (lookup_actor()) */
+	checked_bid = bid;
 	assigning_from_set_actor = true;
 	PG_TRY();
 	{
@@ -891,6 +916,8 @@ carm_actor_check_set_local(void)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("user " INT64_FORMAT " is not an employee of business " INT64_FORMAT,
 						c.user_id, c.business_id)));
+	checked_uid = c.user_id;
+	checked_bid = c.business_id;
 	carm_actor_unchecked = false;
 }
 
@@ -978,7 +1005,11 @@ carm_actor_resend(void)
 
 	if (*value == '\0' || !parse_actor(value, &uid, &bid))
 	{
-		carm_citus_propagate("RESET carm_deleg.actor");
+		/*
+		 * LOCAL: a plain RESET would outlive the SET clause of the function
+		 * that cleared the actor (reset_actor() means it to, this must not)
+		 */
+		carm_citus_propagate("SET LOCAL carm_deleg.actor TO DEFAULT");
 		return;
 	}
 	assigning_from_set_actor = true;

@@ -298,6 +298,7 @@ extern void carm_actor_resend(void);
 extern bool carm_actor_accept_set_local(const char *value);
 extern void carm_actor_end_set_local(void);
 extern bool carm_actor_unchecked;
+extern bool carm_actor_changed;
 extern void carm_actor_check_set_local(void);
 
 #endif							/* CARM_DELEG_H */

@@ -119,21 +119,46 @@ carm_citus_is_worker(void)
 static int	propagated_level = 0;	/* nest level of our last propagation */
 static bool resend = false;
 
+/*
+ * The actor the workers were last sent in this transaction ("" when none or
+ * cleared).  Clearing the setting is open to everyone and takes many forms
+ * that carm does not run — RESET, SET … TO DEFAULT, RESET ALL,
+ * set_config(…, '', true), a function's SET clause, a DO block — and none of
+ * them reaches the workers by itself: their connections, and Citus's record
+ * of the SET LOCALs to replay on new ones, would keep acting for the
+ * previous actor while this node has none.  So whenever the setting has
+ * changed (actor.c's assign hook), the next statement compares it with what
+ * was sent and sends it again when they differ.
+ */
+static char sent_actor[64] = "";
+static bool propagating = false;
+
 void
 carm_citus_propagate(const char *sql)
 {
 	int			nest = NewGUCNestLevel();
 
-	(void) set_config_option("citus.propagate_set_commands", "local", PGC_USERSET,
-							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
-		elog(ERROR, "could not run \"%s\"", sql);
-	SPI_finish();
-	AtEOXact_GUC(true, nest);
+	propagating = true;
+	PG_TRY();
+	{
+		(void) set_config_option("citus.propagate_set_commands", "local", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "could not run \"%s\"", sql);
+		SPI_finish();
+		AtEOXact_GUC(true, nest);
+	}
+	PG_FINALLY();
+	{
+		propagating = false;
+	}
+	PG_END_TRY();
 	propagated_level = GetCurrentTransactionNestLevel();
 	resend = false;
+	strlcpy(sent_actor, carm_actor_setting ? carm_actor_setting : "", sizeof(sent_actor));
+	carm_actor_changed = false;
 }
 
 static void
@@ -153,18 +178,30 @@ carm_citus_xact_callback(XactEvent event, void *arg)
 {
 	propagated_level = 0;
 	resend = false;
+	sent_actor[0] = '\0';
 }
 
-/* At each statement (cache.c's ExecutorStart hook): send the actor again? */
+/*
+ * At each statement (cache.c's ExecutorStart hook, and before each utility
+ * statement): send the actor again when a released savepoint made Citus
+ * forget it, or when the setting differs from what was last sent.
+ */
 void
 carm_citus_statement_begin(void)
 {
-	if (likely(!resend))
+	const char *value;
+
+	if (likely(!resend && !carm_actor_changed) || propagating)
 		return;
-	resend = false;
-	if (IsParallelWorker() || !IsTransactionBlock() || !carm_citus_active())
+	if (IsParallelWorker() || !carm_citus_active())
+	{
+		resend = carm_actor_changed = false;
 		return;
-	carm_actor_resend();
+	}
+	value = carm_actor_setting ? carm_actor_setting : "";
+	if (resend || strcmp(value, sent_actor) != 0)
+		carm_actor_resend();
+	resend = carm_actor_changed = false;
 }
 
 /*
@@ -180,6 +217,9 @@ carm_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyT
 	Node	   *parsetree = pstmt->utilityStmt;
 	bool		accepted = false;
 
+	/* a utility statement may run queries on workers too (COPY, EXPLAIN ANALYZE) */
+	if (!IsA(parsetree, TransactionStmt))
+		carm_citus_statement_begin();
 	if (IsA(parsetree, VariableSetStmt))
 	{
 		VariableSetStmt *stmt = (VariableSetStmt *) parsetree;

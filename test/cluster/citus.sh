@@ -13,6 +13,10 @@
 #      from the next statement of a running READ COMMITTED transaction.
 #   4. Workers re-check the actor they are sent; session actors and
 #      bindings are not honoured; no node-local oid is replicated.
+#   5. Attacks: clearing the actor (RESET, SET ... TO DEFAULT, RESET ALL,
+#      set_config, a DO block, a function's SET clause, inside a released
+#      savepoint) clears it on the workers; an actor that ROLLBACK TO
+#      SAVEPOINT restores is checked again.
 # Skips (exit 77) when Citus is not installed: scripts/citus.sh installs it.
 # Run by scripts/test.sh (needs PGBIN and WORK from it).
 set -euo pipefail
@@ -269,4 +273,62 @@ open_rows=$(q coord -c "SET ROLE demo_portal; SELECT count(*) FROM app.pay_by_pr
 echo "   refusals as expected; a worker-entered query saw $on_w1 rows, as the coordinator"
 last=$(q w1 -c "SELECT maintenance_last_result FROM carm.stats")
 [[ $last == "skipped: a Citus worker"* ]] || fail "maintenance on a worker: $last"
+
+echo "-- 5. attacks"
+# 5a (§2, §8: reset_actor() and clearing): every way of clearing the actor
+# in a transaction clears it on the workers too, whether their connections
+# are open (they had received the actor) or not yet (Citus would replay it).
+# On one node nothing is visible after any of them.
+q coord -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+CREATE FUNCTION public.attack_cleared_count() RETURNS bigint LANGUAGE sql
+SET carm_deleg.actor = '' AS $$ SELECT count(*) FROM app.pay_by_program $$;
+SQL
+clears=("RESET carm_deleg.actor;" "SET LOCAL carm_deleg.actor TO DEFAULT;" "SET carm_deleg.actor TO DEFAULT;"
+        "RESET ALL;" "SELECT set_config('carm_deleg.actor', '', true) IS NULL;"
+        'DO $$ BEGIN RESET carm_deleg.actor; END $$;'
+        "SAVEPOINT a; RESET carm_deleg.actor; RELEASE a;" "SAVEPOINT a; SELECT carm.reset_actor() IS NULL; RELEASE a;")
+for clear in "${clears[@]}"; do
+  for open in "SELECT (SELECT count(*) FROM app.pay_by_program) + (SELECT count(*) FROM app.pay_by_business) > 0;" ""; do
+    out=$(q coord 2>&1 <<SQL
+SET ROLE demo_portal;
+BEGIN; SELECT carm.set_actor($alice::bigint) IS NULL;
+$open
+$clear
+SELECT 'after', (SELECT count(*) FROM app.pay_by_program), (SELECT count(*) FROM app.pay_by_business), (SELECT count(*) FROM app.pay_local);
+COMMIT;
+SQL
+)
+    [[ $(grep '^after' <<< "$out") == "after|0|0|0" ]] ||
+      fail "5a: '$clear' left the actor on the workers${open:+ (connections open)}: $out"
+  done
+done
+# a function's SET clause clears the actor for its body only
+out=$(q coord 2>&1 <<SQL
+SET ROLE demo_portal;
+BEGIN; SELECT carm.set_actor($alice::bigint) IS NULL;
+SELECT 'before', count(*) FROM app.pay_by_program;
+SELECT 'inside', public.attack_cleared_count();
+SELECT 'after', count(*) FROM app.pay_by_program;
+COMMIT;
+SQL
+)
+b=$(grep '^before' <<< "$out" | cut -d'|' -f2)
+[ -n "$b" ] && [ "$b" -gt 0 ] || fail "5a: function SET clause: $out"
+[[ $out == *"inside|0"* ]] || fail "5a: a function SET clause clearing the actor left it on the workers: $out"
+[[ $out == *"after|$b"* ]] || fail "5a: the actor did not come back after the function: $out"
+# 5b (§2): an actor received by SET LOCAL is checked at the first decision;
+# ROLLBACK TO SAVEPOINT restoring one that was never checked (dave is
+# deactivated) does not inherit the check of the actor set inside the savepoint
+for n in w2 coord; do
+  errors=$(q $n -v VERBOSITY=verbose 2>&1 <<SQL | grep -c 'ERROR:  42501:' || true
+SET ROLE demo_portal;
+BEGIN; SET LOCAL carm_deleg.actor = '$dave';
+SAVEPOINT s; SET LOCAL carm_deleg.actor = '$alice'; SELECT count(*) FROM app.pay_by_program; ROLLBACK TO SAVEPOINT s;
+SELECT carm.actor();
+ROLLBACK;
+SQL
+)
+  [ "$errors" = 1 ] || fail "5b: $n: a deactivated actor restored by ROLLBACK TO SAVEPOINT went unchecked"
+done
+echo "   clearing reaches the workers; a restored actor is checked again"
 echo "ok"
