@@ -68,6 +68,9 @@ COMMENT ON FUNCTION carm_internal.state_is_distributed() IS
 --   one connection per node for both (sequential mode), and the write
 --   trigger on the shards (unsafe triggers: it reads only the row and the
 --   actor's grants).
+-- * The checks are PARALLEL RESTRICTED: a parallel worker of a shard query
+--   cannot run the Citus query that loads the actor's grants, so the
+--   policy is evaluated in the leader, above the Gather.
 CREATE OR REPLACE FUNCTION carm_internal.adapt_to_citus() RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -84,10 +87,17 @@ BEGIN
     EXECUTE format('ALTER FUNCTION %s SET citus.multi_shard_modify_mode = sequential', f);
     EXECUTE format('ALTER FUNCTION %s SET citus.enable_unsafe_triggers = on', f);
   END LOOP;
+  FOREACH f IN ARRAY ARRAY['carm_internal.row_visible(bigint, bigint, text)',
+                           'carm_internal.row_writable(bigint, bigint, text)',
+                           'carm_internal.visible_programs(text)',
+                           'carm.has_access(text, text)',
+                           'carm.user_has_access(bigint, text, text)']::regprocedure[] LOOP
+    EXECUTE format('ALTER FUNCTION %s PARALLEL RESTRICTED', f);
+  END LOOP;
 END
 $$;
 COMMENT ON FUNCTION carm_internal.adapt_to_citus() IS
-  'Internal: under Citus, the settings some functions need (the resolver not inlined; protect() in sequential mode)';
+  'Internal: under Citus, the settings some functions need (the resolver not inlined; protect() in sequential mode; the checks parallel restricted)';
 SELECT carm_internal.adapt_to_citus();
 
 CREATE OR REPLACE FUNCTION carm.distribute_state() RETURNS SETOF regclass

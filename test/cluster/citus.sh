@@ -264,12 +264,6 @@ q coord -v ON_ERROR_STOP=1 -c "CREATE ROLE bound_login LOGIN; GRANT USAGE ON SCH
 bound=$(psql -X -q -At -h "$dir/coord" -p "${port[coord]}" -U bound_login -d postgres \
   -c "SELECT coalesce(carm.actor()::text, 'none'), (SELECT count(*) FROM app.pay_local)")
 [ "$bound" = "none|0" ] || fail "a bound session acted under Citus: $bound"
-# unprotect() gives a distributed table back its own flags, on every shard
-q coord -v ON_ERROR_STOP=1 -c "SELECT carm.unprotect('app.pay_by_program')" >/dev/null
-open_rows=$(q coord -c "SET ROLE demo_portal; SELECT count(*) FROM app.pay_by_program")
-[ "$open_rows" = 600 ] || fail "after unprotect(), a reader without an actor sees $open_rows rows, not 600"
-[ "$(q w1 -c "SELECT count(*) FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid WHERE c.relname LIKE 'pay_by_program%'")" = 0 ] ||
-  fail "policies left on the shards after unprotect()"
 echo "   refusals as expected; a worker-entered query saw $on_w1 rows, as the coordinator"
 last=$(q w1 -c "SELECT maintenance_last_result FROM carm.stats")
 [[ $last == "skipped: a Citus worker"* ]] || fail "maintenance on a worker: $last"
@@ -331,4 +325,53 @@ SQL
   [ "$errors" = 1 ] || fail "5b: $n: a deactivated actor restored by ROLLBACK TO SAVEPOINT went unchecked"
 done
 echo "   clearing reaches the workers; a restored actor is checked again"
+
+# 5c (§8): a parallel plan of a query on a shard, on a worker, decides as a
+# plain one.  A parallel worker cannot load grants through Citus ("cannot
+# use 2PC in transactions involving multiple servers"): under Citus the
+# checks are parallel restricted, so the shard query's leader evaluates the
+# policy.  Shards big enough for the planner to choose a parallel scan.
+q coord -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+CREATE TABLE app.pay_big (id bigint NOT NULL, program_id bigint NOT NULL, business_id bigint NOT NULL,
+                          submitted_by bigint, amount numeric NOT NULL, PRIMARY KEY (business_id, program_id, id));
+SELECT create_distributed_table('app.pay_big', 'business_id');
+SELECT carm.protect('app.pay_big', 'program_id', 'submitted_by', 'payments');
+INSERT INTO app.pay_big SELECT i, p.id, p.business_id, p.business_id, i
+FROM generate_series(1, 300000) i
+JOIN (SELECT id, business_id, row_number() OVER (ORDER BY id) - 1 AS k FROM carm.program) p
+  ON p.k = i % (SELECT count(*) FROM carm.program);
+ANALYZE app.pay_big;
+GRANT SELECT ON app.pay_big TO demo_portal;
+SQL
+shard_count() { # shard_count NODE SHARD SETTINGS
+  q "$1" 2>&1 <<SQL | tail -1
+SET ROLE demo_portal;
+BEGIN; SET LOCAL carm_deleg.actor = '$alice';
+$3
+SELECT count(*) FROM app.$2;
+COMMIT;
+SQL
+}
+checked=0
+for n in w1 w2; do
+  for shard in $(q $n -c "SET citus.override_table_visibility = off;
+      SELECT c.relname FROM pg_class c WHERE c.relname ~ '^pay_big_[0-9]+$' AND c.relkind = 'r' ORDER BY 1"); do
+    plain=$(shard_count $n "$shard" "SET LOCAL max_parallel_workers_per_gather = 0;")
+    parallel=$(shard_count $n "$shard" "SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0;
+      SET LOCAL min_parallel_table_scan_size = 0; SET LOCAL max_parallel_workers_per_gather = 2;")
+    [[ $plain =~ ^[0-9]+$ ]] && [ "$parallel" = "$plain" ] ||
+      fail "5c: $n, shard $shard: a parallel plan saw '$parallel', a plain one '$plain'"
+    [ "$plain" -gt 0 ] && checked=$((checked + 1))
+  done
+done
+[ "$checked" -gt 0 ] || fail "5c: alice sees no row of any shard: the check proves nothing"
+echo "   parallel plans on the workers' shards decide as plain ones ($checked shards with rows)"
+
+echo "-- 6. unprotect()"
+# unprotect() gives a distributed table back its own flags, on every shard
+q coord -v ON_ERROR_STOP=1 -c "SELECT carm.unprotect('app.pay_by_program')" >/dev/null
+open_rows=$(q coord -c "SET ROLE demo_portal; SELECT count(*) FROM app.pay_by_program")
+[ "$open_rows" = 600 ] || fail "after unprotect(), a reader without an actor sees $open_rows rows, not 600"
+[ "$(q w1 -c "SELECT count(*) FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid WHERE c.relname LIKE 'pay_by_program%'")" = 0 ] ||
+  fail "policies left on the shards after unprotect()"
 echo "ok"
