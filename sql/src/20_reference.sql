@@ -249,6 +249,11 @@ BEGIN
   ON CONFLICT (login_role) DO UPDATE SET user_id = excluded.user_id, login_name = excluded.login_name;
   PERFORM carm_internal.audit('login_bound', NULL, NULL, u.id, NULL, NULL,
                       jsonb_build_object('login', v_role.rolname));
+  IF carm_internal.citus_active() THEN
+    RAISE WARNING 'login bindings are not honoured under Citus'
+      USING DETAIL = 'Citus could not carry the bound actor to its workers: a bound session acts as nobody.',
+            HINT = 'Call carm.set_actor() inside BEGIN ... COMMIT instead.';
+  END IF;
 END
 $$;
 COMMENT ON FUNCTION carm.bind_login_role(bigint, regrole) IS
