@@ -58,12 +58,7 @@ echo "== building the extension into a private tree"
 make_tree "$WORK/pg"
 PGBENCH=$PGBIN/pgbench
 
-declare -A port
-for n in "${nodes[@]}"; do
-  mkdir -p "$WORK/$n"; chmod 755 "$WORK/$n"; [ "$(id -u)" -eq 0 ] && chown postgres: "$WORK/$n"
-  p=$(free_port); while [[ " ${port[*]} " == *" $p "* ]]; do p=$(free_port); done
-  port[$n]=$p
-done
+pick_ports "$WORK" "${nodes[@]}"
 common=("shared_buffers = '256MB'" "work_mem = '64MB'" "synchronous_commit = off"
         "max_parallel_workers_per_gather = 0" "jit = off" "max_connections = 100"
         "carm_deleg.maintenance_interval = 0")
@@ -77,11 +72,8 @@ done
 q() { local n=$1; shift; psql -X -q -At -h "$WORK/$n" -p "${port[$n]}" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-for n in coord w1 w2; do q $n -c "CREATE EXTENSION citus"; done
+citus_join "$WORK" coord w1 w2 || fail "the Citus cluster did not form"
 q coord >/dev/null <<SQL
-SELECT citus_set_coordinator_host('127.0.0.1', ${port[coord]});
-SELECT citus_add_node('127.0.0.1', ${port[w1]});
-SELECT citus_add_node('127.0.0.1', ${port[w2]});
 CREATE EXTENSION carm_deleg;           -- Citus creates it on the workers too
 SELECT carm.distribute_state();        -- before any state: reference tables are created empty
 SQL

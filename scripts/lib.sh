@@ -77,3 +77,34 @@ start_cluster() {
 stop_cluster() {
   [ -f "$1/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$1" -m fast -w stop >/dev/null 2>&1 || true
 }
+
+# pick_ports DIR NAME... — for each named node, a directory DIR/NAME owned by
+# the cluster user and a free port of its own, in the global array `port`.
+pick_ports() {
+  local dir=$1 n p; shift
+  declare -gA port
+  for n in "$@"; do
+    mkdir -p "$dir/$n"; chmod 755 "$dir/$n"; [ "$(id -u)" -eq 0 ] && chown postgres: "$dir/$n"
+    p=$(free_port); while [[ " ${port[*]} " == *" $p "* ]]; do p=$(free_port); done
+    port[$n]=$p
+  done
+}
+
+# citus_join DIR COORD WORKER... — the started nodes DIR/COORD and DIR/WORKER…
+# (ports from pick_ports, Citus in their shared_preload_libraries) become one
+# Citus cluster: the extension on every node, the coordinator in its own
+# metadata (carm_deleg runs its once-only triggers on its placements), the
+# workers added.
+citus_join() {
+  local dir=$1 coord=$2 n; shift 2
+  for n in "$coord" "$@"; do
+    psql -X -q -h "$dir/$n" -p "${port[$n]}" -U postgres -d postgres -v ON_ERROR_STOP=1 \
+      -c "CREATE EXTENSION citus" || return 1
+  done
+  psql -X -q -At -h "$dir/$coord" -p "${port[$coord]}" -U postgres -d postgres -v ON_ERROR_STOP=1 \
+    -c "SELECT citus_set_coordinator_host('127.0.0.1', ${port[$coord]})" >/dev/null || return 1
+  for n in "$@"; do
+    psql -X -q -At -h "$dir/$coord" -p "${port[$coord]}" -U postgres -d postgres -v ON_ERROR_STOP=1 \
+      -c "SELECT citus_add_node('127.0.0.1', ${port[$n]})" >/dev/null || return 1
+  done
+}

@@ -215,7 +215,7 @@ carm_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyT
 					 QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
 	Node	   *parsetree = pstmt->utilityStmt;
-	bool		accepted = false;
+	volatile bool accepted = false;
 
 	/* a utility statement may run queries on workers too (COPY, EXPLAIN ANALYZE) */
 	if (!IsA(parsetree, TransactionStmt))
@@ -228,30 +228,19 @@ carm_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyT
 			pg_strcasecmp(stmt->name, "carm_deleg.actor") == 0 && carm_citus_active())
 			accepted = carm_actor_accept_set_local(ExtractSetVariableArgs(stmt));
 	}
-	if (!accepted)
-	{
-		if (prev_process_utility)
-			prev_process_utility(pstmt, queryString, readOnlyTree, context, params,
-								 queryEnv, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-									queryEnv, dest, qc);
-		return;
-	}
 	PG_TRY();
 	{
-		if (prev_process_utility)
-			prev_process_utility(pstmt, queryString, readOnlyTree, context, params,
-								 queryEnv, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-									queryEnv, dest, qc);
+		(prev_process_utility ? prev_process_utility : standard_ProcessUtility)
+			(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 	}
 	PG_FINALLY();
 	{
-		carm_actor_end_set_local();
+		if (accepted)
+			carm_actor_end_set_local();
 	}
 	PG_END_TRY();
+	if (!accepted)
+		return;
 
 	/*
 	 * Sent on by Citus too, when this node opens connections of its own (a

@@ -29,12 +29,7 @@ fi
 dir="$WORK/citus"; mkdir -p "$dir"; chmod 755 "$dir"
 [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
 nodes=(coord w1 w2 single)
-declare -A port
-for n in "${nodes[@]}"; do
-  mkdir -p "$dir/$n"; chmod 755 "$dir/$n"; [ "$(id -u)" -eq 0 ] && chown postgres: "$dir/$n"
-  p=$(free_port); while [[ " ${port[*]} " == *" $p "* ]]; do p=$(free_port); done
-  port[$n]=$p
-done
+pick_ports "$dir" "${nodes[@]}"
 trap 'for n in "${nodes[@]}"; do stop_cluster "$dir/$n/data"; done' EXIT
 for n in coord w1 w2; do
   # maintenance runs once, on the coordinator: w1's worker checks every second, and skips
@@ -48,13 +43,8 @@ start_cluster "$dir/single/data" "${port[single]}" "shared_preload_libraries = '
 q() { local n=$1; shift; psql -X -q -At -h "$dir/$n" -p "${port[$n]}" -U postgres -d postgres "$@"; }
 fail() { echo "FAIL: $*"; exit 1; }
 
-for n in coord w1 w2; do q $n -v ON_ERROR_STOP=1 -c "CREATE EXTENSION citus"; done
-q coord -v ON_ERROR_STOP=1 >/dev/null <<SQL
-SELECT citus_set_coordinator_host('127.0.0.1', ${port[coord]});
-SELECT citus_add_node('127.0.0.1', ${port[w1]});
-SELECT citus_add_node('127.0.0.1', ${port[w2]});
-CREATE EXTENSION carm_deleg;           -- Citus creates it on the workers too
-SQL
+citus_join "$dir" coord w1 w2 || fail "the Citus cluster did not form"
+q coord -v ON_ERROR_STOP=1 -c "CREATE EXTENSION carm_deleg"   # Citus creates it on the workers too
 q single -v ON_ERROR_STOP=1 -c "CREATE EXTENSION carm_deleg"
 # state that exists before distribution is copied to every node
 for n in coord single; do
