@@ -36,21 +36,7 @@ CREATE FUNCTION bench.bn9(i bigint) RETURNS text LANGUAGE sql IMMUTABLE AS $$
                       FROM (SELECT k, substr(s, k, 1)::int AS v FROM generate_series(1, 8) k) x) % 10) % 10)::text
   FROM d $$;
 
--- Median milliseconds of reps executions of q, after one warm-up run.
-CREATE FUNCTION bench.time(q text, reps int) RETURNS double precision
-LANGUAGE plpgsql AS $$
-DECLARE
-  t0 timestamptz;
-  samples double precision[] := '{}';
-BEGIN
-  EXECUTE q;
-  FOR i IN 1..reps LOOP
-    t0 := clock_timestamp();
-    EXECUTE q;
-    samples := samples || extract(epoch FROM clock_timestamp() - t0) * 1000;
-  END LOOP;
-  RETURN (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s) FROM unnest(samples) s);
-END $$;
+\ir timing.sql
 
 -- delegation state, through the triggers
 INSERT INTO carm.business (bn9, legal_name, kinds)
@@ -90,7 +76,7 @@ SELECT carm.protect('app.payment', 'program_id', 'submitted_by', 'payments');
 -- bench/citus.sh created bench_app, a carm_gateway member
 GRANT USAGE ON SCHEMA app, bench TO bench_app;
 GRANT SELECT ON app.payment TO bench_app;
-GRANT EXECUTE ON FUNCTION bench.time(text, int) TO bench_app;
+GRANT EXECUTE ON FUNCTION bench.time(text, int, boolean) TO bench_app;
 
 -- what the driver needs, and the checks that the arithmetic holds
 SELECT :b0 AS b0, :p0 AS p0, :u0 AS u0,

@@ -105,19 +105,5 @@ GRANT USAGE ON SCHEMA app, bench TO bench_app;
 GRANT SELECT ON ALL TABLES IN SCHEMA app TO bench_app;
 GRANT SELECT ON bench.flat_grants TO bench_app;
 
--- Median milliseconds of reps executions of q, after one warm-up run.
-CREATE FUNCTION bench.time(q text, reps int) RETURNS double precision
-LANGUAGE plpgsql AS $$
-DECLARE
-  t0 timestamptz;
-  samples double precision[] := '{}';
-BEGIN
-  EXECUTE q;
-  FOR i IN 1..reps LOOP
-    t0 := clock_timestamp();
-    EXECUTE q;
-    samples := samples || extract(epoch FROM clock_timestamp() - t0) * 1000;
-  END LOOP;
-  RETURN (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s) FROM unnest(samples) s);
-END $$;
-GRANT EXECUTE ON FUNCTION bench.time(text, int) TO bench_app;
+\ir timing.sql
+GRANT EXECUTE ON FUNCTION bench.time(text, int, boolean) TO bench_app;

@@ -4,24 +4,7 @@
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
 
--- Median milliseconds of reps executions of q, after one warm-up run (if warm).
-CREATE OR REPLACE FUNCTION bench.time(q text, reps int, warm boolean DEFAULT true)
-RETURNS double precision
-LANGUAGE plpgsql AS $$
-DECLARE
-  t0 timestamptz;
-  samples double precision[] := '{}';
-BEGIN
-  IF warm THEN
-    EXECUTE q;
-  END IF;
-  FOR i IN 1..reps LOOP
-    t0 := clock_timestamp();
-    EXECUTE q;
-    samples := samples || extract(epoch FROM clock_timestamp() - t0) * 1000;
-  END LOOP;
-  RETURN (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s) FROM unnest(samples) s);
-END $$;
+\ir timing.sql
 
 CREATE TABLE IF NOT EXISTS bench.result (name text PRIMARY KEY, ms double precision, note text);
 TRUNCATE bench.result;
