@@ -126,10 +126,97 @@ SELECT carm.unprotect(:t_oid::regclass) AS owner_unprotects;
 RESET ROLE;
 REVOKE regress_sec_owner FROM regress_sec_admin;
 
+-- 5. set_actor()'s overloads (§2): the C side checks carm_gateway whatever
+-- the ACL says, refuses inside a security-restricted operation, and the
+-- forms resolve as documented (untyped values are text: on_behalf_of, or the
+-- sign-in identity; an application passes user ids as bigint).
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'regress_sec_exec') THEN
+    CREATE ROLE regress_sec_exec NOLOGIN;
+  END IF;
+END $$;
+DO $$
+DECLARE f regprocedure;
+BEGIN
+  FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+           WHERE p.pronamespace = 'carm'::regnamespace AND p.proname = 'set_actor' LOOP
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO regress_sec_exec', f);
+  END LOOP;
+END $$;
+SET ROLE regress_sec_exec;
+BEGIN; SELECT carm.set_actor(1); ROLLBACK;
+BEGIN; SELECT carm.set_actor(1, true); ROLLBACK;
+BEGIN; SELECT carm.set_actor(1, '123456782'); ROLLBACK;
+BEGIN; SELECT carm.set_actor(1, true, '123456782'); ROLLBACK;
+BEGIN; SELECT carm.set_actor('alice'); ROLLBACK;
+BEGIN; SELECT carm.set_actor('alice', true); ROLLBACK;
+BEGIN; SELECT carm.set_actor('alice', '123456782'); ROLLBACK;
+BEGIN; SELECT carm.set_actor('alice', true, '123456782'); ROLLBACK;
+RESET ROLE;
+CREATE TABLE regress_sec_app.restricted (x int);
+INSERT INTO regress_sec_app.restricted VALUES (1);
+CREATE FUNCTION regress_sec_app.act(int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS $$
+BEGIN
+  CASE $1
+    WHEN 1 THEN PERFORM carm.set_actor(1::bigint);
+    WHEN 2 THEN PERFORM carm.set_actor(1::bigint, false);
+    WHEN 3 THEN PERFORM carm.set_actor(1::bigint, '123456782');
+    WHEN 4 THEN PERFORM carm.set_actor(1::bigint, false, '123456782');
+    WHEN 5 THEN PERFORM carm.set_actor('alice');
+    WHEN 6 THEN PERFORM carm.set_actor('alice', false);
+    WHEN 7 THEN PERFORM carm.set_actor('alice', '123456782');
+    ELSE PERFORM carm.set_actor('alice', false, '123456782');
+  END CASE;
+  RETURN $1;
+END $$;
+DO $$
+BEGIN
+  FOR i IN 1..8 LOOP
+    BEGIN
+      EXECUTE format('CREATE INDEX ON regress_sec_app.restricted (regress_sec_app.act(x + %s))', i - 1);
+      RAISE NOTICE 'form %: set_actor ran inside CREATE INDEX', i;
+    EXCEPTION WHEN insufficient_privilege THEN
+      RAISE NOTICE 'form %: refused (%)', i, SQLSTATE;
+    END;
+  END LOOP;
+END $$;
+SELECT carm.register_user('1', 'Numeric Sign-in') AS numeric_user;
+SET ROLE regress_sec_gw;
+-- an untyped second value is on_behalf_of, not is_local
+BEGIN; SELECT carm.set_actor('alice', 'false'); ROLLBACK;
+BEGIN; SELECT carm.set_actor(1, 'f'); ROLLBACK;
+-- NULL is_local means true; every named form reaches its overload
+BEGIN;
+SELECT carm.set_actor(user_id => 1, is_local => NULL);
+SELECT carm.set_actor(external_id => 'alice', on_behalf_of => '123456782');
+SELECT carm.set_actor(on_behalf_of => NULL, is_local => NULL, user_id => 1);
+SELECT carm.actor() AS actor_1;
+ROLLBACK;
+SELECT carm.actor() AS none_after_rollback;
+BEGIN; SELECT carm.set_actor(1, on_behalf_of => '123456782'); SELECT carm.set_actor(1, '100000009'); ROLLBACK;
+BEGIN; SELECT carm.set_actor(NULL); ROLLBACK;
+BEGIN; SELECT carm.set_actor(user_id => NULL); ROLLBACK;
+-- 25P01 outside a transaction block, every form
+SELECT carm.set_actor(1);
+SELECT carm.set_actor(1, NULL);
+SELECT carm.set_actor('alice', true, NULL);
+SELECT carm.set_actor(external_id => 'alice', on_behalf_of => '123456782');
+-- parameters: an unknown-typed one is text (the sign-in identity '1'), a typed one the user id
+PREPARE regress_untyped AS SELECT carm.set_actor($1);
+PREPARE regress_typed AS SELECT carm.set_actor($1::bigint);
+SELECT name, parameter_types FROM pg_prepared_statements WHERE name LIKE 'regress_%' ORDER BY name;
+BEGIN; EXECUTE regress_untyped('1'); SELECT carm.actor() AS numeric_user; ROLLBACK;
+BEGIN; EXECUTE regress_typed('1'); SELECT carm.actor() AS alice; ROLLBACK;
+DEALLOCATE regress_untyped;
+DEALLOCATE regress_typed;
+RESET ROLE;
+
 -- clean up
 SET client_min_messages = warning;
 DROP SCHEMA regress_sec_app CASCADE;
 DROP SCHEMA regress_sec_evil CASCADE;
 RESET client_min_messages;
 -- the roles too, so that the test runs again on the same cluster
-DROP ROLE regress_sec_gw, regress_sec_plain, regress_sec_admin, regress_sec_owner;
+DROP OWNED BY regress_sec_exec;
+DROP ROLE regress_sec_gw, regress_sec_plain, regress_sec_admin, regress_sec_owner, regress_sec_exec;
