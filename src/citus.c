@@ -101,12 +101,6 @@ carm_citus_is_worker(void)
 }
 
 /*
- * Run one utility statement (SET LOCAL / RESET of carm_deleg.actor) so that
- * Citus sees it: through ProcessUtility, with citus.propagate_set_commands
- * = 'local' for this statement only.  A LOCAL value set at an inner GUC
- * nest level outlives it (AtEOXact_GUC merges it into the transaction).
- */
-/*
  * Citus keeps the SET LOCALs it replays per subtransaction, and when a
  * subtransaction commits it goes back to its parent's list: an actor set
  * inside a savepoint that is then released (psql's ON_ERROR_ROLLBACK and
@@ -133,6 +127,12 @@ static bool resend = false;
 static char sent_actor[64] = "";
 static bool propagating = false;
 
+/*
+ * Run one utility statement (SET LOCAL / RESET of carm_deleg.actor) so that
+ * Citus sees it: through ProcessUtility, with citus.propagate_set_commands
+ * = 'local' for this statement only.  A LOCAL value set at an inner GUC
+ * nest level outlives it (AtEOXact_GUC merges it into the transaction).
+ */
 void
 carm_citus_propagate(const char *sql)
 {
