@@ -5,15 +5,26 @@ EXTVERSION = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).
 MODULE_big = carm_deleg
 OBJS       = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
-# The install script is assembled from one file per concern (sql/src/NN_*.sql).
+# Releases are frozen.  Every released script (sql/carm_deleg--X.sql and
+# sql/carm_deleg--P--X.sql) is committed and shipped exactly as released; the
+# build assembles only the version in progress, the one carm_deleg.control
+# names:
+#   sql/carm_deleg--NEXT.sql      = every file of sql/src/ (one concern each)
+#   sql/carm_deleg--PREV--NEXT.sql = sql/upgrade/PREV--NEXT.sql (what replaying
+#                                    cannot do: table changes, moves, drops)
+#                                    + every replayable file of sql/src/
 # Every file but the header and the tables is replayable (CREATE OR REPLACE),
-# so the upgrade from the previous release is its own preamble
-# (sql/upgrade/) followed by the same files: one definition per function.
-# Released install scripts (sql/carm_deleg--1.0.sql) are kept as shipped.
+# so an upgrade re-creates each function exactly as a fresh install does: one
+# definition per function.  `make release` freezes the pair (see README,
+# Releasing).
 SQL_SOURCES    = $(sort $(wildcard sql/src/*.sql))
 SQL_REPLAYABLE = $(filter-out sql/src/00_header.sql sql/src/10_schema.sql,$(SQL_SOURCES))
-DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql sql/$(EXTENSION)--1.0--1.1.sql
-DATA       = sql/$(EXTENSION)--1.0.sql
+UPGRADE_PREAMBLE = $(wildcard sql/upgrade/*--$(EXTVERSION).sql)
+PREVVERSION    = $(patsubst sql/upgrade/%--$(EXTVERSION).sql,%,$(UPGRADE_PREAMBLE))
+NEXT_INSTALL   = sql/$(EXTENSION)--$(EXTVERSION).sql
+NEXT_UPGRADE   = $(if $(PREVVERSION),sql/$(EXTENSION)--$(PREVVERSION)--$(EXTVERSION).sql)
+DATA_built = $(NEXT_INSTALL) $(NEXT_UPGRADE)
+DATA       = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 
 REGRESS      = $(sort $(basename $(notdir $(wildcard test/sql/*.sql))))
 REGRESS_OPTS = --inputdir=test --outputdir=test
@@ -30,11 +41,24 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES)
+$(NEXT_INSTALL): $(SQL_SOURCES)
 	cat $^ > $@
 
-sql/$(EXTENSION)--1.0--1.1.sql: sql/upgrade/1.0--1.1.sql $(SQL_REPLAYABLE)
+ifneq ($(NEXT_UPGRADE),)
+$(NEXT_UPGRADE): $(UPGRADE_PREAMBLE) $(SQL_REPLAYABLE)
 	cat $^ > $@
+endif
+
+# make release: freeze the version in progress.  Builds its pair and marks
+# the files as released (committed, no longer ignored); the next version is
+# opened by raising default_version and adding sql/upgrade/THIS--NEXT.sql.
+.PHONY: release
+release: $(DATA_built)
+	@if git -C $(CURDIR) ls-files --error-unmatch $(NEXT_INSTALL) >/dev/null 2>&1; then \
+	  echo "$(EXTVERSION) is already released"; exit 1; fi
+	sed -i '\|^$(NEXT_INSTALL)$$|d; \|^$(NEXT_UPGRADE)$$|d' .gitignore
+	git -C $(CURDIR) add -f $(DATA_built) .gitignore
+	@echo "$(EXTVERSION) frozen: commit, then open the next version (carm_deleg.control, sql/upgrade/$(EXTVERSION)--NEXT.sql)"
 
 .PHONY: test demo bench
 test:

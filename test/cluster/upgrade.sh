@@ -165,8 +165,11 @@ stop_cluster "$DATA"
 install_into "$TOP" > "$DIR/build-new.log" 2>&1 ||
   { cat "$DIR/build-new.log" >&2; fail "this tree does not build or install"; }
 SHAREDIR=$("$PG_CONFIG" --sharedir)
-[ -f "$SHAREDIR/extension/carm_deleg--1.0--$NEW_VERSION.sql" ] ||
-  fail "no upgrade script carm_deleg--1.0--$NEW_VERSION.sql was installed"
+for f in carm_deleg--1.0.sql carm_deleg--1.1.sql carm_deleg--1.0--1.1.sql; do
+  # released scripts ship as they were released
+  same "$TOP/sql/$f" "$SHAREDIR/extension/$f" "the installed and the released $f" ||
+    fail "the released script $f was not installed as released"
+done
 as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$DATA/server.log" -w -t 60 start >/dev/null ||
   fail "the cluster did not start with this tree's library"
 sql -c "ALTER EXTENSION carm_deleg UPDATE" > "$DIR/update.log" 2>&1 ||

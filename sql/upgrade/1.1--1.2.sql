@@ -1,0 +1,6 @@
+-- carm_deleg 1.1 -> 1.2: the preamble of the upgrade script.  The Makefile
+-- appends every replayable install file (sql/src/, all but the header and
+-- the tables), which re-creates each function, trigger and grant exactly as
+-- a fresh 1.2 install does.  This preamble does what replaying cannot:
+-- schema and table changes, and moving or dropping what 1.1 had.
+\echo Use "ALTER EXTENSION carm_deleg UPDATE TO '1.2'" to load this file. \quit
