@@ -10,17 +10,21 @@
 #   --port N  TCP port of the main cluster (default: a free one; env CARM_PORT);
 #             the cluster tests pick free ports of their own
 #   --dir D   work directory (created; default: a new /tmp/carm_test.*; env CARM_WORK)
+#   --only RE run only the tests whose name matches the extended regex RE
+#             (pg_regress and isolation names, "pgtap NAME", "cluster NAME");
+#             for iterating on a change: CI runs everything
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-KEEP=""; PORT=${CARM_PORT:-}; WORK=${CARM_WORK:-}
+KEEP=""; PORT=${CARM_PORT:-}; WORK=${CARM_WORK:-}; ONLY=""
 while [ $# -gt 0 ]; do
   case $1 in
     --keep) KEEP=--keep ;;
     --port) PORT=$2; shift ;;
     --dir) WORK=$2; shift ;;
-    *) echo "usage: scripts/test.sh [--keep] [--port N] [--dir D]" >&2; exit 2 ;;
+    --only) ONLY=$2; shift ;;
+    *) echo "usage: scripts/test.sh [--keep] [--port N] [--dir D] [--only RE]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -80,8 +84,12 @@ run_suite() { # run_suite NAME DRIVER OUTPUTDIR DIFFS TESTS...
     [ -f "$diffs" ] && head -300 "$diffs"
   fi
 }
-regress=$(ls test/sql/*.sql 2>/dev/null | xargs -rn1 basename | sed 's/\.sql$//' | sort)
-specs=$(ls test/specs/*.spec 2>/dev/null | xargs -rn1 basename | sed 's/\.spec$//' | sort)
+selected() { [ -z "$ONLY" ] || [[ $1 =~ $ONLY ]]; }
+pick() { local n; for n in "$@"; do selected "$n" && echo "$n"; done; }
+# shellcheck disable=SC2046
+regress=$(pick $(ls test/sql/*.sql 2>/dev/null | xargs -rn1 basename | sed 's/\.sql$//' | sort))
+# shellcheck disable=SC2046
+specs=$(pick $(ls test/specs/*.spec 2>/dev/null | xargs -rn1 basename | sed 's/\.spec$//' | sort))
 # shellcheck disable=SC2086
 run_suite "pg_regress" "$PGXS_DIR/regress/pg_regress" test test/regression.diffs $regress
 # shellcheck disable=SC2086
@@ -92,6 +100,7 @@ echo "== pgTAP"
 psql -q -X -d postgres -c "CREATE DATABASE carm_tap" >/dev/null
 for f in test/pgtap/*.sql; do
   [ -e "$f" ] || continue
+  selected "pgtap $(basename "$f" .sql)" || continue
   out=$(pg_prove -h "$PGHOST" -p "$PGPORT" -U postgres -d carm_tap "$f" 2>&1); st=$?
   [ $st -eq 0 ] || echo "$out"
   count "pgtap $(basename "$f" .sql)" $st
@@ -100,6 +109,7 @@ done
 echo "== cluster tests"
 for t in test/cluster/*.sh; do
   [ -e "$t" ] || continue
+  selected "cluster $(basename "$t" .sh)" || continue
   out=$(bash "$t" 2>&1); st=$?
   [ $st -eq 0 ] || [ $st -eq 77 ] || echo "$out"
   count "cluster $(basename "$t" .sh)" $st "$(echo "$out" | tail -1)"
