@@ -41,6 +41,9 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# every object depends on the shared header (PGXS tracks no header dependencies)
+$(OBJS): src/carm_deleg.h
+
 $(NEXT_INSTALL): $(SQL_SOURCES)
 	cat $^ > $@
 

@@ -128,8 +128,11 @@ static void
 carm_relcache_callback(Datum arg, Oid relid)
 {
 	int64		id;
+	CarmInvalKind kind = carm_decode_inval(relid, anchor_relid, &id);
 
-	switch (carm_decode_inval(relid, anchor_relid, &id))
+	/* the shared sets' change log (shared_store.c): every key, from every backend */
+	carm_shared_note(kind, id);
+	switch (kind)
 	{
 		case CARM_INVAL_ALL:
 			reset_pending = true;
@@ -182,7 +185,17 @@ carm_statement_begin(void)
 		redo_full_at_statement = false;
 		carm_decision_epoch++;
 	}
-	if (cache.user != 0 && IsTransactionState())
+	if (!IsTransactionState())
+		return;
+
+	/*
+	 * With shared sets, this backend must log (by processing them) the keys
+	 * of every change committed before the statement started, before any
+	 * set is used: the anchor must be known to recognise "everything".
+	 */
+	if (carm_shared_available() && !OidIsValid(anchor_relid))
+		anchor_relid = carm_anchor_relid();
+	if (cache.user != 0 || (OidIsValid(anchor_relid) && carm_shared_available()))
 		AcceptInvalidationMessages();
 }
 
@@ -538,22 +551,149 @@ read_grants(void *arg)
 }
 
 /*
+ * Whether this load may use and publish shared sets (shared_store.c): the
+ * library is preloaded, and the load reads the latest snapshot (not
+ * REPEATABLE READ, not parallel mode), on one node (under Citus a load is
+ * always complete and computed whole).
+ */
+static bool
+shared_usable(void)
+{
+	return cache.partial_pays && carm_shared_available() &&
+		!IsInParallelMode() && !IsolationUsesXactSnapshot();
+}
+
+/* What a shape loads, as a shared set's kind and id (0: never shared). */
+static int
+shared_kind(LoadShape shape, Datum arg2, int64 *id)
+{
+	*id = 0;
+	switch (shape)
+	{
+		case LOAD_ALL:
+			return CARM_SHARED_ALL;
+		case LOAD_BUSINESS:
+			*id = DatumGetInt64(arg2);
+			return CARM_SHARED_BUSINESS;
+		case LOAD_PROGRAM_BUSINESS:
+			*id = DatumGetInt64(arg2);
+			return CARM_SHARED_PROGRAM;
+		default:
+			return 0;			/* several businesses at once */
+	}
+}
+
+/* Store the rows of one load (what was stored before for them was dropped). */
+static void
+store_rows(LoadShape shape, Datum arg2, int64 business_of_program, const LoadedRow *rows,
+		   uint64 nrows)
+{
+	if (shape == LOAD_PROGRAM_BUSINESS && business_of_program != 0)
+	{
+		drop_business(business_of_program);
+		(void) program_entry(DatumGetInt64(arg2), business_of_program);
+	}
+	for (uint64 i = 0; i < nrows; i++)
+		add_row(&rows[i].g, rows[i].program_id, rows[i].program_null);
+	cache.generation++;
+	carm_decision_epoch++;
+}
+
+/* The rows of the store as one array, to publish a complete store that was patched. */
+static LoadedRow *
+store_as_rows(uint64 *nrows)
+{
+	HASH_SEQ_STATUS seq;
+	BusinessEntry *b;
+	uint64		n = 0,
+				cap = 64;
+	LoadedRow  *rows = palloc(sizeof(LoadedRow) * cap);
+
+	hash_seq_init(&seq, cache.businesses);
+	while ((b = hash_seq_search(&seq)) != NULL)
+	{
+		for (int p = -1; p < b->nprog; p++)
+		{
+			const CarmGrant *grants = b->biz;
+			int			ngrants = b->nbiz;
+
+			if (p >= 0)
+			{
+				CarmGrantList *list = hash_search(cache.programs, &b->programs[p], HASH_FIND, NULL);
+
+				grants = list ? list->grants : NULL;
+				ngrants = list ? list->ngrants : 0;
+			}
+			for (int i = 0; i < ngrants; i++)
+			{
+				if (n == cap)
+				{
+					cap *= 2;
+					rows = repalloc_huge(rows, sizeof(LoadedRow) * cap);
+				}
+				rows[n].g = grants[i];
+				rows[n].program_null = (p < 0);
+				rows[n].program_id = p < 0 ? 0 : b->programs[p];
+				n++;
+			}
+		}
+	}
+	*nrows = n;
+	return rows;
+}
+
+/*
+ * Take one load from a set another backend published, if a valid one
+ * exists.  A complete set comes with the businesses changed since it was
+ * published ('patches'), which the caller reloads.
+ */
+static bool
+load_from_shared(LoadShape shape, Datum arg2, int64 *business_of_program,
+				 int64 *patches, int *npatches)
+{
+	int64		id;
+	int			kind = shared_kind(shape, arg2, &id);
+	void	   *data;
+	Size		len;
+	int64		business = 0;
+
+	if (kind == 0 ||
+		!carm_shared_get((CarmSharedKind) kind, cache.user, id, carm_shared_position(),
+						 &data, &len, &business, NULL, patches, npatches, MAX_PENDING))
+		return false;
+	*business_of_program = business;
+	store_rows(shape, arg2, business, (LoadedRow *) data, len / sizeof(LoadedRow));
+	if (data)
+		pfree(data);
+	return true;
+}
+
+/*
  * Run one load and store its rows.  Returns the business of program $2 for
  * LOAD_PROGRAM_BUSINESS (0 when the program does not exist); what was
- * stored about that business before is replaced.
+ * stored about that business before is replaced.  A load another backend
+ * already made is taken from shared memory; a load of the latest snapshot
+ * is published there.
  */
 static int64
 run_load(LoadShape shape, Datum arg2, const int64 *ids, int nids)
 {
 	LoadRun		lr = {shape, arg2, CurrentMemoryContext, SCOPE_LATEST, 0, NULL, 0};
 	LoadScope	scope;
-	int64		business_of_program;
+	int64		business_of_program = 0;
 	LoadedRow  *rows;
 	uint64		nrows;
 	instr_time	started,
 				elapsed;
+	bool		shared = shared_usable();
+	uint64		stamp;
+
+	if (shared && shape != LOAD_ALL &&
+		load_from_shared(shape, arg2, &business_of_program, NULL, NULL))
+		return business_of_program;
 
 	INSTR_TIME_SET_CURRENT(started);
+	stamp = carm_shared_position(); /* before the load's snapshot is taken */
 	loading++;
 	PG_TRY();
 	{
@@ -577,17 +717,20 @@ run_load(LoadShape shape, Datum arg2, const int64 *ids, int nids)
 	carm_count(CARM_STAT_LOAD_US, INSTR_TIME_GET_MICROSEC(elapsed));
 	carm_count(shape == LOAD_ALL ? CARM_STAT_FULL_LOADS : CARM_STAT_BUSINESS_LOADS, 1);
 
-	if (shape == LOAD_PROGRAM_BUSINESS && business_of_program != 0)
+	store_rows(shape, arg2, business_of_program, rows, nrows);
+	if (shared && scope == SCOPE_LATEST &&
+		!(shape == LOAD_PROGRAM_BUSINESS && business_of_program == 0))
 	{
-		drop_business(business_of_program);
-		(void) program_entry(DatumGetInt64(arg2), business_of_program);
+		int64		id;
+		int			kind = shared_kind(shape, arg2, &id);
+
+		if (kind != 0)
+			carm_shared_put((CarmSharedKind) kind, cache.user, id, stamp, rows,
+							sizeof(LoadedRow) * nrows,
+							shape == LOAD_BUSINESS ? id : business_of_program, 0);
 	}
-	for (uint64 i = 0; i < nrows; i++)
-		add_row(&rows[i].g, rows[i].program_id, rows[i].program_null);
 	if (rows)
 		pfree(rows);
-	cache.generation++;
-	carm_decision_epoch++;
 
 	if (shape == LOAD_ALL)
 		remember_redo(scope, 0);
@@ -599,10 +742,44 @@ run_load(LoadShape shape, Datum arg2, const int64 *ids, int nids)
 	return business_of_program;
 }
 
+static void load_businesses(const int64 *ids, int n);
+
+/*
+ * Every grant of the user.  From a set another backend published when one
+ * is valid: the businesses changed since it was published are reloaded and
+ * the patched set is published again, so a change is reloaded once for
+ * the cluster.
+ */
 static void
 load_all(void)
 {
 	reset_store(cache.user);
+	if (shared_usable())
+	{
+		int64		patches[MAX_PENDING];
+		int			npatches = 0;
+		int64		unused;
+		uint64		position = carm_shared_position();
+
+		if (load_from_shared(LOAD_ALL, (Datum) 0, &unused, patches, &npatches))
+		{
+			cache.complete = true;
+			if (npatches > 0)
+			{
+				uint64		nrows;
+				LoadedRow  *rows;
+
+				carm_count(CARM_STAT_INVALIDATIONS, npatches);
+				load_businesses(patches, npatches);
+				rows = store_as_rows(&nrows);
+				/* every key below 'position' is in: the patches read a later snapshot */
+				carm_shared_put(CARM_SHARED_ALL, cache.user, 0, position, rows,
+								sizeof(LoadedRow) * nrows, 0, 0);
+				pfree(rows);
+			}
+			return;
+		}
+	}
 	(void) run_load(LOAD_ALL, (Datum) 0, NULL, 0);
 	cache.complete = true;
 }
@@ -880,7 +1057,19 @@ carm_reach_estimate(int64 user_id)
 		return (double) hash_get_num_entries(cache.programs);
 	if (cache.reach_estimate >= 0)
 		return cache.reach_estimate;
-	carm_as_owner(read_reach, &reach);
+	if (shared_usable())
+	{
+		uint64		stamp = carm_shared_position();
+
+		if (!carm_shared_get(CARM_SHARED_REACH, user_id, 0, stamp, NULL, NULL, NULL, &reach,
+							 NULL, NULL, 0))
+		{
+			carm_as_owner(read_reach, &reach);
+			carm_shared_put(CARM_SHARED_REACH, user_id, 0, stamp, NULL, 0, 0, reach);
+		}
+	}
+	else
+		carm_as_owner(read_reach, &reach);
 	cache.reach_estimate = reach;
 	return reach;
 }

@@ -1,7 +1,7 @@
 /*
  * carm_deleg.c — module entry point: settings, cache callbacks and, when the
- * library is preloaded, the statistics' shared memory and the maintenance
- * background worker.
+ * library is preloaded, the shared memory of the statistics and of the
+ * shared grant sets, and the maintenance background worker.
  */
 #include "carm_deleg.h"
 
@@ -45,6 +45,14 @@ _PG_init(void)
 							PGC_SIGHUP,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("carm_deleg.shared_store_size",
+							"Shared memory for users' grants shared by every backend (0 disables sharing).",
+							"Used only when carm_deleg is in shared_preload_libraries; the least recently used grants are evicted when it is full.",
+							&carm_shared_store_mb,
+							64, 0, 16384,
+							PGC_POSTMASTER,
+							GUC_UNIT_MB,
+							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("carm_deleg");
 
 	carm_inval_init();
@@ -53,7 +61,10 @@ _PG_init(void)
 	carm_citus_init();
 
 	if (process_shared_preload_libraries_in_progress)
+	{
 		carm_stats_init();
+		carm_shared_init();
+	}
 	if (process_shared_preload_libraries_in_progress && !IsBinaryUpgrade)
 		carm_worker_register();
 }

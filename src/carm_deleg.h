@@ -9,6 +9,7 @@
  *   matrix.c      the §3.2 role x function matrix and permission parsing
  *   inval.c       which decisions a change affects: invalidation keys and triggers
  *   cache.c       per-backend store of the actor's grants, exact per statement
+ *   shared_store.c  grant sets shared by every backend, and the change log that keeps them exact
  *   visibility.c  the row check's per-function decision table (V1-V4)
  *   target.c      BN9 / BN15 to ids, for the point checks
  *   check.c       has_access() and the row-level-security checks (V1-V5)
@@ -257,6 +258,10 @@ typedef enum CarmStat
 	CARM_STAT_INVALIDATIONS,	/* invalidation keys applied to a store */
 	CARM_STAT_TABLES_DERIVED,	/* decision tables derived (visibility.c) */
 	CARM_STAT_MAINTENANCE_RUNS, /* runs of the maintenance worker */
+	CARM_STAT_SHARED_HITS,		/* loads answered by a set another backend published */
+	CARM_STAT_SHARED_MISSES,	/* loads that found no valid shared set */
+	CARM_STAT_SHARED_PUBLISHED, /* sets published for the other backends */
+	CARM_STAT_SHARED_EVICTIONS, /* sets evicted to make room */
 	CARM_NUM_STATS
 } CarmStat;
 extern uint64 carm_stats_local[CARM_NUM_STATS];
@@ -264,6 +269,25 @@ extern uint64 carm_stats_local[CARM_NUM_STATS];
 extern void carm_stats_init(void);
 extern void carm_stats_flush(void);
 extern void carm_stats_maintenance(TimestampTz started, double ms, const char *result);
+
+/* ---- shared_store.c: grant sets shared across backends ---- */
+typedef enum CarmSharedKind
+{
+	CARM_SHARED_BUSINESS = 1,	/* a user's grants on one business */
+	CARM_SHARED_PROGRAM,		/* a user's grants on the business of one program */
+	CARM_SHARED_ALL,			/* every grant of a user */
+	CARM_SHARED_REACH			/* the planner's estimate of a user's reach */
+} CarmSharedKind;
+extern int	carm_shared_store_mb;	/* GUC carm_deleg.shared_store_size */
+extern void carm_shared_init(void);
+extern bool carm_shared_available(void);
+extern uint64 carm_shared_position(void);
+extern void carm_shared_note(CarmInvalKind kind, int64 id);
+extern bool carm_shared_get(CarmSharedKind kind, int64 user_id, int64 id, uint64 upto,
+							void **data, Size *len, int64 *business_id, double *value,
+							int64 *patches, int *npatches, int max_patches);
+extern void carm_shared_put(CarmSharedKind kind, int64 user_id, int64 id, uint64 stamp,
+							const void *data, Size len, int64 business_id, double value);
 
 /* ---- report.c ---- */
 /* The level one grant row confers at the point-check level (check.c's rule). */

@@ -4,3 +4,8 @@
 -- a fresh 1.2 install does.  This preamble does what replaying cannot:
 -- schema and table changes, and moving or dropping what 1.1 had.
 \echo Use "ALTER EXTENSION carm_deleg UPDATE TO '1.2'" to load this file. \quit
+
+-- carm.stats gains the shared store's counters (columns in the middle):
+-- the replayed definitions re-create the view and its function.
+DROP VIEW carm.stats;
+DROP FUNCTION carm_internal.stats();
