@@ -4,3 +4,7 @@
 -- a fresh 1.2 install does.  This preamble does what replaying cannot:
 -- schema and table changes, and moving or dropping what 1.1 had.
 \echo Use "ALTER EXTENSION carm_deleg UPDATE TO '1.2'" to load this file. \quit
+
+-- §10 (rev. 1.2): carm_internal.array_arg() checks every array argument;
+-- the bulk loads' own shape check is gone.
+DROP FUNCTION IF EXISTS carm_internal.bulk_size(text[], integer[], integer[]);
