@@ -118,6 +118,13 @@ SELECT status FROM carm.access_request WHERE id = :req2;
 SELECT status FROM carm.relationship WHERE id = :rel_pending;
 
 -- 2. Multidimensional arrays and NULL elements, every array parameter ------
+-- The API's functions with an array parameter; each is exercised below (a
+-- new one shows here and needs its line).
+SELECT p.oid::regprocedure AS api_function_with_array_parameter
+FROM pg_proc p
+WHERE p.pronamespace = 'carm'::regnamespace
+  AND EXISTS (SELECT FROM unnest(p.proargtypes) t JOIN pg_type ty ON ty.oid = t WHERE ty.typcategory = 'A')
+ORDER BY p.oid::regprocedure::text;
 SET ROLE regress_args_gw;
 SELECT n, pg_temp.try_as(who, format(stmt, :req, :rel_a, :rel_pending, :west, :ed)) AS outcome FROM (VALUES
   (1, 'pbam',  $$SELECT carm.assign_group_employees(%4$s, '{{1,2},{3,4}}', 'PEDITOR')$$),
