@@ -81,6 +81,8 @@ BEGIN
   RETURN r;
 END
 $$;
+COMMENT ON FUNCTION carm_internal.access_request(bigint) IS
+  'Internal: an access request locked for the actor''s decision; an actor with no link to its business gets the unknown-id answer (P0002, §10), a service provider''s people 42501 (R11)';
 
 CREATE OR REPLACE FUNCTION carm_internal.require_pending(r carm.access_request) RETURNS void
 LANGUAGE plpgsql IMMUTABLE

@@ -103,6 +103,8 @@ BEGIN
   RETURN v;
 END
 $$;
+COMMENT ON FUNCTION carm_internal.rel_get(bigint) IS
+  'Internal: a relationship for the actor; an actor linked to neither side gets the unknown-id answer (P0002, §10), a linked one the caller''s 42501';
 
 -- The programs a relationship delegates now: every program of the client
 -- for BUSINESS (also ones added later, E12), the listed ones for PROGRAM.
