@@ -6,6 +6,7 @@
  *   actor.c       who is acting: the guarded carm_deleg.actor setting, set_actor()
  *   owner.c       running internal SPI queries as the extension owner
  *   bn.c          BN9 / BN15 validation
+ *   text.c        what counts as blank: trimming names, comments and role names
  *   matrix.c      the §3.2 role x function matrix and permission parsing
  *   inval.c       which decisions a change affects: invalidation keys and triggers
  *   cache.c       per-backend store of the actor's grants, exact per statement
@@ -79,6 +80,9 @@ extern CarmLevel carm_role_level(CarmRole role, CarmFunction fn);
 /* ---- bn.c ---- */
 extern bool carm_bn9_is_valid(const char *s);
 extern bool carm_bn15_is_valid(const char *s);
+
+/* ---- text.c ---- */
+extern void carm_trim_blank(const char *s, int len, int *start, int *trimmed_len);
 
 /* ---- owner.c ---- */
 extern void carm_as_owner(void (*fn) (void *arg), void *arg);

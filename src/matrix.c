@@ -4,6 +4,8 @@
  */
 #include "carm_deleg.h"
 
+#include "mb/pg_wchar.h"
+
 static const char *const role_names[CARM_NUM_ROLES] = {
 	"BAM", "PAM", "EDITOR", "VIEWER", "PBAM", "PPAM", "PEDITOR", "PVIEWER",
 	"EXPIRED", "SPMGR"
@@ -267,7 +269,7 @@ carm_function_name_sql(PG_FUNCTION_ARGS)
 
 /*
  * carm_internal.role_name(role text, kind text): a role name of one kind,
- * upper-cased and trimmed, with the message and hint the API gives for it
+ * upper-cased and trimmed of blanks (any kind), with the message and hint the API gives for it
  * (22023; 22004 when NULL for employees):
  *   employee    BAM, PAM, EDITOR, VIEWER (E5)
  *   client      PPAM, PEDITOR, PVIEWER: an individual assignment (R7)
@@ -297,19 +299,21 @@ carm_role_name_sql(PG_FUNCTION_ARGS)
 	else
 	{
 		raw = text_to_cstring(PG_GETARG_TEXT_PP(0));
-		if (strlen(raw) > 64)
-			raw[64] = '\0';	/* longer than any role: unknown either way */
+		/* longer than any role: unknown either way; cut on a character */
+		raw[pg_mbcliplen(raw, strlen(raw), 64)] = '\0';
 	}
-	/* employees' roles are accepted in any case, trimmed (README Decisions) */
-	name = employee ? str_toupper(raw, strlen(raw), DEFAULT_COLLATION_OID) : raw;
-	if (employee)
+	/*
+	 * Every role name, an employee's or a proxy's, is accepted in any case
+	 * and trimmed of blanks the way the API trims names (text.c; README
+	 * Decisions): ' ppam', 'Bam\t' and 'viewer' followed by a no-break
+	 * space all name a role.
+	 */
 	{
-		char	   *end = name + strlen(name);
+		int			start;
+		int			n;
 
-		while (*name == ' ')
-			name++;
-		while (end > name && end[-1] == ' ')
-			*--end = '\0';
+		carm_trim_blank(raw, strlen(raw), &start, &n);
+		name = str_toupper(raw + start, n, DEFAULT_COLLATION_OID);
 	}
 	role = PG_ARGISNULL(0) ? CARM_ROLE_NONE : carm_role_from_name(name);
 	fits = employee ? (role >= CARM_ROLE_BAM && role <= CARM_ROLE_VIEWER)

@@ -12,6 +12,15 @@ CREATE OR REPLACE FUNCTION carm_internal.bn15_is_valid(text) RETURNS boolean
 COMMENT ON FUNCTION carm_internal.bn15_is_valid(text) IS
   'True when the text is a BN15: a valid BN9, RM, and four digits';
 
+-- What counts as blank (src/text.c; SPEC §10, G2, R1, R4, E4): any Unicode
+-- white space, no-break spaces included.  The one rule behind not_blank(),
+-- the bulk loads and role_name().
+CREATE OR REPLACE FUNCTION carm_internal.trim_blank(text) RETURNS text
+  LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE LEAKPROOF
+  AS 'MODULE_PATHNAME', 'carm_trim_blank_sql';
+COMMENT ON FUNCTION carm_internal.trim_blank(text) IS
+  'Internal: the text without leading and trailing white space (any Unicode white space: tab, newline, no-break space…); '''' when blank';
+
 -- Cache invalidation (src/inval.c; the triggers are in 11_invalidation.sql).
 -- Statement level: every grant of every user becomes stale at commit.
 CREATE OR REPLACE FUNCTION carm_internal.invalidate_cache() RETURNS trigger

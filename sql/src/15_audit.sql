@@ -119,6 +119,7 @@ BEGIN
     RAISE EXCEPTION 'since is later than until' USING ERRCODE = '22023',
       HINT = 'The range is since <= at < until; either bound may be NULL.';
   END IF;
+  events := carm_internal.array_arg(events, 'events');        -- §10: 22023 / 22004
   RETURN QUERY
     SELECT a.id, a.at, a.event, b1.bn9, b2.bn9, ua.external_id, a.actor_id,
            ut.external_id, a.target_user_id, a.relationship_id, a.group_id, a.db_role, a.details

@@ -15,22 +15,80 @@ BEGIN
 END
 $$;
 
--- Raises 22023 when a required text is NULL, blank, or too long.
+-- Raises 22023 when a required text is NULL, blank, or too long; returns it
+-- trimmed.  Blank and trimmed as carm_internal.trim_blank() says: any Unicode
+-- white space (tab, newline, no-break space…), §10, G2, R1, R4, E4.
 CREATE OR REPLACE FUNCTION carm_internal.not_blank(p_value text, p_name text, p_max integer DEFAULT 4000) RETURNS text
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  v_trimmed text := carm_internal.trim_blank(p_value);
 BEGIN
-  IF p_value IS NULL OR btrim(p_value) = '' THEN
+  IF v_trimmed IS NULL OR v_trimmed = '' THEN
     RAISE EXCEPTION '% must not be blank', p_name USING ERRCODE = '22023';
   END IF;
   IF length(p_value) > p_max THEN
     RAISE EXCEPTION '% is too long (% characters, at most %)', p_name, length(p_value), p_max
       USING ERRCODE = '22023';
   END IF;
-  RETURN btrim(p_value);
+  RETURN v_trimmed;
 END
 $$;
+
+-- Checks an array argument of the API (§10, rev. 1.2) and returns it with
+-- subscripts from 1, so that the code after it may index, slice and unnest
+-- it without minding the bounds the caller's array had ('[0:2]={…}', a
+-- slice a client library built): read by its own bounds, nothing dropped
+-- or shifted.  Refuses, naming the parameter:
+--   - more than one dimension: 22023;
+--   - a NULL element, unless p_nulls (an optional per-row value such as a
+--     bulk load's emails): 22004, naming its position (from 1) and subscript;
+--   - a length other than p_size (the arrays of one bulk load are aligned,
+--     one element per row): 22023, naming p_size_of, the array it must match.
+-- A NULL array is returned as NULL: whether it is allowed is the caller's
+-- rule (NULL programs mean all programs).
+CREATE OR REPLACE FUNCTION carm_internal.array_arg(p_value anyarray, p_name text, p_nulls boolean DEFAULT false,
+                                                   p_size integer DEFAULT NULL, p_size_of text DEFAULT NULL)
+RETURNS anyarray
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_lower integer := array_lower(p_value, 1);
+  v_at integer;
+BEGIN
+  IF p_value IS NULL THEN
+    RETURN NULL;
+  END IF;
+  IF array_ndims(p_value) > 1 THEN
+    RAISE EXCEPTION '% must be a one-dimensional array', p_name
+      USING ERRCODE = '22023',
+            DETAIL = format('It has %s dimensions.', array_ndims(p_value)),
+            HINT = 'Pass a list, such as ''{a,b,c}''.';
+  END IF;
+  IF NOT p_nulls THEN
+    v_at := array_position(p_value, NULL);
+    IF v_at IS NOT NULL THEN
+      RAISE EXCEPTION '% must not contain a null element (position %)', p_name, v_at - v_lower + 1
+        USING ERRCODE = '22004',
+              DETAIL = CASE WHEN v_lower = 1 THEN 'Nothing was changed.'
+                            ELSE format('Positions count from 1: this is subscript %s of an array whose first subscript is %s. Nothing was changed.',
+                                        v_at, v_lower) END;
+    END IF;
+  END IF;
+  IF p_size IS NOT NULL AND cardinality(p_value) <> p_size THEN
+    RAISE EXCEPTION '% has % elements, % has %', p_size_of, p_size, p_name, cardinality(p_value)
+      USING ERRCODE = '22023', HINT = 'Pass one element per row in every array.';
+  END IF;
+  IF v_lower IS NULL OR v_lower = 1 THEN
+    RETURN p_value;
+  END IF;
+  RETURN p_value[v_lower : array_upper(p_value, 1)];
+END
+$$;
+COMMENT ON FUNCTION carm_internal.array_arg(anyarray, text, boolean, integer, text) IS
+  'Internal (§10): an array argument checked (one dimension 22023, no NULL element 22004, optionally a given length 22023) and returned with subscripts from 1';
 
 -- The id of a business from its BN9: 22023 when malformed, P0002 when unknown.
 CREATE OR REPLACE FUNCTION carm_internal.business(p_bn9 text) RETURNS carm.business
@@ -62,6 +120,7 @@ DECLARE
   v_ids bigint[];
   v_bad text;
 BEGIN
+  p_bn15s := carm_internal.array_arg(p_bn15s, 'programs');    -- §10: 22023 / 22004
   IF p_bn15s IS NULL THEN
     RETURN NULL;
   END IF;
@@ -69,7 +128,7 @@ BEGIN
     RAISE EXCEPTION 'program list must not be empty'
       USING ERRCODE = '22023', HINT = 'Pass NULL for all programs.';
   END IF;
-  SELECT x INTO v_bad FROM unnest(p_bn15s) x WHERE x IS NULL OR NOT carm_internal.bn15_is_valid(x) LIMIT 1;
+  SELECT x INTO v_bad FROM unnest(p_bn15s) x WHERE NOT carm_internal.bn15_is_valid(x) LIMIT 1;
   IF FOUND THEN
     RAISE EXCEPTION 'invalid program account number "%"', left(v_bad, 32)
       USING ERRCODE = '22023', HINT = 'A BN15 looks like 123456782RM0001.';
@@ -106,12 +165,13 @@ AS $$
 DECLARE
   v_bad text;
 BEGIN
+  p_kinds := carm_internal.array_arg(p_kinds, 'kinds');       -- §10: 22023 / 22004
   IF p_kinds IS NULL OR cardinality(p_kinds) = 0 THEN
     RAISE EXCEPTION 'a business needs at least one kind' USING ERRCODE = '22023',
       HINT = 'Kinds are IMPORTER, CUSTOMS_BROKER and TRADE_CONSULTANT.';
   END IF;
   SELECT k INTO v_bad FROM unnest(p_kinds) k
-  WHERE k IS NULL OR k NOT IN ('IMPORTER','CUSTOMS_BROKER','TRADE_CONSULTANT') LIMIT 1;
+  WHERE k NOT IN ('IMPORTER','CUSTOMS_BROKER','TRADE_CONSULTANT') LIMIT 1;
   IF FOUND THEN
     RAISE EXCEPTION 'unknown business kind "%"', left(v_bad, 32) USING ERRCODE = '22023',
       HINT = 'Kinds are IMPORTER, CUSTOMS_BROKER and TRADE_CONSULTANT.';

@@ -6,6 +6,14 @@
 -- writes ONE audit event for the batch.  The first offending element stops
 -- the batch with the SQLSTATE its one-row counterpart raises and its
 -- position; nothing is applied (README "Operations", decision "Bulk load").
+--
+-- The shape of a batch (§10, rev. 1.2) is checked first, array by array, by
+-- carm_internal.array_arg: not NULL (22004), one-dimensional (22023), no NULL
+-- element where the one-row function needs a value (22004, naming its
+-- position), as long as the first array (22023).  array_arg also returns
+-- each array with subscripts from 1, so an array with other bounds
+-- ('[0:2]={…}', a slice a client library built) is read whole and in order:
+-- positions in errors count from 1 whatever the caller's bounds.
 
 -- Raises the error of the first offending element of a batch.  p_problem
 -- says what is wrong, p_pos its 1-based position in the arrays, p_value the
@@ -59,32 +67,6 @@ $$;
 COMMENT ON FUNCTION carm_internal.bulk_refuse(text, text, bigint, text) IS
   'Internal (§12): raises the error of the first offending element of a bulk load, with its position and the SQLSTATE of the one-row function';
 
--- Checks the shape of a batch: arrays not NULL (22004), one-dimensional and
--- as long as the first (22023).  Returns the batch size.
-CREATE OR REPLACE FUNCTION carm_internal.bulk_size(p_names text[], p_sizes integer[], p_dims integer[])
-RETURNS integer
-LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  FOR i IN 1 .. cardinality(p_names) LOOP
-    IF p_sizes[i] IS NULL THEN
-      RAISE EXCEPTION '% must not be null', p_names[i] USING ERRCODE = '22004';
-    END IF;
-    IF p_dims[i] > 1 THEN
-      RAISE EXCEPTION '% must be a one-dimensional array', p_names[i] USING ERRCODE = '22023';
-    END IF;
-    IF p_sizes[i] <> p_sizes[1] THEN
-      RAISE EXCEPTION '% has % elements, % has %', p_names[1], p_sizes[1], p_names[i], p_sizes[i]
-        USING ERRCODE = '22023', HINT = 'Pass one element per row in every array.';
-    END IF;
-  END LOOP;
-  RETURN p_sizes[1];
-END
-$$;
-COMMENT ON FUNCTION carm_internal.bulk_size(text[], integer[], integer[]) IS
-  'Internal (§12): the size of a bulk batch; its arrays must be non-NULL, one-dimensional and of equal length';
-
 -- Businesses --------------------------------------------------------------
 --
 -- Each function validates in one statement (the first offending element, if
@@ -103,11 +85,15 @@ DECLARE
   v_count bigint;
 BEGIN
   PERFORM carm_internal.require_admin();
-  v_n := carm_internal.bulk_size(ARRAY['bn9s', 'legal_names', 'kinds'],
-                                 ARRAY[cardinality(bn9s), cardinality(legal_names),
-                                       CASE cardinality(kinds) WHEN 1 THEN cardinality(bn9s)
-                                                               ELSE cardinality(kinds) END],
-                                 ARRAY[array_ndims(bn9s), array_ndims(legal_names), array_ndims(kinds)]);
+  PERFORM carm_internal.not_null(bn9s, 'bn9s');
+  bn9s := carm_internal.array_arg(bn9s, 'bn9s');
+  v_n := cardinality(bn9s);
+  PERFORM carm_internal.not_null(legal_names, 'legal_names');
+  legal_names := carm_internal.array_arg(legal_names, 'legal_names', false, v_n, 'bn9s');
+  PERFORM carm_internal.not_null(kinds, 'kinds');
+  kinds := carm_internal.array_arg(kinds, 'kinds', false,
+                                   CASE WHEN cardinality(kinds) = 1 AND array_ndims(kinds) = 1 THEN NULL ELSE v_n END,
+                                   'bn9s');
   IF v_n = 0 THEN
     RETURN 0;
   END IF;
@@ -117,12 +103,12 @@ BEGIN
                                           ELSE x.bn9 END AS shown
   INTO v_bad
   FROM (SELECT u.pos, u.bn9, u.legal_name, u.kind,
-               CASE WHEN u.bn9 IS NULL OR NOT carm_internal.bn9_is_valid(u.bn9) THEN 'bn9'
-                    WHEN u.legal_name IS NULL OR btrim(u.legal_name) = '' THEN 'blank'
+               CASE WHEN NOT carm_internal.bn9_is_valid(u.bn9) THEN 'bn9'
+                    WHEN carm_internal.trim_blank(u.legal_name) = '' THEN 'blank'
                     WHEN length(u.legal_name) > 512 THEN 'long'
-                    WHEN u.kind IS NULL OR btrim(u.kind) = '' OR EXISTS (
+                    WHEN carm_internal.trim_blank(u.kind) = '' OR EXISTS (
                            SELECT FROM unnest(string_to_array(u.kind, ',')) k
-                           WHERE btrim(k) NOT IN ('IMPORTER','CUSTOMS_BROKER','TRADE_CONSULTANT')) THEN 'kinds'
+                           WHERE carm_internal.trim_blank(k) NOT IN ('IMPORTER','CUSTOMS_BROKER','TRADE_CONSULTANT')) THEN 'kinds'
                     WHEN u.pos > min(u.pos) OVER (PARTITION BY u.bn9) THEN 'twice'
                     WHEN EXISTS (SELECT FROM carm.business b WHERE b.bn9 = u.bn9) THEN 'exists'
                END AS problem
@@ -135,8 +121,8 @@ BEGIN
                                       v_bad.problem, v_bad.pos, v_bad.shown);
   END IF;
   INSERT INTO carm.business (bn9, legal_name, kinds)
-  SELECT u.bn9, btrim(u.legal_name),
-         ARRAY(SELECT DISTINCT btrim(k) FROM unnest(string_to_array(u.kind, ',')) k ORDER BY 1)
+  SELECT u.bn9, carm_internal.trim_blank(u.legal_name),
+         ARRAY(SELECT DISTINCT carm_internal.trim_blank(k) FROM unnest(string_to_array(u.kind, ',')) k ORDER BY 1)
   FROM unnest(bn9s, legal_names, v_kinds) WITH ORDINALITY AS u(bn9, legal_name, kind, pos)
   ORDER BY u.pos;
   GET DIAGNOSTICS v_count = ROW_COUNT;
@@ -162,9 +148,11 @@ DECLARE
   v_rows bigint;
 BEGIN
   PERFORM carm_internal.require_admin();
-  v_n := carm_internal.bulk_size(ARRAY['bn15s', 'names'],
-                                 ARRAY[cardinality(bn15s), coalesce(cardinality(names), cardinality(bn15s))],
-                                 ARRAY[array_ndims(bn15s), array_ndims(names)]);
+  PERFORM carm_internal.not_null(bn15s, 'bn15s');
+  bn15s := carm_internal.array_arg(bn15s, 'bn15s');
+  v_n := cardinality(bn15s);
+  -- names: NULL for none at all, a NULL element for none on that row
+  names := carm_internal.array_arg(names, 'names', true, v_n, 'bn15s');
   IF v_n = 0 THEN
     RETURN 0;
   END IF;
@@ -172,7 +160,7 @@ BEGIN
                                           ELSE x.bn15 END AS shown
   INTO v_bad
   FROM (SELECT u.pos, u.bn15, u.name,
-               CASE WHEN u.bn15 IS NULL OR NOT carm_internal.bn15_is_valid(u.bn15) THEN 'bn15'
+               CASE WHEN NOT carm_internal.bn15_is_valid(u.bn15) THEN 'bn15'
                     WHEN length(u.name) > 512 THEN 'long'
                     WHEN NOT EXISTS (SELECT FROM carm.business b WHERE b.bn9 = left(u.bn15, 9)) THEN 'no_business'
                     WHEN u.pos > min(u.pos) OVER (PARTITION BY u.bn15) THEN 'twice'
@@ -219,10 +207,13 @@ DECLARE
   v_rows bigint;
 BEGIN
   PERFORM carm_internal.require_admin();
-  v_n := carm_internal.bulk_size(ARRAY['external_ids', 'full_names', 'emails'],
-                                 ARRAY[cardinality(external_ids), cardinality(full_names),
-                                       coalesce(cardinality(emails), cardinality(external_ids))],
-                                 ARRAY[array_ndims(external_ids), array_ndims(full_names), array_ndims(emails)]);
+  PERFORM carm_internal.not_null(external_ids, 'external_ids');
+  external_ids := carm_internal.array_arg(external_ids, 'external_ids');
+  v_n := cardinality(external_ids);
+  PERFORM carm_internal.not_null(full_names, 'full_names');
+  full_names := carm_internal.array_arg(full_names, 'full_names', false, v_n, 'external_ids');
+  -- emails: NULL for none at all, a NULL element for none on that row
+  emails := carm_internal.array_arg(emails, 'emails', true, v_n, 'external_ids');
   IF v_n = 0 THEN
     RETURN 0;
   END IF;
@@ -234,18 +225,19 @@ BEGIN
                     WHEN y.problem = 'email' THEN 'email'
                     WHEN y.ext_bad THEN 'external_id' ELSE 'full_name' END AS what
         FROM (SELECT u.pos, u.external_id, u.full_name, u.email,
-                     u.external_id IS NULL OR btrim(u.external_id) = '' OR length(u.external_id) > 256 AS ext_bad,
-                     CASE WHEN u.external_id IS NULL OR btrim(u.external_id) = '' THEN 'blank'
+                     u.ext = '' OR length(u.external_id) > 256 AS ext_bad,
+                     CASE WHEN u.ext = '' THEN 'blank'
                           WHEN length(u.external_id) > 256 THEN 'long'
-                          WHEN u.full_name IS NULL OR btrim(u.full_name) = '' THEN 'blank'
+                          WHEN carm_internal.trim_blank(u.full_name) = '' THEN 'blank'
                           WHEN length(u.full_name) > 256 THEN 'long'
                           WHEN u.email IS NOT NULL AND (length(u.email) > 320 OR u.email !~ '^[^@\s]+@[^@\s]+$')
                           THEN 'email'
-                          WHEN u.pos > min(u.pos) OVER (PARTITION BY btrim(u.external_id)) THEN 'twice'
-                          WHEN EXISTS (SELECT FROM carm.app_user a WHERE a.external_id = btrim(u.external_id))
+                          WHEN u.pos > min(u.pos) OVER (PARTITION BY u.ext) THEN 'twice'
+                          WHEN EXISTS (SELECT FROM carm.app_user a WHERE a.external_id = u.ext)
                           THEN 'exists'
                      END AS problem
-              FROM unnest(external_ids, full_names, emails) WITH ORDINALITY AS u(external_id, full_name, email, pos)) y
+              FROM (SELECT t.*, carm_internal.trim_blank(t.external_id) AS ext
+                    FROM unnest(external_ids, full_names, emails) WITH ORDINALITY AS t(external_id, full_name, email, pos)) u) y
         WHERE y.problem IS NOT NULL) x
   ORDER BY x.pos LIMIT 1;
   IF FOUND THEN
@@ -257,15 +249,17 @@ BEGIN
   v_count := 0;
   FOR v_from IN 1 .. v_n BY 10000 LOOP
     INSERT INTO carm.app_user (external_id, full_name, email)
-    SELECT btrim(u.external_id), btrim(u.full_name), u.email
+    SELECT carm_internal.trim_blank(u.external_id), carm_internal.trim_blank(u.full_name), u.email
     FROM unnest(external_ids[v_from : v_from + 9999], full_names[v_from : v_from + 9999],
-                emails[v_from : v_from + 9999]) AS u(external_id, full_name, email);
+                emails[v_from : v_from + 9999]) WITH ORDINALITY AS u(external_id, full_name, email, pos)
+    ORDER BY u.pos;
     GET DIAGNOSTICS v_rows = ROW_COUNT;
     v_count := v_count + v_rows;
   END LOOP;
   PERFORM carm_internal.audit('users_registered', NULL, NULL, NULL, NULL, NULL,
                               jsonb_build_object('count', v_count, 'external_ids',
-                                                 (SELECT jsonb_agg(btrim(x)) FROM unnest(external_ids) x)));
+                                                 (SELECT jsonb_agg(carm_internal.trim_blank(x.e) ORDER BY x.pos)
+                                                  FROM unnest(external_ids) WITH ORDINALITY AS x(e, pos))));
   RETURN v_count;
 END
 $$;

@@ -47,6 +47,7 @@ DECLARE
   v_actor bigint := carm_internal.require_active_actor();
 BEGIN
   PERFORM carm_internal.not_null(ids, 'ids');
+  ids := carm_internal.array_arg(ids, 'ids');                 -- §10: 22023 / 22004
   RETURN QUERY
     SELECT b.id, b.bn9, b.legal_name
     FROM carm.business b
@@ -66,6 +67,7 @@ DECLARE
   v_actor bigint := carm_internal.require_active_actor();
 BEGIN
   PERFORM carm_internal.not_null(ids, 'ids');
+  ids := carm_internal.array_arg(ids, 'ids');                 -- §10: 22023 / 22004
   RETURN QUERY
     SELECT p.id, p.bn15, p.name, b.bn9
     FROM carm.program p

@@ -47,10 +47,13 @@ $$;
 
 -- An access request, locked for a decision by the actor; P0002 when unknown.
 -- §10 (rev. 1.1): an actor with no association to the request — neither
--- its requester nor an employee of its business — gets the very answer an
--- unknown id gets, so ids cannot be probed and the business behind a
--- request is never named to outsiders.  The lock is taken after that test,
--- so an outsider cannot make the business's managers wait.
+-- its requester nor linked to its business (carm_internal.linked_to) — gets
+-- the very answer an unknown id gets, so ids cannot be probed and the
+-- business behind a request is never named to outsiders.  R11: a service
+-- provider's people (PBAM, PPAM, assigned proxies, EXPIRED) know the client
+-- and never decide its access requests: 42501 with that reason.  The lock
+-- is taken after these tests, so an outsider cannot make the business's
+-- managers wait.
 CREATE OR REPLACE FUNCTION carm_internal.access_request(p_request bigint) RETURNS carm.access_request
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -63,14 +66,23 @@ BEGIN
   SELECT * INTO r FROM carm.access_request x WHERE x.id = p_request;
   IF NOT FOUND
      OR (r.user_id IS DISTINCT FROM v_actor
-         AND NOT EXISTS (SELECT FROM carm.employee e
-                         WHERE e.business_id = r.business_id AND e.user_id = v_actor)) THEN
+         AND NOT carm_internal.linked_to(v_actor, ARRAY[r.business_id])) THEN
     RAISE EXCEPTION 'access request % does not exist', p_request USING ERRCODE = 'P0002';
+  END IF;
+  IF r.user_id IS DISTINCT FROM v_actor
+     AND NOT EXISTS (SELECT FROM carm.employee e
+                     WHERE e.business_id = r.business_id AND e.user_id = v_actor) THEN
+    RAISE EXCEPTION 'permission denied for access request %', p_request
+      USING ERRCODE = '42501',
+            DETAIL = 'You reach its business through a business relationship only.',
+            HINT = 'A service provider''s people never see or decide a client''s employee access requests (R11).';
   END IF;
   SELECT * INTO r FROM carm.access_request x WHERE x.id = p_request FOR UPDATE;
   RETURN r;
 END
 $$;
+COMMENT ON FUNCTION carm_internal.access_request(bigint) IS
+  'Internal: an access request locked for the actor''s decision; an actor with no link to its business gets the unknown-id answer (P0002, §10), a service provider''s people 42501 (R11)';
 
 CREATE OR REPLACE FUNCTION carm_internal.require_pending(r carm.access_request) RETURNS void
 LANGUAGE plpgsql IMMUTABLE

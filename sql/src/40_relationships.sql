@@ -63,10 +63,30 @@ BEGIN
 END
 $$;
 
+-- Whether a user is linked to one of these businesses (§10): an employee of
+-- it, or holding any role on it through the resolver (a provider's BAM as
+-- PBAM/PPAM or EXPIRED, an assigned or group proxy role, a provider PAM's V3
+-- read).  A linked actor that may not act on one of the business's objects
+-- gets 42501 with the reason (R11 for proxies); an actor with no link gets
+-- the answer an unknown id gets (P0002).
+CREATE OR REPLACE FUNCTION carm_internal.linked_to(p_user bigint, p_businesses bigint[]) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT EXISTS (SELECT FROM carm.employee e
+                 WHERE e.business_id = ANY (p_businesses) AND e.user_id = p_user)
+      OR EXISTS (SELECT FROM carm_internal.grants(p_user) g
+                 WHERE g.business_id = ANY (p_businesses));
+$$;
+COMMENT ON FUNCTION carm_internal.linked_to(bigint, bigint[]) IS
+  'Internal (§10): the user is an employee of one of these businesses or holds a role on one (proxy, EXPIRED, V3): a refusal is 42501, not P0002';
+
 -- A relationship by id for the actor (P0002 when unknown).  §10 (rev. 1.1):
--- an actor who is an employee of neither its provider nor its client gets
--- the answer an unknown id gets, so ids cannot be probed and the businesses
--- behind a relationship are never named to outsiders.
+-- an actor with no link to its provider or its client (linked_to) gets the
+-- answer an unknown id gets, so ids cannot be probed and the businesses
+-- behind a relationship are never named to outsiders.  A linked actor (an
+-- employee of either side, or a proxy of either, R11) gets the relationship,
+-- and the caller's own rule refuses it with 42501.
 CREATE OR REPLACE FUNCTION carm_internal.rel_get(p_id bigint) RETURNS carm.relationship
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -77,14 +97,14 @@ DECLARE
 BEGIN
   PERFORM carm_internal.not_null(p_id, 'relationship_id');
   SELECT * INTO v FROM carm.relationship r WHERE r.id = p_id;
-  IF NOT FOUND
-     OR NOT EXISTS (SELECT FROM carm.employee e
-                    WHERE e.business_id IN (v.provider_id, v.client_id) AND e.user_id = v_actor) THEN
+  IF NOT FOUND OR NOT carm_internal.linked_to(v_actor, ARRAY[v.provider_id, v.client_id]) THEN
     RAISE EXCEPTION 'business relationship % does not exist', p_id USING ERRCODE = 'P0002';
   END IF;
   RETURN v;
 END
 $$;
+COMMENT ON FUNCTION carm_internal.rel_get(bigint) IS
+  'Internal: a relationship for the actor; an actor linked to neither side gets the unknown-id answer (P0002, §10), a linked one the caller''s 42501';
 
 -- The programs a relationship delegates now: every program of the client
 -- for BUSINESS (also ones added later, E12), the listed ones for PROGRAM.

@@ -159,11 +159,13 @@ DECLARE
   v_programs bigint[];
   v_outside bigint[];
   v_audit bigint;
+  v_role text;
 BEGIN
   SELECT * INTO ctx FROM carm_internal.rel_assignment_context(provider_bn9, client_bn9, assign_client_access.user_id);
 
-  -- R7: PPAM, PEDITOR or PVIEWER, never PBAM
-  PERFORM carm_internal.role_name(assign_client_access.role, 'client');
+  -- R7: PPAM, PEDITOR or PVIEWER, never PBAM; trimmed and upper-cased like
+  -- an employee role (README Decisions)
+  v_role := carm_internal.role_name(assign_client_access.role, 'client');
 
   -- R7: NULL = every delegated program, following the relationship; or a
   -- listed subset of the delegated programs
@@ -188,7 +190,7 @@ BEGIN
   END IF;
 
   INSERT INTO carm.client_assignment AS a (relationship_id, user_id, role, programs, assigned_by)
-  VALUES ((ctx.rel).id, assign_client_access.user_id, assign_client_access.role, v_programs, carm.actor())
+  VALUES ((ctx.rel).id, assign_client_access.user_id, v_role, v_programs, carm.actor())
   ON CONFLICT ON CONSTRAINT client_assignment_pkey DO UPDATE
     SET role = excluded.role, programs = excluded.programs,
         assigned_by = excluded.assigned_by, assigned_at = excluded.assigned_at;
@@ -199,10 +201,10 @@ BEGIN
                  'before', CASE WHEN (ctx.existing).user_id IS NOT NULL THEN
                              jsonb_build_object('role', (ctx.existing).role,
                                                 'programs', carm_internal.bn15s((ctx.existing).programs)) END,
-                 'after', jsonb_build_object('role', assign_client_access.role,
+                 'after', jsonb_build_object('role', v_role,
                                              'programs', carm_internal.bn15s(v_programs))));
   PERFORM carm_internal.rel_notify(ARRAY[assign_client_access.user_id], 'client_access_assigned',
-            format('You are %s for %s (%s) on %s', assign_client_access.role, b.legal_name, b.bn9,
+            format('You are %s for %s (%s) on %s', v_role, b.legal_name, b.bn9,
                    coalesce(array_to_string(carm_internal.bn15s(v_programs), ', '), 'every delegated program')),
             v_audit)
   FROM carm.business b WHERE b.id = (ctx.rel).client_id;

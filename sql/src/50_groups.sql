@@ -127,7 +127,8 @@ COMMENT ON FUNCTION carm_internal.name_list(text[], integer) IS
   'Internal: a list for an error message, cut after p_max items';
 
 -- The clients argument: every element a well-formed BN9 (22023, naming the
--- malformed ones), duplicates dropped, sorted.  NULL is 22004; an empty list
+-- malformed ones), duplicates dropped, sorted.  NULL, or a NULL element, is
+-- 22004; a multidimensional array 22023 (array_arg); an empty list
 -- is refused unless p_allow_empty (create_client_group's default).
 CREATE OR REPLACE FUNCTION carm_internal.bn9_list(p_bn9s text[], p_allow_empty boolean DEFAULT false) RETURNS text[]
 LANGUAGE plpgsql IMMUTABLE
@@ -137,12 +138,13 @@ DECLARE
   v_bad text[];
 BEGIN
   PERFORM carm_internal.not_null(p_bn9s, 'clients');
+  p_bn9s := carm_internal.array_arg(p_bn9s, 'clients');       -- §10: 22023 / 22004
   IF cardinality(p_bn9s) = 0 AND NOT p_allow_empty THEN
     RAISE EXCEPTION 'clients must not be empty' USING ERRCODE = '22023';
   END IF;
   SELECT array_agg(coalesce(quote_literal(left(x, 32)), 'NULL') ORDER BY o) INTO v_bad
   FROM unnest(p_bn9s) WITH ORDINALITY AS t(x, o)
-  WHERE x IS NULL OR NOT carm_internal.bn9_is_valid(x);
+  WHERE NOT carm_internal.bn9_is_valid(x);
   IF v_bad IS NOT NULL THEN
     RAISE EXCEPTION 'invalid business numbers in clients: %', carm_internal.name_list(v_bad, 20)
       USING ERRCODE = '22023', HINT = 'A BN9 is nine digits, the last a check digit.';
@@ -153,18 +155,17 @@ $$;
 COMMENT ON FUNCTION carm_internal.bn9_list(text[], boolean) IS
   'Internal: the checked, distinct, sorted BN9 list of a group operation';
 
--- The user_ids argument: no NULL element, not empty (22023), distinct, sorted.
+-- The user_ids argument: one dimension (22023), no NULL element (22004), not
+-- empty (22023), distinct, sorted.
 CREATE OR REPLACE FUNCTION carm_internal.user_list(p_users bigint[]) RETURNS bigint[]
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
   PERFORM carm_internal.not_null(p_users, 'user_ids');
+  p_users := carm_internal.array_arg(p_users, 'user_ids');    -- §10: 22023 / 22004
   IF cardinality(p_users) = 0 THEN
     RAISE EXCEPTION 'user_ids must not be empty' USING ERRCODE = '22023';
-  END IF;
-  IF array_position(p_users, NULL) IS NOT NULL THEN
-    RAISE EXCEPTION 'user_ids must not contain NULL' USING ERRCODE = '22023';
   END IF;
   RETURN ARRAY(SELECT DISTINCT u FROM unnest(p_users) u ORDER BY u);
 END

@@ -9,3 +9,7 @@
 -- the replayed definitions re-create the view and its function.
 DROP VIEW carm.stats;
 DROP FUNCTION carm_internal.stats();
+
+-- §10 (rev. 1.2): carm_internal.array_arg() checks every array argument;
+-- the bulk loads' own shape check is gone.
+DROP FUNCTION IF EXISTS carm_internal.bulk_size(text[], integer[], integer[]);

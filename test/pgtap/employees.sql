@@ -253,7 +253,7 @@ SELECT throws_ok(format('SELECT carm.approve_employee_access(%s, %L, %L)', pg_te
 SELECT throws_ok(format('SELECT carm.approve_employee_access(%s, %L, %L)', pg_temp.request_of('bob'), 'PAM', '{}'),
                  '22023', NULL, 'E5: an empty program list is refused');
 SELECT throws_ok(format('SELECT carm.approve_employee_access(%s, %L, %L)', pg_temp.request_of('bob'), 'PAM', '{NULL}'),
-                 '22023', NULL, 'E5: a NULL program is refused');
+                 '22004', NULL, 'E5, §10 (rev. 1.2): a NULL program is refused with 22004');
 SELECT throws_ok($$SELECT carm.approve_employee_access(999, 'PAM')$$, 'P0002', NULL,
                  'E3: approving an unknown request is P0002');
 SELECT is((SELECT status FROM carm.access_request WHERE id = pg_temp.request_of('bob')), 'pending',

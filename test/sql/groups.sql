@@ -87,6 +87,8 @@ SELECT client, legal_name, access_type, expires_at IS NOT NULL AS expires
 FROM carm.available_clients('100000009') ORDER BY client;
 SELECT carm.create_client_group('100000009', 'West',
          ARRAY['200000008', '200000024', '200000040', '400000006', '200000008']);
+SELECT carm.create_client_group('100000009', 'West', ARRAY['200000008', 'not-a-bn9', '12']);
+-- §10 (rev. 1.2): a NULL element is 22004, before any other check of the list
 SELECT carm.create_client_group('100000009', 'West', ARRAY['200000008', 'not-a-bn9', NULL]);
 SELECT carm.create_client_group('100000009', 'West', ARRAY['200000008', '200000016']) AS west \gset
 SELECT carm.create_client_group('100000009', 'North', ARRAY['200000008', '200000032']);
