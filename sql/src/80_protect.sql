@@ -136,8 +136,25 @@ COMMENT ON FUNCTION carm_internal.hidden_rows(regclass, name, name) IS
 REVOKE ALL ON FUNCTION carm_internal.hidden_rows(regclass, name, name) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION carm_internal.hidden_rows(regclass, name, name) TO carm_admin;
 
+-- Two overloads rather than an argument default, so that the 1.0 and 1.1
+-- signature carm.protect(regclass, name, name, text) keeps working where a
+-- script names it (GRANT, ALTER FUNCTION, COMMENT), not only in calls.
 CREATE OR REPLACE FUNCTION carm.protect(tbl regclass, program_column name, submitter_column name,
-                             function text, allow_hidden_rows boolean DEFAULT false)
+                             function text)
+RETURNS void
+LANGUAGE plpgsql SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF NOT carm_internal.current_role_is_admin() THEN
+    RAISE EXCEPTION 'permission denied: carm_admin only' USING ERRCODE = '42501';
+  END IF;
+  PERFORM carm.protect(tbl, program_column, submitter_column, function, false);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION carm.protect(tbl regclass, program_column name, submitter_column name,
+                             function text, allow_hidden_rows boolean)
 RETURNS void
 LANGUAGE plpgsql SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
@@ -293,6 +310,8 @@ END
 $$;
 COMMENT ON FUNCTION carm_internal.protect_table(regclass, name, name, text, boolean) IS
   'Internal: the work of carm.protect(); EXECUTE for carm_admin only';
+COMMENT ON FUNCTION carm.protect(regclass, name, name, text) IS
+  'carm.protect(tbl, program_column, submitter_column, function, allow_hidden_rows => false) (carm_admin)';
 COMMENT ON FUNCTION carm.protect(regclass, name, name, text, boolean) IS
   'Enable and force row-level security on an application table with policies implementing V1-V5; refuses (55000) a table with rows no one would see unless allow_hidden_rows (carm_admin)';
 
@@ -389,12 +408,13 @@ END
 $$;
 COMMENT ON FUNCTION carm.protected_tables() IS 'Tables protected with carm.protect() (carm_admin)';
 
-REVOKE ALL ON FUNCTION carm.protect(regclass, name, name, text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION carm.protect(regclass, name, name, text),
+  carm.protect(regclass, name, name, text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION carm.protected_tables() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION carm.protected_tables() TO carm_admin;
 REVOKE ALL ON FUNCTION carm.unprotect(regclass) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION carm.protect(regclass, name, name, text, boolean),
-  carm.unprotect(regclass) TO carm_admin;
+GRANT EXECUTE ON FUNCTION carm.protect(regclass, name, name, text),
+  carm.protect(regclass, name, name, text, boolean), carm.unprotect(regclass) TO carm_admin;
 REVOKE ALL ON FUNCTION carm_internal.protect_table(regclass, name, name, text, boolean),
   carm_internal.unprotect_table(regclass), carm_internal.require_table_owner(regclass, oid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION carm_internal.protect_table(regclass, name, name, text, boolean),

@@ -15,9 +15,11 @@
 -- that submitted, by the rule of V5 for who acts as whom:
 --   1. the user is an employee of the program's own business: that business
 --      (a client's employee acts for the client);
---   2. else, of the user's businesses, the ones with a relationship (in any
---      state: the row may predate its end) with the program's business: if
---      exactly one, that one (a provider's employee acts for the provider);
+--   2. else, of the user's businesses, the ones that have or had an active
+--      relationship with the program's business (active, expired or ended:
+--      the row may predate its end; a pending or rejected request does not
+--      count): if exactly one, that one (a provider's employee acts for the
+--      provider);
 --   3. else, if the user is an employee of exactly one business, that one;
 --   4. else NULL: unknown user, a user of no business, or several candidate
 --      businesses (ambiguous = true).  Never a guess: the row stays hidden

@@ -5,8 +5,7 @@
 -- schema and table changes, and moving or dropping what 1.1 had.
 \echo Use "ALTER EXTENSION carm_deleg UPDATE TO '1.2'" to load this file. \quit
 
--- carm.protect() takes allow_hidden_rows (DEFAULT false): the 4-argument
--- function is replaced by the 5-argument one, which existing calls resolve
--- to, and so is its internal worker.
-DROP FUNCTION carm.protect(regclass, name, name, text);
+-- carm.protect() gains an overload with allow_hidden_rows; its internal
+-- worker takes the flag, and the 4-argument worker goes (replaying sql/src
+-- creates the 5-argument one; a fresh install has only that).
 DROP FUNCTION carm_internal.protect_table(regclass, name, name, text);

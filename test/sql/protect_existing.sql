@@ -156,8 +156,8 @@ WHERE details->>'table' = 'legacy.big';
 SET ROLE regress_pe_dba;
 SELECT * FROM carm.map_ids('legacy.big', 'bn15', 'program_id', 'submitted_by', 'submitter_id');
 \echo :LAST_ERROR_SQLSTATE
--- an existing call with four arguments resolves to the new signature and
--- refuses the same way (the table is already protected: idempotent call)
+-- the four-argument overload of 1.1 is protect(..., allow_hidden_rows => false):
+-- called again on the protected table, it refuses the same way
 SELECT carm.protect('legacy.big', 'program_id', 'submitter_id', 'payments');
 \echo :LAST_ERROR_SQLSTATE
 GRANT USAGE ON SCHEMA legacy TO regress_pe_app;
