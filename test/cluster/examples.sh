@@ -13,7 +13,7 @@
 # after the Python example has passed.
 # Run by scripts/test.sh (PGBIN and WORK exported); exits non-zero on failure.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 TOP=$(pwd)
 . scripts/lib.sh
 : "${PGBIN:?PGBIN is not set}" "${WORK:?WORK is not set}"
@@ -126,7 +126,7 @@ echo "python example: $(grep -c '' "$DIR/python.out") steps as expected"
 
 # 2. Node, node-postgres, installed from the lock file into the work directory
 # (nothing is written into the checkout).
-command -v node >/dev/null && command -v npm >/dev/null || fail "node and npm are not installed (scripts/deps.sh)"
+{ command -v node && command -v npm; } >/dev/null || fail "node and npm are not installed (scripts/deps.sh)"
 mkdir -p "$DIR/node"
 cp examples/node/package.json examples/node/package-lock.json examples/node/portal.js "$DIR/node/"
 if ! (cd "$DIR/node" && timeout 300 npm ci --no-audit --no-fund --cache "$DIR/npm-cache" > "$DIR/npm.log" 2>&1); then
