@@ -20,7 +20,7 @@ BEGIN
   IF p_owner IS NULL OR NOT pg_has_role(current_user, p_owner, 'USAGE')
      OR NOT pg_has_role(carm_internal.caller_role(), p_owner, 'USAGE') THEN
     RAISE EXCEPTION 'must be owner of table %', p_tbl USING ERRCODE = '42501',
-      HINT = 'carm.protect() and carm.unprotect() act for the table''s owner.';
+      HINT = 'carm.protect(), carm.unprotect() and carm.map_ids() act for the table''s owner.';
   END IF;
 END
 $$;
@@ -106,8 +106,55 @@ COMMENT ON FUNCTION carm_internal.inheritance_tree(regclass) IS
 REVOKE ALL ON FUNCTION carm_internal.inheritance_tree(regclass) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION carm_internal.inheritance_tree(regclass) TO carm_admin;
 
+-- The rows of a table that no actor would see once it is protected (§8:
+-- row_visible() is NULL-safe, so a NULL program or submitter hides a row
+-- from everyone, and a program id carm does not know has no grant): one
+-- scan of the table and its children.  SECURITY DEFINER to read carm's
+-- programs; the caller must own the table (as for protect()), and the scan
+-- runs no code of the table's (superusers bypass its policies; the columns
+-- are checked bigint by the callers).
+CREATE OR REPLACE FUNCTION carm_internal.hidden_rows(p_tbl regclass, p_program name, p_submitter name,
+                                                     OUT hidden bigint, OUT null_program bigint,
+                                                     OUT unknown_program bigint, OUT null_submitter bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM carm_internal.require_admin();
+  PERFORM carm_internal.require_table_owner(p_tbl, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = p_tbl));
+  EXECUTE format('SELECT count(*) FILTER (WHERE t.p IS NULL OR t.s IS NULL OR pr.id IS NULL),
+                         count(*) FILTER (WHERE t.p IS NULL),
+                         count(*) FILTER (WHERE t.p IS NOT NULL AND pr.id IS NULL),
+                         count(*) FILTER (WHERE t.s IS NULL)
+                  FROM (SELECT %I AS p, %I AS s FROM %s) t
+                  LEFT JOIN carm.program pr ON pr.id = t.p', p_program, p_submitter, p_tbl)
+    INTO hidden, null_program, unknown_program, null_submitter;
+END
+$$;
+COMMENT ON FUNCTION carm_internal.hidden_rows(regclass, name, name) IS
+  'Internal (§8): how many rows of a table no actor would see once protected (NULL or unknown program, NULL submitter)';
+REVOKE ALL ON FUNCTION carm_internal.hidden_rows(regclass, name, name) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION carm_internal.hidden_rows(regclass, name, name) TO carm_admin;
+
+-- Two overloads rather than an argument default, so that the 1.0 and 1.1
+-- signature carm.protect(regclass, name, name, text) keeps working where a
+-- script names it (GRANT, ALTER FUNCTION, COMMENT), not only in calls.
 CREATE OR REPLACE FUNCTION carm.protect(tbl regclass, program_column name, submitter_column name,
                              function text)
+RETURNS void
+LANGUAGE plpgsql SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF NOT carm_internal.current_role_is_admin() THEN
+    RAISE EXCEPTION 'permission denied: carm_admin only' USING ERRCODE = '42501';
+  END IF;
+  PERFORM carm.protect(tbl, program_column, submitter_column, function, false);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION carm.protect(tbl regclass, program_column name, submitter_column name,
+                             function text, allow_hidden_rows boolean)
 RETURNS void
 LANGUAGE plpgsql SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
@@ -124,12 +171,12 @@ BEGIN
   FOREACH v_rel IN ARRAY carm_internal.inheritance_tree(tbl) LOOP
     PERFORM carm_internal.require_table_owner(v_rel, (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = v_rel));
   END LOOP;
-  PERFORM carm_internal.protect_table(tbl, program_column, submitter_column, function);
+  PERFORM carm_internal.protect_table(tbl, program_column, submitter_column, function, allow_hidden_rows);
 END
 $$;
 
 CREATE OR REPLACE FUNCTION carm_internal.protect_table(tbl regclass, program_column name, submitter_column name,
-                             function text)
+                             function text, allow_hidden_rows boolean)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -142,11 +189,13 @@ DECLARE
   v_fn text;
   v_rels regclass[];
   v_rel regclass;
+  v_hidden record;
 BEGIN
   PERFORM carm_internal.require_admin();
   PERFORM carm_internal.not_null(tbl, 'tbl');
   PERFORM carm_internal.not_null(program_column, 'program_column');
   PERFORM carm_internal.not_null(submitter_column, 'submitter_column');
+  PERFORM carm_internal.not_null(allow_hidden_rows, 'allow_hidden_rows');
   v_fn := carm_internal.function_name(carm_internal.not_blank(function, 'function', 64));
 
   SELECT n.nspname, c.relkind, c.relowner INTO v_nsp, v_kind, v_owner
@@ -185,6 +234,29 @@ BEGIN
         HINT = 'The program column holds carm.program_id(bn15), the submitter column carm.business_id(bn9).';
     END IF;
   END LOOP;
+
+  -- Existing rows that no actor will see once the policies are in place
+  -- (row_visible() is NULL-safe, §8: a NULL program or submitter, or a
+  -- program carm does not know, is visible to no one): refused before
+  -- anything is changed, unless the caller accepts them (55000: the
+  -- table's data is not ready yet; the same call succeeds once the
+  -- columns are filled, e.g. with carm.map_ids()).
+  v_hidden := carm_internal.hidden_rows(tbl, program_column, submitter_column);
+  IF v_hidden.hidden > 0 AND NOT allow_hidden_rows THEN
+    RAISE EXCEPTION '% existing rows of % would be visible to no one', v_hidden.hidden, tbl
+      USING ERRCODE = '55000',
+      DETAIL = format('%s rows have a NULL %I, %s a %I that is not a carm program account, %s a NULL %I.',
+                      v_hidden.null_program, program_column, v_hidden.unknown_program, program_column,
+                      v_hidden.null_submitter, submitter_column),
+      HINT = 'Fill the columns first (carm.map_ids() maps BN15s and sign-in identities to carm''s ids), '
+             'or pass allow_hidden_rows => true to protect the table anyway: only superusers and '
+             'BYPASSRLS roles will see those rows.';
+  ELSIF v_hidden.hidden > 0 THEN
+    RAISE WARNING '% existing rows of % are visible to no one', v_hidden.hidden, tbl
+      USING DETAIL = format('%s rows have a NULL %I, %s a %I that is not a carm program account, %s a NULL %I.',
+                            v_hidden.null_program, program_column, v_hidden.unknown_program, program_column,
+                            v_hidden.null_submitter, submitter_column);
+  END IF;
 
   -- A partitioned table's policies do not apply to queries that name a
   -- partition: every partition gets them too (partitions created or attached
@@ -229,13 +301,19 @@ BEGIN
   END IF;
   PERFORM carm_internal.audit('table_protected', NULL, NULL, NULL, NULL, NULL,
                       jsonb_build_object('table', tbl::text, 'program_column', program_column,
-                                         'submitter_column', submitter_column, 'function', v_fn));
+                                         'submitter_column', submitter_column, 'function', v_fn)
+                      -- rows protected hidden, on the record (only when there are some)
+                      || CASE WHEN v_hidden.hidden > 0
+                              THEN jsonb_build_object('hidden_rows', v_hidden.hidden)
+                              ELSE '{}' END);
 END
 $$;
-COMMENT ON FUNCTION carm_internal.protect_table(regclass, name, name, text) IS
+COMMENT ON FUNCTION carm_internal.protect_table(regclass, name, name, text, boolean) IS
   'Internal: the work of carm.protect(); EXECUTE for carm_admin only';
 COMMENT ON FUNCTION carm.protect(regclass, name, name, text) IS
-  'Enable and force row-level security on an application table with policies implementing V1-V5 (carm_admin)';
+  'carm.protect(tbl, program_column, submitter_column, function, allow_hidden_rows => false) (carm_admin)';
+COMMENT ON FUNCTION carm.protect(regclass, name, name, text, boolean) IS
+  'Enable and force row-level security on an application table with policies implementing V1-V5; refuses (55000) a table with rows no one would see unless allow_hidden_rows (carm_admin)';
 
 -- Removes the policies and the trigger protect() installed on a table and on
 -- the partitions recorded with it; leaves the records and the RLS flags.
@@ -330,15 +408,16 @@ END
 $$;
 COMMENT ON FUNCTION carm.protected_tables() IS 'Tables protected with carm.protect() (carm_admin)';
 
-REVOKE ALL ON FUNCTION carm.protect(regclass, name, name, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION carm.protect(regclass, name, name, text),
+  carm.protect(regclass, name, name, text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION carm.protected_tables() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION carm.protected_tables() TO carm_admin;
 REVOKE ALL ON FUNCTION carm.unprotect(regclass) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION carm.protect(regclass, name, name, text),
-  carm.unprotect(regclass) TO carm_admin;
-REVOKE ALL ON FUNCTION carm_internal.protect_table(regclass, name, name, text),
+  carm.protect(regclass, name, name, text, boolean), carm.unprotect(regclass) TO carm_admin;
+REVOKE ALL ON FUNCTION carm_internal.protect_table(regclass, name, name, text, boolean),
   carm_internal.unprotect_table(regclass), carm_internal.require_table_owner(regclass, oid) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION carm_internal.protect_table(regclass, name, name, text),
+GRANT EXECUTE ON FUNCTION carm_internal.protect_table(regclass, name, name, text, boolean),
   carm_internal.unprotect_table(regclass), carm_internal.require_table_owner(regclass, oid),
   carm_internal.caller_role() TO carm_admin;
 

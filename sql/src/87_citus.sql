@@ -82,7 +82,7 @@ BEGIN
     RETURN;
   END IF;
   ALTER FUNCTION carm_internal.grants(bigint) SET search_path = pg_catalog, pg_temp;
-  FOREACH f IN ARRAY ARRAY['carm_internal.protect_table(regclass, name, name, text)',
+  FOREACH f IN ARRAY ARRAY['carm_internal.protect_table(regclass, name, name, text, boolean)',
                            'carm_internal.unprotect_table(regclass)']::regprocedure[] LOOP
     EXECUTE format('ALTER FUNCTION %s SET citus.multi_shard_modify_mode = sequential', f);
     EXECUTE format('ALTER FUNCTION %s SET citus.enable_unsafe_triggers = on', f);

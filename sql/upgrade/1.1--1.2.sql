@@ -13,3 +13,8 @@ DROP FUNCTION carm_internal.stats();
 -- §10 (rev. 1.2): carm_internal.array_arg() checks every array argument;
 -- the bulk loads' own shape check is gone.
 DROP FUNCTION IF EXISTS carm_internal.bulk_size(text[], integer[], integer[]);
+
+-- carm.protect() gains an overload with allow_hidden_rows; its internal
+-- worker takes the flag, and the 4-argument worker goes (replaying sql/src
+-- creates the 5-argument one; a fresh install has only that).
+DROP FUNCTION carm_internal.protect_table(regclass, name, name, text);

@@ -119,8 +119,8 @@ SELECT carm.unprotect(:t_oid::regclass);
 RESET ROLE;
 GRANT regress_sec_owner TO regress_sec_admin;
 SET ROLE regress_sec_admin;
-SET client_min_messages = warning;
-SELECT carm.protect(:t_oid::regclass, 'p', 's', 'rulings') AS owner_protects;
+SET client_min_messages = error;   -- its rows name no carm program: hidden, and accepted
+SELECT carm.protect(:t_oid::regclass, 'p', 's', 'rulings', allow_hidden_rows => true) AS owner_protects;
 RESET client_min_messages;
 SELECT carm.unprotect(:t_oid::regclass) AS owner_unprotects;
 RESET ROLE;
