@@ -300,7 +300,7 @@ carm_role_name_sql(PG_FUNCTION_ARGS)
 		if (strlen(raw) > 64)
 			raw[64] = '\0';	/* longer than any role: unknown either way */
 	}
-	/* employees' roles are accepted in any case, trimmed (README Decisions) */
+	/* employees' roles are accepted in any case, trimmed (docs/design.md, Decisions) */
 	name = employee ? str_toupper(raw, strlen(raw), DEFAULT_COLLATION_OID) : raw;
 	if (employee)
 	{

@@ -5,7 +5,8 @@
 -- set-based pass, and then inserts everything with one INSERT ... SELECT and
 -- writes ONE audit event for the batch.  The first offending element stops
 -- the batch with the SQLSTATE its one-row counterpart raises and its
--- position; nothing is applied (README "Operations", decision "Bulk load").
+-- position; nothing is applied (docs/dba.md "Bulk load reference data";
+-- docs/design.md, decision "Bulk load").
 
 -- Raises the error of the first offending element of a batch.  p_problem
 -- says what is wrong, p_pos its 1-based position in the arrays, p_value the
