@@ -45,9 +45,15 @@ for id in $expected; do
 done
 
 # every id cited anywhere resolves
+# (the files git tracks or would track: not the ignored build and test output)
 dirs=(src sql test expected demo bench scripts docs README.md CHANGELOG.md)
-cited=$( { grep -rnoIE '§ ?[0-9]+(\.[0-9]+)*[a-z]?' "${dirs[@]}" 2>/dev/null | sed 's/§ /§/';
-           grep -rnoIE '\b[ERVG][0-9]{1,3}\b' "${dirs[@]}" 2>/dev/null; } )
+if git rev-parse --git-dir >/dev/null 2>&1; then
+  mapfile -t files < <(git ls-files --cached --others --exclude-standard -- "${dirs[@]}")
+else
+  mapfile -t files < <(find "${dirs[@]}" -type f)
+fi
+cited=$( { grep -HnoIE '§ ?[0-9]+(\.[0-9]+)*[a-z]?' "${files[@]}" 2>/dev/null | sed 's/§ /§/';
+           grep -HnoIE '\b[ERVG][0-9]{1,3}\b' "${files[@]}" 2>/dev/null; } )
 n=0
 declare -A seen
 while IFS= read -r hit; do
