@@ -15,8 +15,8 @@ OBJS       = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 #                                    + every replayable file of sql/src/
 # Every file but the header and the tables is replayable (CREATE OR REPLACE),
 # so an upgrade re-creates each function exactly as a fresh install does: one
-# definition per function.  `make release` freezes the pair (see README,
-# Releasing).
+# definition per function.  `make release` freezes the pair (see
+# docs/dba.md, Releasing).
 SQL_SOURCES    = $(sort $(wildcard sql/src/*.sql))
 SQL_REPLAYABLE = $(filter-out sql/src/00_header.sql sql/src/10_schema.sql,$(SQL_SOURCES))
 UPGRADE_PREAMBLE = $(wildcard sql/upgrade/*--$(EXTVERSION).sql)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The SPEC §11 read measurements on Citus, next to one node (README "Citus
-# benchmark"): the same world (bench/citus_world.sql: a broker whose BAM
+# The SPEC §11 read measurements on Citus, next to one node (docs/performance.md,
+# "Citus benchmark"): the same world (bench/citus_world.sql: a broker whose BAM
 # reaches N clients, payments interleaved by program) on ONE node and on a
 # Citus cluster of a coordinator and two workers (state tables as reference
 # tables, app.payment distributed by program_id in 4 shards), measured side

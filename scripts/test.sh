@@ -3,7 +3,8 @@
 #   1. pg_regress transcripts (test/sql -> expected/) and isolation specs (test/specs)
 #   2. pgTAP files (test/pgtap) through pg_prove
 #   3. cluster tests (test/cluster/*.sh): the preloaded background worker, hot standby, pgbouncer,
-#      dump and restore, the upgrade from 1.0, Citus (skipped, exit 77, where Citus is not installed)
+#      dump and restore, the upgrade from 1.0, Citus (skipped, exit 77, where Citus is not installed),
+#      and the checks that need no cluster: release metadata (meta), rule ids (rule_ids), doc links
 # Installs missing Debian packages first.  Prints "N passed, N failed" last.
 # Usage: scripts/test.sh [--keep] [--port N] [--dir D]
 #   --keep    leave the work directory (build, clusters' data, results) for inspection

@@ -245,7 +245,7 @@ login_binding_user(void)
 		return binding_user;
 	if (carm_schema_oid(true) == InvalidOid || !IsTransactionState())
 		return 0;
-	/* Citus could not carry a bound actor to its workers (README, Citus) */
+	/* Citus could not carry a bound actor to its workers (docs/dba.md, Citus) */
 	if (carm_citus_active())
 	{
 		binding_user = 0;

@@ -1,5 +1,5 @@
 /*
- * citus.c — running on Citus: a coordinator plus workers (README "Citus").
+ * citus.c — running on Citus: a coordinator plus workers (docs/dba.md "Citus").
  *
  * carm_deleg does not link against Citus.  It needs to know three things,
  * all read through Citus's public face (its settings and its catalog):

@@ -144,6 +144,6 @@ carm_ddl_guard(PG_FUNCTION_ARGS)
 				 errmsg("cannot drop %s while %lld table%s protected by it",
 						what, (long long) count, count == 1 ? " is" : "s are"),
 				 errdetail("Protected: %s.", list),
-				 errhint("Call carm.unprotect() on each of them first (README, \"Uninstall\").")));
+				 errhint("Call carm.unprotect() on each of them first (docs/dba.md, \"Uninstall\").")));
 	PG_RETURN_VOID();
 }

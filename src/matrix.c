@@ -304,7 +304,7 @@ carm_role_name_sql(PG_FUNCTION_ARGS)
 	}
 	/*
 	 * Every role name, an employee's or a proxy's, is accepted in any case
-	 * and trimmed of blanks the way the API trims names (text.c; README
+	 * and trimmed of blanks the way the API trims names (text.c; docs/design.md,
 	 * Decisions): ' ppam', 'Bam\t' and 'viewer' followed by a no-break
 	 * space all name a role.
 	 */

@@ -1,4 +1,4 @@
--- The data model (README "Design / data model").  Tables are private to the
+-- The data model (docs/design.md, "Data model").  Tables are private to the
 -- extension owner; every application role goes through the API functions.
 --
 -- Delegation state is stored as facts (who is employee with which role and

@@ -1,5 +1,5 @@
--- Which cached decisions a change makes stale (src/inval.c, README "The check
--- and its store").  Every table the resolver carm_internal.grants() reads has
+-- Which cached decisions a change makes stale (src/inval.c, docs/design.md "The
+-- check and its store").  Every table the resolver carm_internal.grants() reads has
 -- its triggers here, next to the list of what its rows mean; the test
 -- test/sql/invalidation.sql proves that none is missing.
 --

@@ -5,7 +5,8 @@
 -- set-based pass, and then inserts everything with one INSERT ... SELECT and
 -- writes ONE audit event for the batch.  The first offending element stops
 -- the batch with the SQLSTATE its one-row counterpart raises and its
--- position; nothing is applied (README "Operations", decision "Bulk load").
+-- position; nothing is applied (docs/dba.md "Bulk load reference data";
+-- docs/design.md, decision "Bulk load").
 --
 -- The shape of a batch (§10, rev. 1.2) is checked first, array by array, by
 -- carm_internal.array_arg: not NULL (22004), one-dimensional (22023), no NULL

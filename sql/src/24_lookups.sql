@@ -3,7 +3,7 @@
 -- BN15s, BN9s and names for the acting user, and sign-in identities into
 -- user ids for the gateway.
 --
--- What an actor may name (README "Decisions", "Lookups"): a business it holds
+-- What an actor may name (docs/design.md "Decisions", "Lookups"): a business it holds
 -- any grant on (employee in any role, proxy, EXPIRED, a provider PAM's V3
 -- read — the resolver carm_internal.grants, one authority); a service
 -- provider that has had an active relationship with a business it is an

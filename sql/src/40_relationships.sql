@@ -164,7 +164,7 @@ $$;
 -- Set-based, so maintenance expires thousands of relationships in one
 -- statement.  Returns how many relationships it closed.
 --
--- Lock order (sql/src/50_groups.sql header, README "Concurrency"): the callers hold
+-- Lock order (sql/src/50_groups.sql header, docs/design.md "Concurrency"): the callers hold
 -- the relationship rows FOR UPDATE; the client groups the cascade removes
 -- clients from are locked next, by id, before any group_client or
 -- client_assignment row is touched — as a group operation on those groups

@@ -164,7 +164,7 @@ BEGIN
   SELECT * INTO ctx FROM carm_internal.rel_assignment_context(provider_bn9, client_bn9, assign_client_access.user_id);
 
   -- R7: PPAM, PEDITOR or PVIEWER, never PBAM; trimmed and upper-cased like
-  -- an employee role (README Decisions)
+  -- an employee role (docs/design.md, Decisions)
   v_role := carm_internal.role_name(assign_client_access.role, 'client');
 
   -- R7: NULL = every delegated program, following the relationship; or a

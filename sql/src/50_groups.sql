@@ -19,7 +19,7 @@
 -- expiry cascade or an employee removal running concurrently waits for us and
 -- then sees, and deletes, what we inserted.
 --
--- Lock order (README "Concurrency"), the same in every function, so that
+-- Lock order (docs/design.md "Concurrency"), the same in every function, so that
 -- group operations, relationship changes and maintenance never deadlock:
 --   1. relationship rows, by id        (relationship calls; ADD_CLIENTS)
 --   2. client_group rows, by id        (group operations; the R9 cascade)

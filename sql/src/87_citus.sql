@@ -1,4 +1,4 @@
--- Citus (README "Citus"): the delegation state on every node.
+-- Citus (docs/dba.md "Citus"): the delegation state on every node.
 --
 -- Policies on a distributed table run on the workers, which must read the
 -- same grants as the coordinator: every state table the decisions or the

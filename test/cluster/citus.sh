@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Citus (README "Citus"): a coordinator and two workers on loopback make the
+# Citus (docs/dba.md "Citus"): a coordinator and two workers on loopback make the
 # decisions of one node.
 #   1. The demo world, acted out through the API (employees, relationships,
 #      groups, expiry, maintenance) on Citus with the state distributed, and
