@@ -355,6 +355,12 @@ require_gateway(void)
  * the local replay of an aborted transaction's own changes.
  */
 #define KNOWN_EXTERNAL_MAX 128
+/*
+ * A backend behind a pool serves thousands of users: the maps start again
+ * when they reach this many, so its memory does not grow with the users it
+ * has served (SPEC §11, rev. 1.2).
+ */
+#define KNOWN_USERS_MAX 4096
 
 typedef struct KnownExternal
 {
@@ -436,6 +442,12 @@ remember_user(bool by_id, Datum key, int64 uid)
 	KnownUser  *k;
 
 	known_tables();
+	if (hash_get_num_entries(known_ids) >= KNOWN_USERS_MAX ||
+		hash_get_num_entries(known_external) >= KNOWN_USERS_MAX)
+	{
+		carm_actor_forget_users();
+		known_tables();
+	}
 	k = hash_search(known_ids, &uid, HASH_ENTER, &found);
 	if (!found)
 		k->active = -1;
@@ -497,6 +509,12 @@ carm_require_active_actor(void)
 	bool		found;
 
 	known_tables();
+	if (hash_get_num_entries(known_ids) >= KNOWN_USERS_MAX ||
+		hash_get_num_entries(known_external) >= KNOWN_USERS_MAX)
+	{
+		carm_actor_forget_users();
+		known_tables();
+	}
 	k = hash_search(known_ids, &uid, HASH_ENTER, &found);
 	if (!found || k->active < 0)
 	{

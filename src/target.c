@@ -21,6 +21,8 @@ typedef struct CarmTargetEntry
 	CarmTarget	target;
 } CarmTargetEntry;
 
+#define TARGETS_MAX 8192
+
 static MemoryContext target_cxt = NULL;
 static HTAB *targets = NULL;
 static uint64 targets_inval_seen = 0;
@@ -85,7 +87,13 @@ carm_lookup_target(const char *bn, CarmTarget *target)
 	if (target_cxt == NULL)
 		target_cxt = AllocSetContextCreate(CacheMemoryContext, "carm_deleg targets",
 										   ALLOCSET_SMALL_SIZES);
-	if (targets == NULL || targets_inval_seen != carm_cache_reset_count())
+	/*
+	 * Start again after any "everything" invalidation, and when the map
+	 * reaches TARGETS_MAX numbers: a pooled backend's memory must not grow
+	 * with the accounts it has been asked about (SPEC §11, rev. 1.2).
+	 */
+	if (targets == NULL || targets_inval_seen != carm_cache_reset_count() ||
+		hash_get_num_entries(targets) >= TARGETS_MAX)
 	{
 		HASHCTL		ctl;
 
