@@ -45,14 +45,16 @@ _PG_init(void)
 							PGC_SIGHUP,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
-	DefineCustomIntVariable("carm_deleg.shared_store_size",
-							"Shared memory for users' grants shared by every backend (0 disables sharing).",
-							"Used only when carm_deleg is in shared_preload_libraries; the least recently used grants are evicted when it is full.",
-							&carm_shared_store_mb,
-							64, 0, 16384,
-							PGC_POSTMASTER,
-							GUC_UNIT_MB,
-							NULL, NULL, NULL);
+	/* a server-start setting exists only when the library is preloaded */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("carm_deleg.shared_store_size",
+								"Shared memory for users' grants shared by every backend (0 disables sharing).",
+								"The least recently used grants are evicted when it is full.",
+								&carm_shared_store_mb,
+								64, 0, 16384,
+								PGC_POSTMASTER,
+								GUC_UNIT_MB,
+								NULL, NULL, NULL);
 	MarkGUCPrefixReserved("carm_deleg");
 
 	carm_inval_init();
