@@ -289,6 +289,7 @@ reset_store(int64 user_id)
 	cache.generation++;
 	carm_decision_epoch++;
 	anchor_relid = anchor;
+	carm_shared_set_anchor(anchor);
 }
 
 /* Forget what is stored about one business (its grants and programs). */

@@ -286,6 +286,7 @@ extern int	carm_shared_store_mb;	/* GUC carm_deleg.shared_store_size */
 extern void carm_shared_init(void);
 extern bool carm_shared_available(void);
 extern uint64 carm_shared_position(void);
+extern void carm_shared_set_anchor(Oid anchor);
 extern void carm_shared_note(CarmInvalKind kind, int64 id);
 extern bool carm_shared_get(CarmSharedKind kind, int64 user_id, int64 id, uint64 upto,
 							void **data, Size *len, int64 *business_id, double *value,

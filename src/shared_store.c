@@ -84,7 +84,9 @@ typedef struct SharedControl
 typedef struct SetKey
 {
 	Oid			dbid;
+	Oid			anchor;			/* the extension's anchor relation: a new CREATE EXTENSION starts afresh */
 	int32		kind;			/* CarmSharedKind */
+	int32		pad;
 	int64		user_id;
 	int64		id;				/* business or program id; 0 for ALL and REACH */
 } SetKey;
@@ -103,6 +105,7 @@ typedef struct SetEntry
 #define ENTRY_OVERHEAD (MAXALIGN(sizeof(SetEntry)) + 64)
 
 static SharedControl *control = NULL;
+static Oid	current_anchor = InvalidOid;	/* see carm_shared_set_anchor */
 static dsa_area *area = NULL;
 static dshash_table *sets = NULL;
 static dshash_parameters set_params = {
@@ -214,6 +217,12 @@ carm_shared_available(void)
 	return control != NULL && MyDatabaseId != InvalidOid;
 }
 
+static bool
+usable(void)
+{
+	return carm_shared_available() && OidIsValid(current_anchor) && attach();
+}
+
 /* The log position now: read it before taking the snapshot a load reads. */
 uint64
 carm_shared_position(void)
@@ -311,11 +320,23 @@ log_allows(uint64 from, uint64 upto, CarmSharedKind kind, int64 user_id, int64 b
 	return ok;
 }
 
+/*
+ * The anchor relation of the extension in this database (cache.c sets it
+ * when it resets its store).  Ids restart after DROP and CREATE EXTENSION,
+ * so sets are keyed by the extension's incarnation as well.
+ */
+void
+carm_shared_set_anchor(Oid anchor)
+{
+	current_anchor = anchor;
+}
+
 static void
 set_key(SetKey *key, CarmSharedKind kind, int64 user_id, int64 id)
 {
 	memset(key, 0, sizeof(SetKey));	/* hashed as bytes: no stray padding */
 	key->dbid = MyDatabaseId;
+	key->anchor = current_anchor;
 	key->kind = (int32) kind;
 	key->user_id = user_id;
 	key->id = id;
@@ -346,7 +367,7 @@ carm_shared_get(CarmSharedKind kind, int64 user_id, int64 id, uint64 upto,
 	SetEntry   *e;
 	bool		ok;
 
-	if (!carm_shared_available() || !attach())
+	if (!usable())
 		return false;
 	set_key(&key, kind, user_id, id);
 	e = dshash_find(sets, &key, true);
@@ -435,7 +456,7 @@ carm_shared_put(CarmSharedKind kind, int64 user_id, int64 id, uint64 stamp,
 	dsa_pointer dp = InvalidDsaPointer;
 	Size		limit;
 
-	if (!carm_shared_available() || !attach())
+	if (!usable())
 		return;
 	limit = (Size) (control->area_size * EVICT_AT);
 	if (len + ENTRY_OVERHEAD > limit / 4)

@@ -18,3 +18,10 @@ DROP FUNCTION IF EXISTS carm_internal.bulk_size(text[], integer[], integer[]);
 -- worker takes the flag, and the 4-argument worker goes (replaying sql/src
 -- creates the 5-argument one; a fresh install has only that).
 DROP FUNCTION carm_internal.protect_table(regclass, name, name, text);
+
+-- Grants loaded before the update were computed by 1.1's resolver: make
+-- every backend's store, and the sets shared across backends, stale at
+-- commit.  Resetting an option that is not set rewrites the anchor's
+-- pg_class row unchanged, which sends the anchor's relcache invalidation:
+-- "everything" (src/inval.c).
+ALTER TABLE carm.protected_table RESET (fillfactor);
