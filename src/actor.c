@@ -55,7 +55,7 @@ PG_FUNCTION_INFO_V1(carm_actor_sql);
 PG_FUNCTION_INFO_V1(carm_acting_business_sql);
 
 char	   *carm_actor_setting = NULL;
-bool		carm_allow_session_actor = true;
+bool		carm_allow_session_actor = false;	/* SPEC §10 rev. 1.2 */
 
 /* true only while set_actor() itself assigns the setting */
 static bool assigning_from_set_actor = false;
@@ -757,8 +757,8 @@ check_actor_lifetime(FunctionCallInfo fcinfo, bool is_local)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("session-level acting users are not allowed"),
-				 errdetail("carm_deleg.allow_session_actor is off."),
-				 errhint("Call carm.set_actor() inside BEGIN ... COMMIT with is_local => true.")));
+				 errdetail("carm_deleg.allow_session_actor is off: behind a transaction-pooling pooler a session actor would act for the next client of the server connection."),
+				 errhint("Run BEGIN; SELECT carm.set_actor(...); ...; COMMIT; (or the driver's transaction block).")));
 	if (!is_local && carm_citus_active())
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -771,7 +771,7 @@ check_actor_lifetime(FunctionCallInfo fcinfo, bool is_local)
 				(errcode(ERRCODE_NO_ACTIVE_SQL_TRANSACTION),
 				 errmsg("carm.set_actor() outside a transaction block would last for no statement"),
 				 errdetail("With is_local => true the acting user ends with the transaction, and this statement is a transaction of its own."),
-				 errhint("Call it after BEGIN and run the queries before COMMIT, or pass is_local => false for the session.")));
+				 errhint("Run BEGIN; SELECT carm.set_actor(...); ...; COMMIT; (or the driver's transaction block).")));
 }
 
 /*

@@ -38,8 +38,8 @@ BEGIN
   LOOP
     EXECUTE format('COMMENT ON FUNCTION %s IS %L', f,
       CASE WHEN pg_catalog.pg_get_function_identity_arguments(f) LIKE 'user_id%'
-           THEN 'Act as this user until the end of the transaction (is_local, the default) or of the session, for the business on_behalf_of (BN9) if given; carm_gateway only'
-           ELSE 'Act as the user with this sign-in identity until the end of the transaction (is_local, the default) or of the session, for the business on_behalf_of (BN9) if given; carm_gateway only' END);
+           THEN 'Act as this user until the end of the transaction (is_local, the default) or, where carm_deleg.allow_session_actor is on, of the session, for the business on_behalf_of (BN9) if given; carm_gateway only'
+           ELSE 'Act as the user with this sign-in identity until the end of the transaction (is_local, the default) or, where carm_deleg.allow_session_actor is on, of the session, for the business on_behalf_of (BN9) if given; carm_gateway only' END);
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
     EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO carm_gateway', f);
   END LOOP;

@@ -183,8 +183,9 @@ SELECT carm.actor() AS in_transaction;
 COMMIT;
 DO $$ BEGIN PERFORM carm.set_actor('alice'); RAISE NOTICE 'actor in DO: %', carm.actor(); END $$;
 RESET ROLE;
--- carm_deleg.allow_session_actor = off forbids session actors (42501)
-SET carm_deleg.allow_session_actor = off;
+-- carm_deleg.allow_session_actor, off by default (SPEC §10 rev. 1.2), forbids
+-- session actors (42501)
+SHOW carm_deleg.allow_session_actor;
 SET ROLE regress_sa_gw;
 SELECT regress_sa.try($$SELECT carm.set_actor('alice', false)$$) AS session_actor;
 BEGIN;
@@ -192,7 +193,6 @@ SELECT carm.set_actor('alice', true);                  -- transaction-local: sti
 ROLLBACK;
 SELECT regress_sa.try($$SET carm_deleg.allow_session_actor = on$$) AS superuser_only;
 RESET ROLE;
-RESET carm_deleg.allow_session_actor;
 -- a role that bypasses row-level security gets a WARNING: nothing it reads is filtered
 BEGIN;
 SELECT carm.set_actor('alice');
