@@ -50,6 +50,7 @@ _PG_init(void)
 	carm_inval_init();
 	carm_cache_init();
 	carm_actor_init();
+	carm_caller_init();
 	carm_citus_init();
 
 	if (process_shared_preload_libraries_in_progress)

@@ -4,6 +4,7 @@
  * Layout of the C side (one job per file):
  *   carm_deleg.c  _PG_init: GUCs, cache callbacks, background worker registration
  *   actor.c       who is acting: the guarded carm_deleg.actor setting, set_actor()
+ *   caller.c      the role the caller's code runs as, behind SECURITY DEFINER (§2)
  *   owner.c       running internal SPI queries as the extension owner
  *   bn.c          BN9 / BN15 validation
  *   matrix.c      the §3.2 role x function matrix and permission parsing
@@ -98,6 +99,10 @@ extern int64 carm_require_actor(void);	/* ereports 42501 'no acting user' */
 extern int64 carm_require_active_actor(void);	/* and 42501 when deactivated */
 extern void carm_actor_invalidate_binding(void);
 extern void carm_actor_forget_users(void);
+
+/* ---- caller.c ---- */
+extern void carm_caller_init(void);	/* fmgr_hook: the users SECURITY DEFINER calls run as */
+extern Oid	carm_caller_running_role(void); /* InvalidOid when unknown */
 
 /* ---- cache.c ---- */
 

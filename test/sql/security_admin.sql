@@ -213,6 +213,27 @@ SELECT login_role, login_name, user_id FROM carm.login_binding;
 SET SESSION AUTHORIZATION regress_sa_login;
 SELECT carm.actor() AS bound_actor;
 RESET SESSION AUTHORIZATION;
+-- checked again at use (SPEC §2, rev. 1.2): a bound role made a member of
+-- carm_gateway or carm_admin, or a superuser, since it was bound gets no
+-- default actor, and a WARNING names the binding
+GRANT carm_gateway TO regress_sa_login;
+SET SESSION AUTHORIZATION regress_sa_login;
+SELECT carm.actor() AS bound_gateway_member;
+RESET SESSION AUTHORIZATION;
+REVOKE carm_gateway FROM regress_sa_login;
+GRANT carm_admin TO regress_sa_login;
+SET SESSION AUTHORIZATION regress_sa_login;
+SELECT carm.actor() AS bound_admin_member;
+RESET SESSION AUTHORIZATION;
+REVOKE carm_admin FROM regress_sa_login;
+ALTER ROLE regress_sa_login SUPERUSER;
+SET SESSION AUTHORIZATION regress_sa_login;
+SELECT carm.actor() AS bound_superuser;
+RESET SESSION AUTHORIZATION;
+ALTER ROLE regress_sa_login NOSUPERUSER;
+SET SESSION AUTHORIZATION regress_sa_login;
+SELECT carm.actor() AS bound_again;
+RESET SESSION AUTHORIZATION;
 -- renamed: the binding was made for another name; it binds nobody
 ALTER ROLE regress_sa_login RENAME TO regress_sa_login2;
 SET SESSION AUTHORIZATION regress_sa_login2;
