@@ -19,12 +19,16 @@
  *
  * The record starts when the library is loaded.  Loaded inside a SECURITY
  * DEFINER function (the first call of a session that did not preload it
- * was to such a function), the frames entered before are unknown until the
- * transaction ends: the caller cannot be told from the record, and an
- * actor-facing function refuses rather than guess (InvalidOid below).
- * Applications call set_actor() first, which loads the library outside any
- * such function; login-bound sessions should preload it
- * (session_preload_libraries or shared_preload_libraries).
+ * was made there), the frames entered before are not in the record until
+ * the transaction ends.  What is known then is the user the code that
+ * loaded the library ran as: it is the caller while that code has not
+ * returned (no unrecorded frame has ended), unless it is the extension's
+ * owner or a superuser — then it may be one of the extension's own
+ * functions, whose caller is unknown.  Otherwise an actor-facing function
+ * refuses rather than guess (InvalidOid below).  Applications call
+ * set_actor() first, which loads the library in their own code; sessions of
+ * login-bound roles should preload it (session_preload_libraries or
+ * shared_preload_libraries).
  *
  * Costs nothing on the row-check path (no SECURITY DEFINER there) and two
  * array stores per SECURITY DEFINER call elsewhere; the frames are looked at
@@ -35,6 +39,7 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -56,6 +61,8 @@ static fmgr_hook_type prev_fmgr_hook = NULL;
 
 /* loaded inside a SECURITY DEFINER function: frames before it are unknown */
 static bool untracked = false;
+/* ... and the user the loading code ran as, while it has not returned */
+static Oid	untracked_user = InvalidOid;
 
 static void
 caller_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg)
@@ -82,6 +89,8 @@ caller_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg)
 	/* FHET_END, FHET_ABORT (an error unwinding through the function) */
 	if (nframes > 0)
 		nframes--;
+	else
+		untracked_user = InvalidOid;	/* a frame entered before the load ended */
 	if (prev_fmgr_hook)
 		prev_fmgr_hook(event, flinfo, arg);
 }
@@ -96,6 +105,7 @@ caller_xact_callback(XactEvent event, void *arg)
 	{
 		nframes = 0;
 		untracked = false;
+		untracked_user = InvalidOid;
 	}
 }
 
@@ -105,6 +115,7 @@ carm_caller_init(void)
 	prev_fmgr_hook = fmgr_hook;
 	fmgr_hook = caller_fmgr_hook;
 	untracked = InLocalUserIdChange();
+	untracked_user = untracked ? GetUserId() : InvalidOid;
 	RegisterXactCallback(caller_xact_callback, NULL);
 }
 
@@ -133,6 +144,28 @@ is_security_definer(Oid fn_oid)
 }
 
 /*
+ * The user the code that loaded the library ran as, when it cannot be one
+ * of the extension's own SECURITY DEFINER functions (their owner, or a
+ * superuser); else InvalidOid.
+ */
+static Oid
+untracked_user_if_foreign(Oid api)
+{
+	HeapTuple	tuple;
+	Oid			owner = InvalidOid;
+
+	if (!OidIsValid(untracked_user) || superuser_arg(untracked_user))
+		return InvalidOid;
+	tuple = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(api));
+	if (HeapTupleIsValid(tuple))
+	{
+		owner = ((Form_pg_namespace) GETSTRUCT(tuple))->nspowner;
+		ReleaseSysCache(tuple);
+	}
+	return OidIsValid(owner) && owner != untracked_user ? untracked_user : InvalidOid;
+}
+
+/*
  * The role the code that called into the extension runs as (see the header
  * comment): what PostgreSQL's current_user was before the API's own
  * SECURITY DEFINER switch.  InvalidOid when it cannot be told (loaded
@@ -148,7 +181,7 @@ carm_caller_running_role(void)
 		if (!is_extension_function(frames[i].fn_oid, api, internal))
 			return frames[i].userid;
 	if (untracked)
-		return InvalidOid;
+		return untracked_user_if_foreign(api);
 	if (nframes == 0)
 		return GetUserId();
 	if (!is_security_definer(frames[0].fn_oid))

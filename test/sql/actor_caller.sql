@@ -65,6 +65,20 @@ ALTER FUNCTION public.ac_calls_as_gw() OWNER TO regress_ac_gw;
 CREATE FUNCTION public.ac_calls_as_admin() RETURNS SETOF text LANGUAGE sql SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp AS 'SELECT public.ac_calls()';
 ALTER FUNCTION public.ac_calls_as_admin() OWNER TO regress_ac_admin;
+-- one call, made from a definer owned by the plain role
+CREATE FUNCTION public.ac_my_access_as_plain() RETURNS bigint LANGUAGE sql SECURITY DEFINER
+  SET search_path = pg_catalog, pg_temp AS 'SELECT count(*) FROM carm.my_access(''300000007'')';
+ALTER FUNCTION public.ac_my_access_as_plain() OWNER TO regress_ac_plain;
+-- an application's own request handler: sets the actor, then calls the API
+CREATE FUNCTION public.ac_app_request() RETURNS TABLE (my_access bigint, has_access boolean)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  PERFORM carm.set_actor('clara');
+  my_access := (SELECT count(*) FROM carm.my_access('300000007'));
+  has_access := carm.has_access('300000007RM0001', 'rulings.view');
+  RETURN NEXT;
+END $$;
+ALTER FUNCTION public.ac_app_request() OWNER TO regress_ac_gw;
 
 -- The application, acting for clara: everything answers.
 SET ROLE regress_ac_gw;
@@ -104,18 +118,31 @@ SELECT * FROM public.ac_calls() AS bound_role;
 SELECT * FROM public.ac_calls_as_plain() AS bound_plain_definer;
 RESET SESSION AUTHORIZATION;
 
--- A new session whose first carm call is made inside a SECURITY DEFINER
--- function cannot tell its caller: refused (the library is loaded there);
--- from the next transaction on, the record is complete.
+-- A new session (the library not loaded) whose first carm call is made by a
+-- definer: the library is loaded inside it.  Loaded by one of the
+-- extension's own functions (their owner, a superuser, is running), the
+-- caller cannot be told until the transaction ends: refused, and the DETAIL
+-- says why; from the next transaction on, the record is complete.
 \c
 SET SESSION AUTHORIZATION regress_ac_login;
-SELECT * FROM public.ac_calls_as_plain() AS first_call_in_definer;
-SELECT * FROM public.ac_calls_as_plain() AS next_transaction;
+\set VERBOSITY default
+SELECT public.ac_my_access_as_plain() AS first_call_in_definer;
+SELECT public.ac_my_access_as_plain() AS next_transaction;
+\set VERBOSITY terse
 SELECT count(*) AS bound_my_access FROM carm.my_access('300000007');
 RESET SESSION AUTHORIZATION;
+-- Loaded by the application's own request handler (a carm_gateway member's
+-- definer, which sets the actor): the role that loaded it is the caller.
+\c
+SELECT * FROM public.ac_app_request() AS app_definer_first_call;
+-- the same handler owned by a role with no carm rights cannot even set the actor
+ALTER FUNCTION public.ac_app_request() OWNER TO regress_ac_plain;
+\c
+SELECT * FROM public.ac_app_request() AS plain_handler_first_call;
 
 SELECT carm.unprotect('public.ac_rows');
 DROP TABLE public.ac_rows;
-DROP FUNCTION public.ac_calls(), public.ac_calls_as_plain(), public.ac_calls_as_gw(), public.ac_calls_as_admin();
+DROP FUNCTION public.ac_calls(), public.ac_calls_as_plain(), public.ac_calls_as_gw(), public.ac_calls_as_admin(),
+  public.ac_my_access_as_plain(), public.ac_app_request();
 DROP EXTENSION carm_deleg CASCADE;
 DROP ROLE regress_ac_gw, regress_ac_plain, regress_ac_admin, regress_ac_login;
