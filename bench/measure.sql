@@ -27,6 +27,8 @@ INSERT INTO bench.result VALUES
                     :'selective_programs'), 20), 'knows the visible programs');
 
 GRANT USAGE ON SCHEMA bench TO bench_app;
+-- one session, two actors in turn: session actors, off by default (SPEC §10 rev. 1.2)
+SET carm_deleg.allow_session_actor = on;
 GRANT INSERT, SELECT ON bench.result TO bench_app;
 SET ROLE bench_app;
 -- the client BAM (user n_businesses) sees every row of app.statements

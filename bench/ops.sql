@@ -40,6 +40,8 @@ ANALYZE carm.business, carm.program, carm.app_user, carm.employee, carm.relation
 
 SELECT bn9 AS ops_provider FROM carm.business WHERE id = :b0 + 1 \gset
 SELECT bn15 AS ops_program FROM carm.program WHERE business_id = :b0 + 2 \gset
+-- session actor for this script's calls, off by default (SPEC §10 rev. 1.2)
+SET carm_deleg.allow_session_actor = on;
 SELECT carm.set_actor(:u0 + 1, false);
 SELECT carm.create_client_group(:'ops_provider', 'ops') AS ops_group \gset
 INSERT INTO bench.result VALUES

@@ -23,6 +23,10 @@
  * carm_admin is judged on the role the code runs as (GetUserId()), never on
  * the session or outer role, and nobody is carm_admin inside a
  * security-restricted operation (SPEC §2): see current_role_is_admin().
+ * Actor-facing functions answer only code running as a member of
+ * carm_gateway (or as the login-bound role), judged on the role the caller
+ * runs as before the API's SECURITY DEFINER switch (caller.c): see
+ * require_actor_caller().
  */
 #include "carm_deleg.h"
 
@@ -55,7 +59,7 @@ PG_FUNCTION_INFO_V1(carm_actor_sql);
 PG_FUNCTION_INFO_V1(carm_acting_business_sql);
 
 char	   *carm_actor_setting = NULL;
-bool		carm_allow_session_actor = true;
+bool		carm_allow_session_actor = false;	/* SPEC §10 rev. 1.2 */
 
 /* true only while set_actor() itself assigns the setting */
 static bool assigning_from_set_actor = false;
@@ -187,6 +191,40 @@ void
 carm_actor_init(void)
 {
 	CacheRegisterSyscacheCallback(AUTHOID, binding_authid_callback, (Datum) 0);
+	/* a bound role granted carm_gateway or carm_admin binds nobody (below) */
+	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, binding_authid_callback, (Datum) 0);
+}
+
+/*
+ * bind_login_role() refuses superusers and members of carm_admin or
+ * carm_gateway; a role that became one since it was bound is refused at
+ * use, the first time the session looks its binding up (sign-in, in
+ * effect), with a WARNING naming the binding (SPEC §2): such a role could
+ * set actors, or see everything, and act as the bound user by default too.
+ */
+static bool
+binding_role_still_plain(Oid role, const char *rolename, int64 user_id)
+{
+	Oid			admin = get_role_oid("carm_admin", true);
+	Oid			gateway = get_role_oid("carm_gateway", true);
+	const char *what;
+
+	if (superuser_arg(role))
+		what = "a superuser";
+	else if (OidIsValid(admin) && is_member_of_role(role, admin))
+		what = "a member of carm_admin";
+	else if (OidIsValid(gateway) && is_member_of_role(role, gateway))
+		what = "a member of carm_gateway";
+	else
+		return true;
+	ereport(WARNING,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("login binding of role \"%s\" to user " INT64_FORMAT " is not honoured",
+					rolename, user_id),
+			 errdetail("Role \"%s\" has become %s since it was bound; a bound login role must hold no carm_deleg powers.",
+					   rolename, what),
+			 errhint("Revoke that from the role, or remove the binding with carm.unbind_login_role().")));
+	return false;
 }
 
 /*
@@ -266,6 +304,8 @@ login_binding_user(void)
 	lookup.with_name = with_name;
 	lookup.user_id = 0;
 	carm_as_owner(read_binding, &lookup);
+	if (lookup.user_id != 0 && !binding_role_still_plain(role, rolename, lookup.user_id))
+		lookup.user_id = 0;
 	binding_user = lookup.user_id;
 	binding_role = role;
 	binding_valid = true;
@@ -315,6 +355,43 @@ carm_forbid_restricted_sql(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * SPEC §2 (rev. 1.2): actor-facing functions act for the application's
+ * connection, so the role the calling code runs as (current_user before
+ * the API's own SECURITY DEFINER switch, caller.c) must be a member of
+ * carm_gateway; for the actor of a login binding, the bound session role
+ * itself may call them too.  A SECURITY DEFINER function owned by a role
+ * with no carm rights, called in a transaction that has an actor, is
+ * refused.  Protected tables' row checks do not ask: row-level security
+ * applies to every role.
+ */
+static void
+require_actor_caller(void)
+{
+	Oid			caller = carm_caller_running_role();
+	Oid			gateway;
+
+	if (OidIsValid(caller))
+	{
+		gateway = get_role_oid("carm_gateway", true);
+		if (OidIsValid(gateway) && has_privs_of_role(caller, gateway))
+			return;
+		if (carm_actor_uid == 0 && caller == GetSessionUserId())
+			return;				/* the login binding's own role */
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to act for the acting user"),
+				 errdetail("Actor-facing functions answer code running as a member of carm_gateway; this code runs as role \"%.32s\".",
+						   GetUserNameFromId(caller, true) ? GetUserNameFromId(caller, true) : "?"),
+				 errhint("Call the function from the application's connection role, not from a function owned by another role.")));
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied to act for the acting user"),
+			 errdetail("carm_deleg was loaded inside a SECURITY DEFINER function in this transaction, so the role calling it cannot be told."),
+			 errhint("Call carm.set_actor() or carm.actor() first in the session, or add carm_deleg to session_preload_libraries.")));
+}
+
 int64
 carm_require_actor(void)
 {
@@ -328,6 +405,7 @@ carm_require_actor(void)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("no acting user"),
 				 errhint("A member of carm_gateway must call carm.set_actor() first.")));
+	require_actor_caller();
 	return uid;
 }
 
@@ -775,8 +853,8 @@ check_actor_lifetime(FunctionCallInfo fcinfo, bool is_local)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("session-level acting users are not allowed"),
-				 errdetail("carm_deleg.allow_session_actor is off."),
-				 errhint("Call carm.set_actor() inside BEGIN ... COMMIT with is_local => true.")));
+				 errdetail("carm_deleg.allow_session_actor is off: behind a transaction-pooling pooler a session actor would act for the next client of the server connection."),
+				 errhint("Run BEGIN; SELECT carm.set_actor(...); ...; COMMIT; (or the driver's transaction block).")));
 	if (!is_local && carm_citus_active())
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -789,7 +867,7 @@ check_actor_lifetime(FunctionCallInfo fcinfo, bool is_local)
 				(errcode(ERRCODE_NO_ACTIVE_SQL_TRANSACTION),
 				 errmsg("carm.set_actor() outside a transaction block would last for no statement"),
 				 errdetail("With is_local => true the acting user ends with the transaction, and this statement is a transaction of its own."),
-				 errhint("Call it after BEGIN and run the queries before COMMIT, or pass is_local => false for the session.")));
+				 errhint("Run BEGIN; SELECT carm.set_actor(...); ...; COMMIT; (or the driver's transaction block).")));
 }
 
 /*

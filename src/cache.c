@@ -28,7 +28,13 @@
  * (RR) or the statement (parallel, READ COMMITTED) ends.
  *
  * Expiry (R9) is not cached: grants carry expires_at and decisions compare
- * it with the transaction's start time.
+ * it with the time of the statement (carm_decision_time(), SPEC §10 rev.
+ * 1.2), not of the transaction: a transaction open across an expiry loses
+ * reads and writes at its next statement, in every isolation level, whether
+ * or not maintenance has run (or can run: a relationship row another session
+ * holds locked is skipped by maintenance, never by the checks).  Decision
+ * tables derived for an earlier statement are dropped when the statement's
+ * time reaches the earliest expiry they depend on (statement_clock()).
  */
 #include "carm_deleg.h"
 
@@ -106,6 +112,7 @@ static int	lazy_loads = 0;
 
 static Oid	anchor_relid = InvalidOid;
 static ExecutorStart_hook_type prev_executor_start = NULL;
+static ExecutorRun_hook_type prev_executor_run = NULL;
 
 static const CarmGrantList empty_list = {0, 0, 0, NULL};
 
@@ -199,10 +206,54 @@ carm_statement_begin(void)
 		AcceptInvalidationMessages();
 }
 
+/*
+ * The time decisions judge expiry at (R9): the start of the statement
+ * (statement_timestamp()), the same in parallel workers as in their leader.
+ * Constant for a statement, so every row of a scan is decided at one time.
+ */
+TimestampTz
+carm_decision_time(void)
+{
+	return GetCurrentStatementStartTimestamp();
+}
+
+/*
+ * A new statement time: if it reaches the earliest expiry a decision table
+ * was derived under, bump the epoch so that row checks holding a table
+ * (a cursor fetched later, a portal run again, a PL/pgSQL expression)
+ * validate it again.  Called when an executor starts and each time one
+ * runs (FETCH and the extended protocol's Execute run a portal again
+ * without starting it; the statement time is theirs).
+ */
+static void
+statement_clock(void)
+{
+	static TimestampTz clock_seen = 0;
+	TimestampTz now = carm_decision_time();
+
+	if (likely(now == clock_seen))
+		return;
+	clock_seen = now;
+	if (carm_vis_expiry_crossed(now))
+		carm_decision_epoch++;
+}
+
+static void
+carm_executor_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+				  bool execute_once)
+{
+	statement_clock();
+	if (prev_executor_run)
+		prev_executor_run(queryDesc, direction, count, execute_once);
+	else
+		standard_ExecutorRun(queryDesc, direction, count, execute_once);
+}
+
 static void
 carm_executor_start(QueryDesc *queryDesc, int eflags)
 {
 	carm_statement_begin();
+	statement_clock();
 	carm_citus_statement_begin();
 	if (prev_executor_start)
 		prev_executor_start(queryDesc, eflags);
@@ -242,6 +293,8 @@ carm_cache_init(void)
 	RegisterXactCallback(carm_xact_callback, NULL);
 	prev_executor_start = ExecutorStart_hook;
 	ExecutorStart_hook = carm_executor_start;
+	prev_executor_run = ExecutorRun_hook;
+	ExecutorRun_hook = carm_executor_run;
 }
 
 /* ---- the store ---- */

@@ -23,9 +23,9 @@ _PG_init(void)
 	carm_define_actor_guc();
 	DefineCustomBoolVariable("carm_deleg.allow_session_actor",
 							 "Allows carm.set_actor(..., is_local => false), an acting user for the whole session.",
-							 "Off for deployments behind transaction-pooling poolers: the session actor then raises 42501.",
+							 "Off by default: a session actor outlives the client behind a transaction-pooling pooler (pgbouncer), so set_actor(..., is_local => false) raises 42501.",
 							 &carm_allow_session_actor,
-							 true,
+							 false,
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
@@ -60,6 +60,7 @@ _PG_init(void)
 	carm_inval_init();
 	carm_cache_init();
 	carm_actor_init();
+	carm_caller_init();
 	carm_citus_init();
 
 	if (process_shared_preload_libraries_in_progress)

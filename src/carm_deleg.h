@@ -4,6 +4,7 @@
  * Layout of the C side (one job per file):
  *   carm_deleg.c  _PG_init: GUCs, cache callbacks, background worker registration
  *   actor.c       who is acting: the guarded carm_deleg.actor setting, set_actor()
+ *   caller.c      the role the caller's code runs as, behind SECURITY DEFINER (§2)
  *   owner.c       running internal SPI queries as the extension owner
  *   bn.c          BN9 / BN15 validation
  *   text.c        what counts as blank: trimming names, comments and role names
@@ -104,6 +105,10 @@ extern int64 carm_require_active_actor(void);	/* and 42501 when deactivated */
 extern void carm_actor_invalidate_binding(void);
 extern void carm_actor_forget_users(void);
 
+/* ---- caller.c ---- */
+extern void carm_caller_init(void);	/* fmgr_hook: the users SECURITY DEFINER calls run as */
+extern Oid	carm_caller_running_role(void); /* InvalidOid when unknown */
+
 /* ---- cache.c ---- */
 
 typedef enum CarmGrantSource
@@ -148,6 +153,8 @@ extern int64 carm_total_programs(void);
 extern double carm_reach_estimate(int64 user_id);
 extern uint64 carm_cache_generation(int64 user_id);
 extern uint64 carm_cache_reset_count(void);
+/* The time decisions judge expiry at: the statement's (R9, SPEC §10 rev. 1.2). */
+extern TimestampTz carm_decision_time(void);
 
 /* ---- inval.c ---- */
 typedef enum CarmInvalKind
@@ -205,8 +212,9 @@ typedef struct CarmVisTable
 
 /*
  * Bumped whenever a decision table a caller holds may have become invalid:
- * the store changed or has invalidations to apply, or a transaction ended
- * (its clock decides expiry).  A row check compares it with the value it saw
+ * the store changed or has invalidations to apply, a transaction ended, or
+ * the time of the statement crossed the earliest expiry a table depends on
+ * (carm_vis_expiry_crossed(), checked when an executor starts or runs).  A row check compares it with the value it saw
  * when it validated its table, instead of validating per row.
  */
 extern uint64 carm_decision_epoch;
@@ -214,6 +222,7 @@ extern int64 carm_actor_uid;	/* the actor set with set_actor(), 0 if none */
 
 extern const CarmVisTable *carm_vis_table(int64 user_id, CarmFunction fn);
 extern bool carm_vis_table_valid(const CarmVisTable *t, int64 user_id);
+extern bool carm_vis_expiry_crossed(TimestampTz now);
 extern int	carm_vis_decide_hashed(const CarmVisTable *t, int64 program_id, int64 submitter);
 extern int64 *carm_vis_table_programs(const CarmVisTable *t, int *count);
 

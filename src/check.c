@@ -3,8 +3,10 @@
  * functions behind carm.protect() (V1-V5).
  *
  * All of them read the per-backend grant store (cache.c), which follows the
- * statement's snapshot (SPEC §8), and compare expiry with the transaction's
- * start time, the same clock as now().
+ * statement's snapshot (SPEC §8), and compare expiry with the time of the
+ * statement (carm_decision_time(), statement_timestamp(): SPEC §10 rev. 1.2,
+ * R9 per statement), so a transaction open across an expiry loses reads and
+ * writes at its next statement, whether or not maintenance has run.
  *
  * Point checks answer for the account as a whole (SPEC §8, rev. 1.1): only
  * roles that hold the permission count.  The paths that only let a business
@@ -67,7 +69,7 @@ point_level(const CarmGrant *g, CarmFunction fn, TimestampTz now)
 static CarmLevel
 target_level(int64 user_id, const CarmTarget *t, CarmFunction fn, CarmLevel wanted)
 {
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	TimestampTz now = carm_decision_time();
 	const CarmGrantList *list;
 	CarmLevel	best = CARM_LEVEL_NONE;
 	bool		business_scope = !t->is_program || fn == CARM_FN_BUSINESS_PROFILE;
@@ -195,7 +197,7 @@ row_visible(int64 actor, int64 program_id, int64 submitter, CarmFunction fn)
 
 	if (list->ngrants == 0)
 		return false;
-	now = GetCurrentTransactionStartTimestamp();
+	now = carm_decision_time();
 	for (int i = 0; i < list->ngrants; i++)
 	{
 		const CarmGrant *g = &list->grants[i];
@@ -232,7 +234,7 @@ row_writer(int64 actor, int64 on_behalf_of, int64 program_id, int64 submitter, b
 		   CarmFunction fn)
 {
 	const CarmGrantList *list = carm_program_grants(actor, program_id);
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	TimestampTz now = carm_decision_time();
 
 	/* employee grants first: a client employee acts for the client */
 	for (int pass = 0; pass < 2; pass++)
@@ -406,7 +408,7 @@ carm_accessible_program_ids(PG_FUNCTION_ARGS)
 	require_args(fcinfo, 1);
 	carm_parse_permission(text_to_cstring(PG_GETARG_TEXT_PP(0)), &as.fn, &as.level);
 	actor = carm_require_active_actor();
-	as.now = GetCurrentTransactionStartTimestamp();
+	as.now = carm_decision_time();
 	as.n = 0;
 	as.capacity = 64;
 	as.ids = palloc(sizeof(int64) * as.capacity);

@@ -7,7 +7,8 @@
  * behind the C check, and ask these functions what each row confers, so no
  * role or matrix entry is restated in SQL:
  *   role_level(role, function)     the §3.2 matrix (matrix.c)
- *   effective_role(...)            R9: what a grant row confers now
+ *   effective_role(...)            R9: what a grant row confers at the
+ *                                  time of the statement
  *                                  (carm_grant_effective_role, cache.c)
  *   point_permissions(...)         the permissions a grant row confers on a
  *                                  target at the point-check level (§8)
@@ -125,7 +126,7 @@ carm_role_level_sql(PG_FUNCTION_ARGS)
 
 /*
  * carm_internal.effective_role(role, source, provider_bam, expires_at) RETURNS
- * text: the role a grant row confers at the transaction's start time (R9): its
+ * text: the role a grant row confers at the time of the statement (R9): its
  * own, EXPIRED for a provider BAM's proxy row past expires_at, NULL for
  * another provider employee's.
  */
@@ -138,7 +139,7 @@ carm_effective_role_sql(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_NULL();
 	grant_from_args(fcinfo, &g, false);
-	role = carm_grant_effective_role(&g, GetCurrentTransactionStartTimestamp());
+	role = carm_grant_effective_role(&g, carm_decision_time());
 	if (role == CARM_ROLE_NONE)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(carm_role_name(role)));
@@ -148,7 +149,7 @@ carm_effective_role_sql(PG_FUNCTION_ARGS)
  * carm_internal.point_permissions(role, source, provider_bam, expires_at,
  * all_programs, business_row, program_target) RETURNS text[]: every
  * permission ('function.level', in matrix order) that the grant row confers
- * on a target at the point-check level, now (§8).  Empty for V3/V4 rows.
+ * on a target at the point-check level, at the time of the statement (§8).  Empty for V3/V4 rows.
  */
 Datum
 carm_point_permissions_sql(PG_FUNCTION_ARGS)
@@ -156,7 +157,7 @@ carm_point_permissions_sql(PG_FUNCTION_ARGS)
 	CarmGrant	g;
 	bool		business_row,
 				program_target;
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	TimestampTz now = carm_decision_time();
 	Datum		perms[CARM_NUM_FUNCTIONS * 3];
 	int			n = 0;
 

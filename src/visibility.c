@@ -22,7 +22,8 @@
  * the user reaches are sparse, an open-addressing hash keyed by program id
  * is used instead.  A table is valid
  * for one generation of the store and until the earliest expiry among the
- * grants it was derived from (R9 by time: it is derived again after that).
+ * grants it was derived from (R9 by time, judged at the time of the
+ * statement: it is derived again for the first statement after that).
  */
 #include "carm_deleg.h"
 
@@ -244,7 +245,7 @@ derive(int64 user_id, CarmFunction fn, TimestampTz now)
 const CarmVisTable *
 carm_vis_table(int64 user_id, CarmFunction fn)
 {
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	TimestampTz now = carm_decision_time();
 	CarmVisTable *t = tables[fn];
 
 	if (t != NULL && carm_vis_table_valid(t, user_id))
@@ -257,11 +258,36 @@ carm_vis_table(int64 user_id, CarmFunction fn)
 bool
 carm_vis_table_valid(const CarmVisTable *t, int64 user_id)
 {
-	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	TimestampTz now = carm_decision_time();
 
 	return t->user_id == user_id && t->generation != 0 &&
 		t->generation == carm_cache_generation(user_id) &&
 		now >= t->derived_at && now < t->valid_until;
+}
+
+/*
+ * Has the time of a new statement reached the expiry (or gone back before
+ * the derivation) of a table derived earlier?  Such tables are marked
+ * invalid, and the caller bumps carm_decision_epoch so that row checks
+ * holding them validate again (R9 per statement).
+ */
+bool
+carm_vis_expiry_crossed(TimestampTz now)
+{
+	bool		crossed = false;
+
+	for (int fn = 0; fn < CARM_NUM_FUNCTIONS; fn++)
+	{
+		CarmVisTable *t = tables[fn];
+
+		if (t != NULL && t->generation != 0 &&
+			(now >= t->valid_until || now < t->derived_at))
+		{
+			t->generation = 0;
+			crossed = true;
+		}
+	}
+	return crossed;
 }
 
 /* carm_vis_decide() (carm_deleg.h) for the hash form. */

@@ -98,7 +98,7 @@ CREATE TABLE carm.relationship (
   programs      bigint[],                      -- PROGRAM: delegated programs; BUSINESS: NULL
   see_client    boolean NOT NULL DEFAULT false,    -- V2(b)
   see_other     boolean NOT NULL DEFAULT false,    -- V2(c)
-  expires_at    timestamptz,                   -- NULL = no expiry; R9 compares it with now()
+  expires_at    timestamptz,                   -- NULL = no expiry; R9 compares it with statement_timestamp()
   comment       text NOT NULL,
   reason        text,
   requested_by  bigint REFERENCES carm.app_user,

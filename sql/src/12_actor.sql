@@ -38,8 +38,8 @@ BEGIN
   LOOP
     EXECUTE format('COMMENT ON FUNCTION %s IS %L', f,
       CASE WHEN pg_catalog.pg_get_function_identity_arguments(f) LIKE 'user_id%'
-           THEN 'Act as this user until the end of the transaction (is_local, the default) or of the session, for the business on_behalf_of (BN9) if given; carm_gateway only'
-           ELSE 'Act as the user with this sign-in identity until the end of the transaction (is_local, the default) or of the session, for the business on_behalf_of (BN9) if given; carm_gateway only' END);
+           THEN 'Act as this user until the end of the transaction (is_local, the default) or, where carm_deleg.allow_session_actor is on, of the session, for the business on_behalf_of (BN9) if given; carm_gateway only'
+           ELSE 'Act as the user with this sign-in identity until the end of the transaction (is_local, the default) or, where carm_deleg.allow_session_actor is on, of the session, for the business on_behalf_of (BN9) if given; carm_gateway only' END);
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
     EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO carm_gateway', f);
   END LOOP;
@@ -64,9 +64,13 @@ COMMENT ON FUNCTION carm_internal.on_behalf_of() IS
 
 -- The actor for API functions (SPEC §2), one implementation in C for the
 -- C checks and every SQL function: 42501 "no acting user" when none, and
--- require_active_actor() also 42501 when the actor is deactivated.
+-- require_active_actor() also 42501 when the actor is deactivated; 42501
+-- too when the role the calling code runs as is not a member of
+-- carm_gateway (rev. 1.2, src/caller.c).  PARALLEL RESTRICTED: the record
+-- of that role is the leader's, so a query of the API that asks for the
+-- actor does so in the leader.
 CREATE OR REPLACE FUNCTION carm_internal.require_actor() RETURNS bigint
-  LANGUAGE c STABLE PARALLEL SAFE
+  LANGUAGE c STABLE PARALLEL RESTRICTED
   AS 'MODULE_PATHNAME', 'carm_require_actor_sql';
 COMMENT ON FUNCTION carm_internal.require_actor() IS
   'Internal: the acting user; 42501 "no acting user" when there is none';
@@ -76,7 +80,7 @@ CREATE OR REPLACE FUNCTION carm_internal.forbid_restricted() RETURNS void
 COMMENT ON FUNCTION carm_internal.forbid_restricted() IS
   'Internal: 42501 inside a security-restricted operation (ANALYZE, VACUUM, REINDEX, index expressions), where nobody acts or administers delegation';
 CREATE OR REPLACE FUNCTION carm_internal.require_active_actor() RETURNS bigint
-  LANGUAGE c STABLE PARALLEL SAFE
+  LANGUAGE c STABLE PARALLEL RESTRICTED
   AS 'MODULE_PATHNAME', 'carm_require_active_actor_sql';
 COMMENT ON FUNCTION carm_internal.require_active_actor() IS
   'Internal: the acting user, who must be active; 42501 otherwise';

@@ -10,7 +10,7 @@
 --   V3  provider PAMs read what the provider submitted (role SPMGR);
 --   V4  provider BAMs keep EXPIRED after the relationship expired or ended.
 -- Time-based expiry (R9) is NOT decided here: rows carry expires_at and the C
--- check compares it with the transaction time, so a cached result stays exact.
+-- check compares it with the time of the statement, so a cached result stays exact.
 --
 -- A single SQL statement, not SECURITY DEFINER and without SET clauses, so the
 -- planner inlines it and the C cache keeps one prepared plan for it.

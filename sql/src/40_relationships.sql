@@ -5,7 +5,7 @@
 -- Roles derived from a relationship (PBAM/PPAM of provider BAMs, assigned
 -- proxy roles, EXPIRED) are never stored: carm_internal.grants() derives them from
 -- the relationship row, and the C check compares expires_at with the
--- transaction time.  So these functions only change facts, and an expiry is
+-- time of the statement (statement_timestamp(), R9 per statement).  So these functions only change facts, and an expiry is
 -- exact without any sweep; the cascade below just brings the stored status
 -- in line and removes what the relationship carried (R9, R10).
 --

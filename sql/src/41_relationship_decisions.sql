@@ -36,7 +36,7 @@ BEGIN
   v_comment := carm_internal.not_blank(comment, 'comment');
 
   -- R9: an expired relationship no longer blocks a new request
-  PERFORM carm_internal.settle_pair(v_provider.id, v_client.id, now());
+  PERFORM carm_internal.settle_pair(v_provider.id, v_client.id, statement_timestamp());
 
   -- R2: at most one pending, rejected or active relationship per pair
   SELECT * INTO v_open FROM carm.relationship r
@@ -93,7 +93,7 @@ BEGIN
     RAISE EXCEPTION 'permission denied: only a business or program account manager of the service provider cancels its request'
       USING ERRCODE = '42501';
   END IF;
-  PERFORM carm_internal.settle_pair(v_rel.provider_id, v_rel.client_id, now());
+  PERFORM carm_internal.settle_pair(v_rel.provider_id, v_rel.client_id, statement_timestamp());
   SELECT * INTO v_rel FROM carm.relationship r WHERE r.id = v_rel.id FOR UPDATE;
   IF v_rel.status NOT IN ('pending', 'rejected') THEN
     RAISE EXCEPTION 'business relationship % is %, not a pending or rejected request', v_rel.id, v_rel.status
@@ -135,7 +135,7 @@ BEGIN
       USING ERRCODE = '42501';
   END IF;
   v_reason := carm_internal.not_blank(reason, 'reason');        -- R4
-  PERFORM carm_internal.settle_pair(v_rel.provider_id, v_rel.client_id, now());
+  PERFORM carm_internal.settle_pair(v_rel.provider_id, v_rel.client_id, statement_timestamp());
   SELECT * INTO v_rel FROM carm.relationship r WHERE r.id = v_rel.id FOR UPDATE;
   IF v_rel.status <> 'pending' THEN
     RAISE EXCEPTION 'business relationship % is %, not pending', v_rel.id, v_rel.status
@@ -198,7 +198,7 @@ BEGIN
     END IF;
   END IF;
 
-  PERFORM carm_internal.settle_pair(v_rel.provider_id, v_rel.client_id, now());
+  PERFORM carm_internal.settle_pair(v_rel.provider_id, v_rel.client_id, statement_timestamp());
   SELECT * INTO v_rel FROM carm.relationship r WHERE r.id = v_rel.id FOR UPDATE;
   IF v_rel.status <> 'pending' THEN
     RAISE EXCEPTION 'business relationship % is %, not pending', v_rel.id, v_rel.status
@@ -253,7 +253,7 @@ BEGIN
                                 update_relationship.programs,
                                 see_client_submissions, see_other_submissions,
                                 update_relationship.expires_at);
-  PERFORM carm_internal.settle_pair(v_rel.provider_id, v_rel.client_id, now());
+  PERFORM carm_internal.settle_pair(v_rel.provider_id, v_rel.client_id, statement_timestamp());
   SELECT * INTO v_rel FROM carm.relationship r WHERE r.id = v_rel.id FOR UPDATE;
   IF v_rel.status <> 'active' THEN
     RAISE EXCEPTION 'business relationship % is %, not active', v_rel.id, v_rel.status
@@ -340,7 +340,7 @@ BEGIN
     RAISE EXCEPTION 'permission denied: only a business account manager of the client ends a business relationship'
       USING ERRCODE = '42501';
   END IF;
-  PERFORM carm_internal.settle_pair(v_rel.provider_id, v_rel.client_id, now());
+  PERFORM carm_internal.settle_pair(v_rel.provider_id, v_rel.client_id, statement_timestamp());
   SELECT * INTO v_rel FROM carm.relationship r WHERE r.id = v_rel.id FOR UPDATE;
   IF v_rel.status <> 'active' THEN
     RAISE EXCEPTION 'business relationship % is %, not active', v_rel.id, v_rel.status

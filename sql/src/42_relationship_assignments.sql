@@ -12,7 +12,7 @@ AS $$
 DECLARE
   v carm.relationship;
 BEGIN
-  PERFORM carm_internal.settle_pair(p_provider.id, p_client.id, now());
+  PERFORM carm_internal.settle_pair(p_provider.id, p_client.id, statement_timestamp());
   SELECT * INTO v FROM carm.relationship r
   WHERE r.provider_id = p_provider.id AND r.client_id = p_client.id AND r.status = 'active'
   FOR SHARE;

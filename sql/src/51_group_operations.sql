@@ -496,7 +496,7 @@ BEGIN
     RETURN v_request;
   END IF;
 
-  PERFORM carm_internal.group_apply(g, p_operation, p_payload, v_actor, v_request, now());
+  PERFORM carm_internal.group_apply(g, p_operation, p_payload, v_actor, v_request, statement_timestamp());
   v_clock := clock_timestamp();   -- Citus: no volatile function in an UPDATE
   UPDATE carm.group_request q SET status = 'COMPLETED', finished_at = v_clock
   WHERE q.id = v_request;

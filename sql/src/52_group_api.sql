@@ -48,7 +48,7 @@ BEGIN
   PERFORM carm_internal.group_audit(v_actor, 'client_group_created', g,
             jsonb_build_object('request_id', v_request, 'name', g.name,
                                'clients', cardinality(v_clients)));
-  PERFORM carm_internal.group_add_clients(g, v_clients, v_actor, v_request, now());   -- G3
+  PERFORM carm_internal.group_add_clients(g, v_clients, v_actor, v_request, statement_timestamp());   -- G3
   v_clock := clock_timestamp();   -- Citus: no volatile function in an UPDATE
   UPDATE carm.group_request q SET status = 'COMPLETED', finished_at = v_clock
   WHERE q.id = v_request;

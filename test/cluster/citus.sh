@@ -245,7 +245,7 @@ ROLLBACK;
 SQL
 )
 [ "$errors" = 2 ] || fail "a refused actor was used after ROLLBACK TO SAVEPOINT ($errors refusals)"
-expect_error coord 0A000 "a session actor under Citus" "SET ROLE demo_portal; SELECT carm.set_actor($alice::bigint, false);"
+expect_error coord 0A000 "a session actor under Citus" "SET carm_deleg.allow_session_actor = on; SET ROLE demo_portal; SELECT carm.set_actor($alice::bigint, false);"
 # a login binding is not honoured: Citus could not carry it to the workers
 bind=$(q coord -v ON_ERROR_STOP=1 -c "CREATE ROLE bound_login LOGIN; GRANT USAGE ON SCHEMA app TO bound_login;
   GRANT SELECT ON app.pay_local TO bound_login; SELECT carm.bind_login_role($alice::bigint, 'bound_login')" 2>&1)

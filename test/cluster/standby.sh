@@ -47,7 +47,8 @@ exec 3> "$dir/in"
 ask() { echo "$1" >&3; }
 wait_for_lines() { for _ in $(seq 100); do [ "$(wc -l < "$dir/out")" -ge "$1" ] && return 0; sleep 0.1; done; return 1; }
 
-ask "SET ROLE regress_app; SELECT carm.set_actor('broker_emp', false);"
+# session actors (off by default, SPEC §10 rev. 1.2): this one session switches actors
+ask "SET carm_deleg.allow_session_actor = on; SET ROLE regress_app; SELECT carm.set_actor('broker_emp', false);"
 ask "SELECT 'before:' || count(*) FROM public.rulings;"
 wait_for_lines 2 || { echo "standby session did not answer"; cat "$dir/out"; exit 1; }
 

@@ -171,15 +171,16 @@ SELECT pg_temp.act('olaf') \g /dev/null
 SELECT carm.assign_client_access('600000004', '300000007', pg_temp.uid('oscar'), 'PVIEWER') \g /dev/null
 SELECT carm.reset_actor() \g /dev/null
 
--- R9: expiry by time, decided by the check; no maintenance runs ---------------------------
-UPDATE carm.relationship SET expires_at = now() + interval '1 microsecond' WHERE id = :rel_fir;
+-- R9: expiry by time, decided by the check at the time of the statement (SPEC §10
+-- rev. 1.2), whatever the transaction's start; no maintenance runs ---------------------------
+UPDATE carm.relationship SET expires_at = statement_timestamp() + interval '1 hour' WHERE id = :rel_fir;
 SELECT is(pg_temp.held('olaf', '300000007RM0001'), pg_temp.cells('PBAM'),
           'R9: before expires_at the provider''s BAM is PBAM (R6)');
 SELECT is(pg_temp.held('oscar', '300000007RM0001'), pg_temp.cells('PVIEWER'),
           'R9: before expires_at an assigned provider employee holds its role (R7)');
 UPDATE carm.relationship SET expires_at = now() WHERE id = :rel_fir;
 SELECT is(pg_temp.held('olaf', '300000007RM0001'), '{}'::text[],
-          'R9, §8 (rev. 1.1): from now() >= expires_at the provider''s BAM holds EXPIRED, which grants nothing at the point-check level (its own submissions through the row checks only, V4)');
+          'R9, §8 (rev. 1.1): from a statement at or after expires_at the provider''s BAM holds EXPIRED, which grants nothing at the point-check level (its own submissions through the row checks only, V4)');
 SELECT is(pg_temp.held('olaf', '300000007'), '{}'::text[],
           'R9: EXPIRED holds nothing on the client''s business account');
 SELECT is(pg_temp.held('oscar', '300000007RM0001'), '{}'::text[],

@@ -12,6 +12,9 @@ SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS carm_deleg CASCADE;
 RESET client_min_messages;
 CREATE EXTENSION carm_deleg;
+-- This transcript changes actors between statements with session actors
+-- (set_actor(..., false)), which are off by default (SPEC §10 rev. 1.2).
+SET carm_deleg.allow_session_actor = on;
 DO $$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'regress_reports_app') THEN
     CREATE ROLE regress_reports_app NOLOGIN; END IF;

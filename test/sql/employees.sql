@@ -7,6 +7,9 @@ SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS carm_deleg CASCADE;
 RESET client_min_messages;
 CREATE EXTENSION carm_deleg;
+-- This transcript changes actors between statements with session actors
+-- (set_actor(..., false)), which are off by default (SPEC §10 rev. 1.2).
+SET carm_deleg.allow_session_actor = on;
 
 DO $$
 BEGIN

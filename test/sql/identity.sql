@@ -94,6 +94,17 @@ END $$;
 SELECT pg_temp.as_alice() AS in_function;
 SELECT carm.actor() AS after_function;
 
+-- is_local => false is refused by default (SPEC §10 rev. 1.2: behind a
+-- transaction-pooling pooler a session actor would reach the next client):
+-- 42501, and the hint shows the transaction block, never a session actor.
+\set VERBOSITY default
+SELECT carm.set_actor('bob@example', false);
+\set VERBOSITY terse
+SELECT carm.actor() AS still_none;
+-- the DBA allows session actors with carm_deleg.allow_session_actor (superuser)
+RESET ROLE;
+SET carm_deleg.allow_session_actor = on;
+SET ROLE regress_id_app;
 -- is_local => false: until the session ends or reset_actor().
 SELECT carm.set_actor('bob@example', false);
 SELECT carm.actor() AS session_actor;

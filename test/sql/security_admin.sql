@@ -183,8 +183,9 @@ SELECT carm.actor() AS in_transaction;
 COMMIT;
 DO $$ BEGIN PERFORM carm.set_actor('alice'); RAISE NOTICE 'actor in DO: %', carm.actor(); END $$;
 RESET ROLE;
--- carm_deleg.allow_session_actor = off forbids session actors (42501)
-SET carm_deleg.allow_session_actor = off;
+-- carm_deleg.allow_session_actor, off by default (SPEC §10 rev. 1.2), forbids
+-- session actors (42501)
+SHOW carm_deleg.allow_session_actor;
 SET ROLE regress_sa_gw;
 SELECT regress_sa.try($$SELECT carm.set_actor('alice', false)$$) AS session_actor;
 BEGIN;
@@ -192,7 +193,6 @@ SELECT carm.set_actor('alice', true);                  -- transaction-local: sti
 ROLLBACK;
 SELECT regress_sa.try($$SET carm_deleg.allow_session_actor = on$$) AS superuser_only;
 RESET ROLE;
-RESET carm_deleg.allow_session_actor;
 -- a role that bypasses row-level security gets a WARNING: nothing it reads is filtered
 BEGIN;
 SELECT carm.set_actor('alice');
@@ -212,6 +212,27 @@ SELECT carm.bind_login_role(1, 'regress_sa_login');
 SELECT login_role, login_name, user_id FROM carm.login_binding;
 SET SESSION AUTHORIZATION regress_sa_login;
 SELECT carm.actor() AS bound_actor;
+RESET SESSION AUTHORIZATION;
+-- checked again at use (SPEC §2, rev. 1.2): a bound role made a member of
+-- carm_gateway or carm_admin, or a superuser, since it was bound gets no
+-- default actor, and a WARNING names the binding
+GRANT carm_gateway TO regress_sa_login;
+SET SESSION AUTHORIZATION regress_sa_login;
+SELECT carm.actor() AS bound_gateway_member;
+RESET SESSION AUTHORIZATION;
+REVOKE carm_gateway FROM regress_sa_login;
+GRANT carm_admin TO regress_sa_login;
+SET SESSION AUTHORIZATION regress_sa_login;
+SELECT carm.actor() AS bound_admin_member;
+RESET SESSION AUTHORIZATION;
+REVOKE carm_admin FROM regress_sa_login;
+ALTER ROLE regress_sa_login SUPERUSER;
+SET SESSION AUTHORIZATION regress_sa_login;
+SELECT carm.actor() AS bound_superuser;
+RESET SESSION AUTHORIZATION;
+ALTER ROLE regress_sa_login NOSUPERUSER;
+SET SESSION AUTHORIZATION regress_sa_login;
+SELECT carm.actor() AS bound_again;
 RESET SESSION AUTHORIZATION;
 -- renamed: the binding was made for another name; it binds nobody
 ALTER ROLE regress_sa_login RENAME TO regress_sa_login2;
