@@ -22,6 +22,14 @@ SELECT name AS measure, unit,
        round((rls_c / nullif(raw_s, 0))::numeric, 2) AS "/ no RLS simple"
 FROM p ORDER BY o;
 
+\echo '-- server CPU per pool transaction: the pool backends'' CPU time over the transactions they served'
+SELECT section AS run,
+       round((max(value) FILTER (WHERE name = 'backend CPU, sum') * 1000
+              / nullif(max(value) FILTER (WHERE name = 'transactions'), 0))::numeric, 3) AS "backend CPU ms per transaction",
+       round((max(value) FILTER (WHERE name = 'pgbouncer CPU') * 1000
+              / nullif(max(value) FILTER (WHERE name = 'transactions'), 0))::numeric, 3) AS "pgbouncer CPU ms per transaction"
+FROM pool_result WHERE section LIKE '%RLS%' GROUP BY section ORDER BY min(seq);
+
 \echo '-- carm loads per pool transaction (carm.stats; load time is wall-clock, inflated by CPU contention)'
 SELECT section AS run,
        round((sum(value) FILTER (WHERE name IN ('carm loads of one business', 'carm complete loads'))
