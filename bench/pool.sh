@@ -450,7 +450,7 @@ done
 
 # ---- report -----------------------------------------------------------------
 echo
-echo "== results (bench/pool.sh $args; $rows rows, $secs s per run, Zipf $skew, $listpct % listings)"
+echo "== results (bench/pool.sh${args:+ $args}: $rows rows, $secs s per run, Zipf $skew, $listpct % listings)"
 psql -X -q -d postgres -f bench/pool_report.sql
 echo "reproduce: bench/pool.sh${args:+ $args}"
 exit 0
