@@ -232,7 +232,9 @@ pool_run() {
           ('carm complete loads', s.full_loads::float8, 'count'),
           ('carm load time', s.load_ms::float8, 'ms'),
           ('carm invalidations applied', s.invalidations::float8, 'count'),
-          ('carm decision tables derived', s.decision_tables::float8, 'count')) x(n, v, u)"
+          ('carm decision tables derived', s.decision_tables::float8, 'count'),
+          ('carm shared hits', s.shared_hits::float8, 'count'),
+          ('carm shared misses', s.shared_misses::float8, 'count')) x(n, v, u)"
   echo "   $name: $tps tps, p50 $p50 ms, p99 $p99 ms"
 }
 
@@ -277,6 +279,22 @@ pool_run "carm RLS, simple, 10 changes/s" "$S/rls.sql" bench_app simple
 wait "$chg" || { echo "the changes failed:" >&2; cat "$WORK/changes.out" >&2; exit 1; }
 record "carm RLS, simple, 10 changes/s" "changes made" "$nchanges" count
 record "carm RLS, simple, 10 changes/s" "changes: seconds taken" "$(sed -n 's/^changes done|//p' "$WORK/changes.out")" s
+
+# The same RLS runs with each backend on its own (no grants shared across
+# backends: carm_deleg.shared_store_size = 0), then sharing again.
+restart_with() { # restart_with CONF-LINE
+  as_pg "$PGBIN/pg_ctl" -D "$WORK/main/data" -w -m fast stop >/dev/null
+  echo "$1" | as_pg tee -a "$WORK/main/data/postgresql.conf" >/dev/null
+  as_pg "$PGBIN/pg_ctl" -D "$WORK/main/data" -l "$WORK/main/data/server.log" -w -t 60 start >/dev/null
+}
+echo "== the same pool, grants not shared across backends (carm_deleg.shared_store_size = 0)"
+restart_with "carm_deleg.shared_store_size = 0"
+pool_run "carm RLS, simple, not shared" "$S/rls.sql" bench_app simple
+psql -X -q -At -d postgres -U bench_chg -v ON_ERROR_STOP=1 -f "$S/changes.sql" > "$WORK/changes.out" 2>&1 &
+chg=$!
+pool_run "carm RLS, simple, not shared, 10 changes/s" "$S/rls.sql" bench_app simple
+wait "$chg" || { echo "the changes failed:" >&2; cat "$WORK/changes.out" >&2; exit 1; }
+restart_with "carm_deleg.shared_store_size = 64MB"
 
 # ---- cold cost per backend (direct connections) ------------------------------
 echo "== cold: the first point read of a new session (direct), median of 5"
@@ -323,8 +341,12 @@ for who in "1:broker B BAM ($CB clients)" "2:broker A BAM ($CA clients)" "$FCBAM
   lo=$(Q -c "SELECT lo FROM bench.actor WHERE uid = $uid"); hi=$(Q -c "SELECT hi FROM bench.actor WHERE uid = $uid")
   id1=$(( lo - 2 + CB * (perprog / 2) )); id2=$(( hi - 2 ))
   [ "$id1" = "$id2" ] && id2=$(( hi - 2 + CB ))
+  # the very first load in the cluster, then new sessions for an actor
+  # another backend has loaded (grants shared across backends)
+  Q -c "SELECT carm.shared_store_clear()" >/dev/null
+  record "cold: $label" "first BEGIN; set_actor; point read; COMMIT of the cluster" "$(cold_whole "$uid" "$id1")" ms
   whole=(); for k in 1 2 3 4 5; do whole+=("$(cold_whole "$uid" "$id1")"); done
-  record "cold: $label" "first BEGIN; set_actor; point read; COMMIT of a session" "$(printf '%s\n' "${whole[@]}" | median)" ms
+  record "cold: $label" "first BEGIN; set_actor; point read; COMMIT of a session, another backend loaded the actor" "$(printf '%s\n' "${whole[@]}" | median)" ms
   for k in 1 2 3 4 5; do cold_split "$uid" "$id1" "$id2"; done > "$WORK/split_$uid"
   while IFS= read -r key; do
     record "cold: $label" "$key" "$(grep -F "$key=" "$WORK/split_$uid" | sed 's/.*=//' | median)" ms

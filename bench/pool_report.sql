@@ -9,9 +9,12 @@ p AS (
          max(value) FILTER (WHERE section = 'carm RLS, simple') AS rls_s,
          max(value) FILTER (WHERE section = 'no RLS, extended') AS raw_e,
          max(value) FILTER (WHERE section = 'carm RLS, extended') AS rls_e,
-         max(value) FILTER (WHERE section = 'carm RLS, simple, 10 changes/s') AS rls_c
+         max(value) FILTER (WHERE section = 'carm RLS, simple, 10 changes/s') AS rls_c,
+         max(value) FILTER (WHERE section = 'carm RLS, simple, not shared') AS rls_n,
+         max(value) FILTER (WHERE section = 'carm RLS, simple, not shared, 10 changes/s') AS rls_nc
   FROM r WHERE section IN ('no RLS, simple', 'carm RLS, simple', 'no RLS, extended',
-                           'carm RLS, extended', 'carm RLS, simple, 10 changes/s')
+                           'carm RLS, extended', 'carm RLS, simple, 10 changes/s',
+                           'carm RLS, simple, not shared', 'carm RLS, simple, not shared, 10 changes/s')
   GROUP BY name, unit)
 SELECT name AS measure, unit,
        round(raw_s::numeric, 2) AS "no RLS simple", round(rls_s::numeric, 2) AS "RLS simple",
@@ -19,7 +22,11 @@ SELECT name AS measure, unit,
        round(raw_e::numeric, 2) AS "no RLS extended", round(rls_e::numeric, 2) AS "RLS extended",
        round((rls_e / nullif(raw_e, 0))::numeric, 2) AS "ratio ",
        round(rls_c::numeric, 2) AS "RLS simple, 10 changes/s",
-       round((rls_c / nullif(raw_s, 0))::numeric, 2) AS "/ no RLS simple"
+       round((rls_c / nullif(raw_s, 0))::numeric, 2) AS "/ no RLS simple",
+       round(rls_n::numeric, 2) AS "RLS simple, not shared",
+       round((rls_n / nullif(raw_s, 0))::numeric, 2) AS "/ no RLS simple ",
+       round(rls_nc::numeric, 2) AS "not shared, 10 changes/s",
+       round((rls_nc / nullif(raw_s, 0))::numeric, 2) AS "/ no RLS simple  "
 FROM p ORDER BY o;
 
 \echo '-- server CPU per pool transaction: the pool backends'' CPU time over the transactions they served'
