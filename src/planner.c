@@ -40,6 +40,9 @@
 #include "catalog/pg_type_d.h"
 #include "fmgr.h"
 #include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/clauses.h"
+#include "optimizer/optimizer.h"
 #include "nodes/pathnodes.h"
 #include "nodes/supportnodes.h"
 #include "parser/parse_func.h"
@@ -94,6 +97,54 @@ visible_programs_func(void)
 						  1, argtypes, false);
 }
 
+/*
+ * Whether the query already narrows the scan to one program or one row: an
+ * equality between the program column, or the single column of a unique
+ * index, and a value known when the scan starts.  The index condition would
+ * then add nothing a plan can use, and costing it would make the planner
+ * estimate `program = ANY (...)` element by element — planning time in
+ * proportion to the actor's reach, on every point read and per-program
+ * listing of a simple-protocol client.
+ */
+static bool
+query_is_narrow(IndexOptInfo *index, Node *program_column)
+{
+	RelOptInfo *rel = index->rel;
+	ListCell   *lc;
+
+	foreach(lc, rel->baserestrictinfo)
+	{
+		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+		OpExpr	   *op = (OpExpr *) ri->clause;
+		Node	   *left;
+		Node	   *right;
+		Var		   *var = NULL;
+		ListCell   *ilc;
+
+		if (!IsA(op, OpExpr) || list_length(op->args) != 2 || get_oprrest(op->opno) != F_EQSEL)
+			continue;
+		left = strip_implicit_coercions(linitial(op->args));
+		right = strip_implicit_coercions(lsecond(op->args));
+		if (IsA(left, Var) && is_pseudo_constant_clause(right))
+			var = (Var *) left;
+		else if (IsA(right, Var) && is_pseudo_constant_clause(left))
+			var = (Var *) right;
+		if (var == NULL || var->varno != (int) rel->relid || var->varlevelsup != 0)
+			continue;
+		if (IsA(program_column, Var) && ((Var *) program_column)->varattno == var->varattno)
+			return true;
+		foreach(ilc, rel->indexlist)
+		{
+			IndexOptInfo *other = lfirst_node(IndexOptInfo, ilc);
+
+			if (other->unique && other->nkeycolumns == 1 && other->indpred == NIL &&
+				other->indexkeys[0] == var->varattno)
+				return true;
+		}
+	}
+	return false;
+}
+
 static Node *
 index_condition(SupportRequestIndexCondition *req)
 {
@@ -104,6 +155,8 @@ index_condition(SupportRequestIndexCondition *req)
 
 	if (!IsA(call, FuncExpr) || list_length(call->args) != 3 || req->indexarg != 0 ||
 		req->index->relam != BTREE_AM_OID)
+		return NULL;
+	if (query_is_narrow(req->index, linitial(call->args)))
 		return NULL;
 	/* a broad actor is better served by the sequential scan */
 	if (visible_share(req->root, linitial(call->args), 0, carm_current_actor(NULL)) >

@@ -49,6 +49,22 @@ EXPLAIN (COSTS OFF) SELECT count(*) FROM app.statements;
 SELECT count(*) FROM app.statements;
 COMMIT;
 
+-- §11 (rev. 1.2): a query that already names one program, or one row by a
+-- unique key, is offered no index condition: it would add nothing a plan
+-- can use, and costing it costs planning time in proportion to the actor's
+-- reach (every point read of a simple-protocol client plans again).
+BEGIN;
+SELECT carm.set_actor('broker_bam');
+EXPLAIN (COSTS OFF) SELECT * FROM app.statements WHERE id = 21;
+SELECT id, program_id FROM app.statements WHERE id = 21;     -- program 22: not delegated
+SELECT id, program_id FROM app.statements WHERE id = 6;      -- program 7, submitted by the broker
+EXPLAIN (COSTS OFF) SELECT count(*) FROM app.statements WHERE program_id = 7;
+SELECT count(*) FROM app.statements WHERE program_id = 7;
+SELECT count(*) FROM app.statements WHERE program_id = 8;
+-- a range on the key narrows nothing to one row: the index condition stays
+EXPLAIN (COSTS OFF) SELECT count(*) FROM app.statements WHERE id > 100;
+COMMIT;
+
 -- A plan made for one actor is executed for another: the index condition's
 -- array is computed at execution time.
 PREPARE n AS SELECT count(*) FROM app.statements;
