@@ -167,10 +167,23 @@ carm_read_snapshot(void)
 }
 
 /*
- * The installed extension must be the version this library implements:
- * between installing a new release and ALTER EXTENSION carm_deleg UPDATE,
- * the old SQL objects cannot serve the new library's queries, and an error
- * naming the fix beats one about a missing function.  Checked once per
+ * The SQL versions this library serves: its own, and the previous release's
+ * so that, with the library preloaded, every check keeps deciding between
+ * the restart on a new release and ALTER EXTENSION carm_deleg UPDATE (as
+ * pgvector does).  1.1's install script calls only C functions this library
+ * still has, with the same arguments and results (carm_internal.stats()
+ * builds its tuple to the columns its caller declares, stats.c), and its
+ * tables are those of 1.2; test/cluster/upgrade_window.sh records the
+ * decisions of a 1.1 installation under this library and compares them with
+ * those after the update.  1.0 is not served: its functions had other names
+ * and its tables another shape.
+ */
+static const char *const served_versions[] = {CARM_VERSION, "1.1"};
+
+/*
+ * The installed extension must be one this library serves: otherwise the old
+ * SQL objects cannot serve the new library's queries, and an error naming
+ * the fix beats one about a missing function.  Checked once per
  * installation (anchor: the oid of carm.protected_table) when a store of
  * grants is reset, which every decision path goes through.
  */
@@ -205,10 +218,19 @@ carm_check_version(Oid anchor)
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
-	if (version != NULL && strcmp(version, CARM_VERSION) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("carm_deleg %s is installed but the library is version %s", version, CARM_VERSION),
-				 errhint("Run ALTER EXTENSION carm_deleg UPDATE in this database.")));
+	if (version != NULL)
+	{
+		bool		served = false;
+
+		for (int i = 0; i < (int) lengthof(served_versions); i++)
+			served |= (strcmp(version, served_versions[i]) == 0);
+		if (!served)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("carm_deleg %s is installed but the library is version %s", version, CARM_VERSION),
+					 errdetail("This library serves installed versions %s and %s.",
+							   served_versions[1], served_versions[0]),
+					 errhint("Run ALTER EXTENSION carm_deleg UPDATE in this database.")));
+	}
 	checked_anchor = anchor;
 }

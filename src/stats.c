@@ -26,6 +26,7 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
+#include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 
 PG_FUNCTION_INFO_V1(carm_stats_sql);
@@ -172,6 +173,43 @@ require_shared(void)
 }
 
 /*
+ * The columns carm_internal.stats() can return, in the order the counters
+ * are computed (database, the CARM_STAT_* counters, the maintenance fields,
+ * the reset time).  The tuple is built to the result type the calling SQL
+ * function declares, column by column by name: a library serves the SQL of
+ * the previous release until ALTER EXTENSION UPDATE (1.1 declares no
+ * shared_* columns), as it serves the current one.
+ */
+static const struct
+{
+	const char *name;
+	Oid			type;
+}			stats_columns[] =
+{
+	{"database", TEXTOID},
+	{"point_checks", INT8OID},
+	{"row_checks", INT8OID},
+	{"store_hits", INT8OID},
+	{"full_loads", INT8OID},
+	{"business_loads", INT8OID},
+	{"load_ms", FLOAT8OID},
+	{"invalidations", INT8OID},
+	{"decision_tables", INT8OID},
+	{"maintenance_runs", INT8OID},
+	{"shared_hits", INT8OID},
+	{"shared_misses", INT8OID},
+	{"shared_published", INT8OID},
+	{"shared_evictions", INT8OID},
+	{"maintenance_last_run", TIMESTAMPTZOID},
+	{"maintenance_last_ms", FLOAT8OID},
+	{"maintenance_last_result", TEXTOID},
+	{"stats_reset", TIMESTAMPTZOID},
+};
+#define STATS_NUM_COLUMNS ((int) lengthof(stats_columns))
+StaticAssertDecl(lengthof(stats_columns) == CARM_NUM_STATS + 5,
+				 "one column per counter, plus the database and four more");
+
+/*
  * carm_internal.stats() — one row per database that counted something
  * (behind the view carm.stats).  This backend's own counts since its last
  * transaction end are added in first.
@@ -181,18 +219,46 @@ carm_stats_sql(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	TimestampTz reset_at;
+	TupleDesc	desc;
+	int			natts;
+	int		   *source;
+	Datum	   *values;
+	bool	   *nulls;
 
 	require_shared();
 	carm_stats_flush();
 	InitMaterializedSRF(fcinfo, 0);
+	desc = rsinfo->setDesc;
+	natts = desc->natts;
+	source = palloc(sizeof(int) * natts);
+	for (int a = 0; a < natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, a);
+
+		source[a] = -1;
+		for (int c = 0; c < STATS_NUM_COLUMNS; c++)
+			if (strcmp(NameStr(att->attname), stats_columns[c].name) == 0)
+			{
+				if (att->atttypid != stats_columns[c].type)
+					elog(ERROR, "column \"%s\" of carm_internal.stats() has type %u, expected %u",
+						 NameStr(att->attname), att->atttypid, stats_columns[c].type);
+				source[a] = c;
+				break;
+			}
+		if (source[a] < 0)
+			elog(ERROR, "carm_internal.stats() declares an unknown column \"%s\"",
+				 NameStr(att->attname));
+	}
+	values = palloc(sizeof(Datum) * natts);
+	nulls = palloc(sizeof(bool) * natts);
 	SpinLockAcquire(&shared->mutex);
 	reset_at = shared->reset_at;
 	SpinLockRelease(&shared->mutex);
 	for (int i = 0; i < MAX_DATABASES; i++)
 	{
 		StatsSlot  *slot = &shared->slots[i];
-		Datum		values[CARM_NUM_STATS + 6];
-		bool		nulls[CARM_NUM_STATS + 6] = {0};
+		Datum		all[STATS_NUM_COLUMNS];
+		bool		allnulls[STATS_NUM_COLUMNS] = {0};
 		Oid			dbid;
 		char	   *dbname;
 		char		result[RESULT_LEN];
@@ -211,22 +277,28 @@ carm_stats_sql(PG_FUNCTION_ARGS)
 		dbname = get_database_name(dbid);
 		if (dbname == NULL)
 			continue;			/* dropped since */
-		values[n++] = CStringGetTextDatum(dbname);
+		all[n++] = CStringGetTextDatum(dbname);
 		for (int c = 0; c < CARM_NUM_STATS; c++)
 		{
 			uint64		v = pg_atomic_read_u64(&slot->counters[c]);
 
-			values[n++] = (c == CARM_STAT_LOAD_US) ? Float8GetDatum((double) v / 1000.0)
+			all[n++] = (c == CARM_STAT_LOAD_US) ? Float8GetDatum((double) v / 1000.0)
 				: Int64GetDatum((int64) v);
 		}
-		values[n] = TimestampTzGetDatum(at);
-		nulls[n++] = (at == 0);
-		values[n] = Float8GetDatum(ms);
-		nulls[n++] = (at == 0);
-		values[n] = CStringGetTextDatum(result);
-		nulls[n++] = (at == 0);
-		values[n++] = TimestampTzGetDatum(reset_at);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		all[n] = TimestampTzGetDatum(at);
+		allnulls[n++] = (at == 0);
+		all[n] = Float8GetDatum(ms);
+		allnulls[n++] = (at == 0);
+		all[n] = CStringGetTextDatum(result);
+		allnulls[n++] = (at == 0);
+		all[n++] = TimestampTzGetDatum(reset_at);
+		Assert(n == STATS_NUM_COLUMNS);
+		for (int a = 0; a < natts; a++)
+		{
+			values[a] = all[source[a]];
+			nulls[a] = allnulls[source[a]];
+		}
+		tuplestore_putvalues(rsinfo->setResult, desc, values, nulls);
 	}
 	return (Datum) 0;
 }

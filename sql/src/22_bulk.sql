@@ -15,6 +15,27 @@
 -- each array with subscripts from 1, so an array with other bounds
 -- ('[0:2]={…}', a slice a client library built) is read whole and in order:
 -- positions in errors count from 1 whatever the caller's bounds.
+--
+-- Upsert mode (rev. 1.2, periodic reference-data refreshes): each load has
+-- an overload with a last argument on_conflict, 'error' (what the shorter
+-- signature does: a key already stored stops the batch, 23505), 'skip' (a
+-- stored key is left as it is) or 'update' (a stored key takes the batch's
+-- values: a business's legal name and kinds, a program's name, a user's full
+-- name and email; never an id, a BN9, a BN15 or an external id, so a
+-- program's business never changes; a NULL program name or email keeps the
+-- stored one).  A stored row whose values already equal the batch's is
+-- left untouched and counted as skipped.  The overload returns the counts
+-- (inserted, updated, skipped) and its one audit event reports them.
+--
+-- What an update makes stale (11_invalidation.sql): a user's row sends the
+-- user's key, a program's row its business's key, as any UPDATE of those
+-- tables does; a business's row sends none, because no cached decision
+-- reads a business's name or kinds (carm_internal.grants() does not read
+-- them): kinds decide only whether the business may request a relationship
+-- (R1) or keep client groups (G1), which those functions read from the
+-- table when they run, as after carm.set_business_kinds().  Relationships
+-- and groups made while it was a service provider stay, and so do their
+-- grants.
 
 -- Raises the error of the first offending element of a batch.  p_problem
 -- says what is wrong, p_pos its 1-based position in the arrays, p_value the
@@ -59,7 +80,8 @@ BEGIN
         USING ERRCODE = '23505', DETAIL = v_detail;
     WHEN 'exists' THEN
       RAISE EXCEPTION '% % already exists (position %)', p_what, v_shown, p_pos
-        USING ERRCODE = '23505', DETAIL = v_detail;
+        USING ERRCODE = '23505', DETAIL = v_detail,
+              HINT = 'To refresh stored reference data, pass on_conflict => ''update'' or ''skip''.';
     ELSE
       RAISE EXCEPTION 'unexpected bulk problem %', p_problem USING ERRCODE = 'XX000';
   END CASE;
@@ -68,24 +90,44 @@ $$;
 COMMENT ON FUNCTION carm_internal.bulk_refuse(text, text, bigint, text) IS
   'Internal (§12): raises the error of the first offending element of a bulk load, with its position and the SQLSTATE of the one-row function';
 
+-- The on_conflict argument of a bulk load: 'error', 'update' or 'skip'.
+CREATE OR REPLACE FUNCTION carm_internal.bulk_mode(p_mode text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  PERFORM carm_internal.not_null(p_mode, 'on_conflict');
+  IF p_mode NOT IN ('error', 'update', 'skip') THEN
+    RAISE EXCEPTION 'unknown on_conflict mode "%"', left(p_mode, 32)
+      USING ERRCODE = '22023', DETAIL = 'Nothing was loaded.',
+            HINT = 'Modes are ''error'' (a stored key stops the batch), ''update'' (stored rows take the batch''s values) and ''skip'' (stored rows are left as they are).';
+  END IF;
+  RETURN p_mode;
+END
+$$;
+COMMENT ON FUNCTION carm_internal.bulk_mode(text) IS
+  'Internal (§12): the on_conflict mode of a bulk load, checked (22004 NULL, 22023 unknown)';
+
 -- Businesses --------------------------------------------------------------
 --
 -- Each function validates in one statement (the first offending element, if
 -- any) and inserts in a second one: no temporary table, whose name a caller
 -- could have taken in its own pg_temp.
 
-CREATE OR REPLACE FUNCTION carm.add_businesses(bn9s text[], legal_names text[], kinds text[])
-RETURNS bigint
+CREATE OR REPLACE FUNCTION carm.add_businesses(bn9s text[], legal_names text[], kinds text[],
+                                               on_conflict text,
+                                               OUT inserted bigint, OUT updated bigint, OUT skipped bigint)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+  v_mode text;
   v_n integer;
   v_kinds text[];
   v_bad record;
-  v_count bigint;
 BEGIN
   PERFORM carm_internal.require_admin();
+  v_mode := carm_internal.bulk_mode(on_conflict);
   PERFORM carm_internal.not_null(bn9s, 'bn9s');
   bn9s := carm_internal.array_arg(bn9s, 'bn9s');
   v_n := cardinality(bn9s);
@@ -95,8 +137,9 @@ BEGIN
   kinds := carm_internal.array_arg(kinds, 'kinds', false,
                                    CASE WHEN cardinality(kinds) = 1 AND array_ndims(kinds) = 1 THEN NULL ELSE v_n END,
                                    'bn9s');
+  inserted := 0; updated := 0; skipped := 0;
   IF v_n = 0 THEN
-    RETURN 0;
+    RETURN;
   END IF;
   -- kinds: one entry per business, or one entry for the whole batch
   v_kinds := CASE cardinality(kinds) WHEN 1 THEN array_fill(kinds[1], ARRAY[v_n]) ELSE kinds END;
@@ -111,7 +154,7 @@ BEGIN
                            SELECT FROM unnest(string_to_array(u.kind, ',')) k
                            WHERE carm_internal.trim_blank(k) NOT IN ('IMPORTER','CUSTOMS_BROKER','TRADE_CONSULTANT')) THEN 'kinds'
                     WHEN u.pos > min(u.pos) OVER (PARTITION BY u.bn9) THEN 'twice'
-                    WHEN EXISTS (SELECT FROM carm.business b WHERE b.bn9 = u.bn9) THEN 'exists'
+                    WHEN v_mode = 'error' AND EXISTS (SELECT FROM carm.business b WHERE b.bn9 = u.bn9) THEN 'exists'
                END AS problem
         FROM unnest(bn9s, legal_names, v_kinds) WITH ORDINALITY AS u(bn9, legal_name, kind, pos)) x
   WHERE x.problem IS NOT NULL
@@ -121,41 +164,77 @@ BEGIN
                                            ELSE 'business' END,
                                       v_bad.problem, v_bad.pos, v_bad.shown);
   END IF;
-  INSERT INTO carm.business (bn9, legal_name, kinds)
-  SELECT u.bn9, carm_internal.trim_blank(u.legal_name),
-         ARRAY(SELECT DISTINCT carm_internal.trim_blank(k) FROM unnest(string_to_array(u.kind, ',')) k ORDER BY 1)
-  FROM unnest(bn9s, legal_names, v_kinds) WITH ORDINALITY AS u(bn9, legal_name, kind, pos)
-  ORDER BY u.pos;
-  GET DIAGNOSTICS v_count = ROW_COUNT;
+  IF v_mode = 'error' THEN
+    INSERT INTO carm.business (bn9, legal_name, kinds)
+    SELECT u.bn9, carm_internal.trim_blank(u.legal_name),
+           ARRAY(SELECT DISTINCT carm_internal.trim_blank(k) FROM unnest(string_to_array(u.kind, ',')) k ORDER BY 1)
+    FROM unnest(bn9s, legal_names, v_kinds) WITH ORDINALITY AS u(bn9, legal_name, kind, pos)
+    ORDER BY u.pos;
+    GET DIAGNOSTICS inserted = ROW_COUNT;
+    PERFORM carm_internal.audit('businesses_added', NULL, NULL, NULL, NULL, NULL,
+                                jsonb_build_object('count', inserted, 'bn9s', to_jsonb(bn9s)));
+    RETURN;
+  END IF;
+  -- 'update' and 'skip': a stored BN9 takes the batch's legal name and kinds
+  -- when they differ (update), else is left as it is; xmax = 0 tells an
+  -- inserted row from an updated one
+  WITH ins AS (
+    INSERT INTO carm.business AS b (bn9, legal_name, kinds)
+    SELECT u.bn9, carm_internal.trim_blank(u.legal_name),
+           ARRAY(SELECT DISTINCT carm_internal.trim_blank(k) FROM unnest(string_to_array(u.kind, ',')) k ORDER BY 1)
+    FROM unnest(bn9s, legal_names, v_kinds) WITH ORDINALITY AS u(bn9, legal_name, kind, pos)
+    ORDER BY u.pos
+    ON CONFLICT (bn9) DO UPDATE SET legal_name = excluded.legal_name, kinds = excluded.kinds
+      WHERE v_mode = 'update'
+        AND (b.legal_name, b.kinds) IS DISTINCT FROM (excluded.legal_name, excluded.kinds)
+    RETURNING b.xmax = 0 AS ins)
+  SELECT count(*) FILTER (WHERE ins.ins), count(*) FILTER (WHERE NOT ins.ins)
+  INTO inserted, updated
+  FROM ins;
+  skipped := v_n - inserted - updated;
   PERFORM carm_internal.audit('businesses_added', NULL, NULL, NULL, NULL, NULL,
-                              jsonb_build_object('count', v_count, 'bn9s', to_jsonb(bn9s)));
-  RETURN v_count;
+                              jsonb_build_object('on_conflict', v_mode, 'inserted', inserted,
+                                                 'updated', updated, 'skipped', skipped,
+                                                 'bn9s', to_jsonb(bn9s)));
 END
 $$;
+COMMENT ON FUNCTION carm.add_businesses(text[], text[], text[], text) IS
+  'Bulk load or refresh of business accounts (carm_admin, §12): as add_businesses(bn9s, legal_names, kinds), and a stored BN9 is an error (on_conflict ''error''), keeps its row (''skip'') or takes the batch''s legal name and kinds (''update''); all or nothing, one audit event; returns the inserted, updated and skipped counts';
+
+-- The signature of 1.1, kept: the mode 'error'.  SECURITY DEFINER as it was,
+-- so that EXECUTE granted on it alone keeps working.
+CREATE OR REPLACE FUNCTION carm.add_businesses(bn9s text[], legal_names text[], kinds text[])
+RETURNS bigint
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT (carm.add_businesses(bn9s, legal_names, kinds, 'error')).inserted $$;
 COMMENT ON FUNCTION carm.add_businesses(text[], text[], text[]) IS
   'Bulk load of business accounts (carm_admin, §12): per element a BN9 with its check digit, a legal name and its kinds (''IMPORTER'' or ''CUSTOMS_BROKER,TRADE_CONSULTANT''; a single kinds entry applies to every business); validated like add_business, all or nothing, one audit event; returns the count';
 
 -- Program accounts ---------------------------------------------------------
 
-CREATE OR REPLACE FUNCTION carm.add_program_accounts(bn15s text[], names text[] DEFAULT NULL)
-RETURNS bigint
+CREATE OR REPLACE FUNCTION carm.add_program_accounts(bn15s text[], names text[], on_conflict text,
+                                                     OUT inserted bigint, OUT updated bigint, OUT skipped bigint)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+  v_mode text;
   v_n integer;
   v_bad record;
-  v_count bigint;
-  v_rows bigint;
+  v_ins bigint;
+  v_upd bigint;
 BEGIN
   PERFORM carm_internal.require_admin();
+  v_mode := carm_internal.bulk_mode(on_conflict);
   PERFORM carm_internal.not_null(bn15s, 'bn15s');
   bn15s := carm_internal.array_arg(bn15s, 'bn15s');
   v_n := cardinality(bn15s);
   -- names: NULL for none at all, a NULL element for none on that row
   names := carm_internal.array_arg(names, 'names', true, v_n, 'bn15s');
+  inserted := 0; updated := 0; skipped := 0;
   IF v_n = 0 THEN
-    RETURN 0;
+    RETURN;
   END IF;
   SELECT x.pos, x.problem, CASE x.problem WHEN 'long' THEN x.name WHEN 'no_business' THEN left(x.bn15, 9)
                                           ELSE x.bn15 END AS shown
@@ -165,7 +244,7 @@ BEGIN
                     WHEN length(u.name) > 512 THEN 'long'
                     WHEN NOT EXISTS (SELECT FROM carm.business b WHERE b.bn9 = left(u.bn15, 9)) THEN 'no_business'
                     WHEN u.pos > min(u.pos) OVER (PARTITION BY u.bn15) THEN 'twice'
-                    WHEN EXISTS (SELECT FROM carm.program p WHERE p.bn15 = u.bn15) THEN 'exists'
+                    WHEN v_mode = 'error' AND EXISTS (SELECT FROM carm.program p WHERE p.bn15 = u.bn15) THEN 'exists'
                END AS problem
         FROM unnest(bn15s, names) WITH ORDINALITY AS u(bn15, name, pos)) x
   WHERE x.problem IS NOT NULL
@@ -175,39 +254,72 @@ BEGIN
                                       v_bad.problem, v_bad.pos, v_bad.shown);
   END IF;
   -- in slices, as each row queues an invalidation key (see register_users)
-  v_count := 0;
   FOR v_from IN 1 .. v_n BY 10000 LOOP
-    INSERT INTO carm.program (business_id, bn15, name)
-    SELECT b.id, u.bn15, u.name
-    FROM unnest(bn15s[v_from : v_from + 9999], names[v_from : v_from + 9999])
-         WITH ORDINALITY AS u(bn15, name, pos)
-    JOIN carm.business b ON b.bn9 = left(u.bn15, 9)
-    ORDER BY u.pos;
-    GET DIAGNOSTICS v_rows = ROW_COUNT;
-    v_count := v_count + v_rows;
+    IF v_mode = 'error' THEN
+      INSERT INTO carm.program (business_id, bn15, name)
+      SELECT b.id, u.bn15, u.name
+      FROM unnest(bn15s[v_from : v_from + 9999], names[v_from : v_from + 9999])
+           WITH ORDINALITY AS u(bn15, name, pos)
+      JOIN carm.business b ON b.bn9 = left(u.bn15, 9)
+      ORDER BY u.pos;
+      GET DIAGNOSTICS v_ins = ROW_COUNT;
+      v_upd := 0;
+    ELSE
+      -- a stored BN15 keeps its business (the BN15 names it) and takes the
+      -- batch's name when one is given and differs (update)
+      WITH ins AS (
+        INSERT INTO carm.program AS p (business_id, bn15, name)
+        SELECT b.id, u.bn15, u.name
+        FROM unnest(bn15s[v_from : v_from + 9999], names[v_from : v_from + 9999])
+             WITH ORDINALITY AS u(bn15, name, pos)
+        JOIN carm.business b ON b.bn9 = left(u.bn15, 9)
+        ORDER BY u.pos
+        ON CONFLICT (bn15) DO UPDATE SET name = excluded.name
+          WHERE v_mode = 'update' AND excluded.name IS NOT NULL
+            AND p.name IS DISTINCT FROM excluded.name
+        RETURNING p.xmax = 0 AS ins)
+      SELECT count(*) FILTER (WHERE ins.ins), count(*) FILTER (WHERE NOT ins.ins)
+      INTO v_ins, v_upd
+      FROM ins;
+    END IF;
+    inserted := inserted + v_ins;
+    updated := updated + v_upd;
   END LOOP;
+  skipped := v_n - inserted - updated;
   PERFORM carm_internal.audit('program_accounts_added', NULL, NULL, NULL, NULL, NULL,
-                              jsonb_build_object('count', v_count, 'bn15s', to_jsonb(bn15s)));
-  RETURN v_count;
+                              CASE v_mode WHEN 'error' THEN jsonb_build_object('count', inserted, 'bn15s', to_jsonb(bn15s))
+                              ELSE jsonb_build_object('on_conflict', v_mode, 'inserted', inserted, 'updated', updated,
+                                                      'skipped', skipped, 'bn15s', to_jsonb(bn15s)) END);
 END
 $$;
+COMMENT ON FUNCTION carm.add_program_accounts(text[], text[], text) IS
+  'Bulk load or refresh of program accounts (carm_admin, §12): as add_program_accounts(bn15s, names), and a stored BN15 is an error (on_conflict ''error''), keeps its row (''skip'') or takes the batch''s name when one is given (''update''; its business never changes); all or nothing, one audit event; returns the inserted, updated and skipped counts';
+
+CREATE OR REPLACE FUNCTION carm.add_program_accounts(bn15s text[], names text[] DEFAULT NULL)
+RETURNS bigint
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT (carm.add_program_accounts(bn15s, names, 'error')).inserted $$;
 COMMENT ON FUNCTION carm.add_program_accounts(text[], text[]) IS
   'Bulk load of program accounts (carm_admin, §12): per element a BN15 whose BN9 is an existing business, and an optional name; validated like add_program_account, all or nothing, one audit event; every all-programs grant covers them at once (E12); returns the count';
 
 -- Users ----------------------------------------------------------------------
 
-CREATE OR REPLACE FUNCTION carm.register_users(external_ids text[], full_names text[], emails text[] DEFAULT NULL)
-RETURNS bigint
+CREATE OR REPLACE FUNCTION carm.register_users(external_ids text[], full_names text[], emails text[],
+                                               on_conflict text,
+                                               OUT inserted bigint, OUT updated bigint, OUT skipped bigint)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+  v_mode text;
   v_n integer;
   v_bad record;
-  v_count bigint;
-  v_rows bigint;
+  v_ins bigint;
+  v_upd bigint;
 BEGIN
   PERFORM carm_internal.require_admin();
+  v_mode := carm_internal.bulk_mode(on_conflict);
   PERFORM carm_internal.not_null(external_ids, 'external_ids');
   external_ids := carm_internal.array_arg(external_ids, 'external_ids');
   v_n := cardinality(external_ids);
@@ -215,8 +327,9 @@ BEGIN
   full_names := carm_internal.array_arg(full_names, 'full_names', false, v_n, 'external_ids');
   -- emails: NULL for none at all, a NULL element for none on that row
   emails := carm_internal.array_arg(emails, 'emails', true, v_n, 'external_ids');
+  inserted := 0; updated := 0; skipped := 0;
   IF v_n = 0 THEN
-    RETURN 0;
+    RETURN;
   END IF;
   SELECT x.pos, x.problem, x.what,
          CASE x.what WHEN 'full_name' THEN x.full_name WHEN 'email' THEN x.email ELSE x.external_id END AS shown
@@ -234,7 +347,7 @@ BEGIN
                           WHEN u.email IS NOT NULL AND (length(u.email) > 320 OR u.email !~ '^[^@\s]+@[^@\s]+$')
                           THEN 'email'
                           WHEN u.pos > min(u.pos) OVER (PARTITION BY u.ext) THEN 'twice'
-                          WHEN EXISTS (SELECT FROM carm.app_user a WHERE a.external_id = u.ext)
+                          WHEN v_mode = 'error' AND EXISTS (SELECT FROM carm.app_user a WHERE a.external_id = u.ext)
                           THEN 'exists'
                      END AS problem
               FROM (SELECT t.*, carm_internal.trim_blank(t.external_id) AS ext
@@ -247,29 +360,66 @@ BEGIN
   -- in slices: each row queues one invalidation key (11_invalidation.sql),
   -- and PostgreSQL looks for a duplicate among the keys its command queued
   -- so far, so one INSERT of 300,000 users would take quadratic time
-  v_count := 0;
   FOR v_from IN 1 .. v_n BY 10000 LOOP
-    INSERT INTO carm.app_user (external_id, full_name, email)
-    SELECT carm_internal.trim_blank(u.external_id), carm_internal.trim_blank(u.full_name), u.email
-    FROM unnest(external_ids[v_from : v_from + 9999], full_names[v_from : v_from + 9999],
-                emails[v_from : v_from + 9999]) WITH ORDINALITY AS u(external_id, full_name, email, pos)
-    ORDER BY u.pos;
-    GET DIAGNOSTICS v_rows = ROW_COUNT;
-    v_count := v_count + v_rows;
+    IF v_mode = 'error' THEN
+      INSERT INTO carm.app_user (external_id, full_name, email)
+      SELECT carm_internal.trim_blank(u.external_id), carm_internal.trim_blank(u.full_name), u.email
+      FROM unnest(external_ids[v_from : v_from + 9999], full_names[v_from : v_from + 9999],
+                  emails[v_from : v_from + 9999]) WITH ORDINALITY AS u(external_id, full_name, email, pos)
+      ORDER BY u.pos;
+      GET DIAGNOSTICS v_ins = ROW_COUNT;
+      v_upd := 0;
+    ELSE
+      -- a stored external id keeps its id and state (active, bindings) and
+      -- takes the batch's full name, and its email when one is given (update)
+      WITH ins AS (
+        INSERT INTO carm.app_user AS a (external_id, full_name, email)
+        SELECT carm_internal.trim_blank(u.external_id), carm_internal.trim_blank(u.full_name), u.email
+        FROM unnest(external_ids[v_from : v_from + 9999], full_names[v_from : v_from + 9999],
+                    emails[v_from : v_from + 9999]) WITH ORDINALITY AS u(external_id, full_name, email, pos)
+        ORDER BY u.pos
+        ON CONFLICT (external_id) DO UPDATE
+          SET full_name = excluded.full_name, email = coalesce(excluded.email, a.email)
+          WHERE v_mode = 'update'
+            AND (a.full_name, a.email) IS DISTINCT FROM (excluded.full_name, coalesce(excluded.email, a.email))
+        RETURNING a.xmax = 0 AS ins)
+      SELECT count(*) FILTER (WHERE ins.ins), count(*) FILTER (WHERE NOT ins.ins)
+      INTO v_ins, v_upd
+      FROM ins;
+    END IF;
+    inserted := inserted + v_ins;
+    updated := updated + v_upd;
   END LOOP;
+  skipped := v_n - inserted - updated;
   PERFORM carm_internal.audit('users_registered', NULL, NULL, NULL, NULL, NULL,
-                              jsonb_build_object('count', v_count, 'external_ids',
-                                                 (SELECT jsonb_agg(carm_internal.trim_blank(x.e) ORDER BY x.pos)
-                                                  FROM unnest(external_ids) WITH ORDINALITY AS x(e, pos))));
-  RETURN v_count;
+                              (CASE v_mode WHEN 'error' THEN jsonb_build_object('count', inserted)
+                               ELSE jsonb_build_object('on_conflict', v_mode, 'inserted', inserted,
+                                                       'updated', updated, 'skipped', skipped) END)
+                              || jsonb_build_object('external_ids',
+                                                    (SELECT jsonb_agg(carm_internal.trim_blank(x.e) ORDER BY x.pos)
+                                                     FROM unnest(external_ids) WITH ORDINALITY AS x(e, pos))));
 END
 $$;
+COMMENT ON FUNCTION carm.register_users(text[], text[], text[], text) IS
+  'Bulk registration or refresh of user profiles (carm_admin, §12): as register_users(external_ids, full_names, emails), and a stored external id is an error (on_conflict ''error''), keeps its profile (''skip'') or takes the batch''s full name, and email when one is given (''update''; its id, state and bindings never change); all or nothing, one audit event; returns the inserted, updated and skipped counts';
+
+CREATE OR REPLACE FUNCTION carm.register_users(external_ids text[], full_names text[], emails text[] DEFAULT NULL)
+RETURNS bigint
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT (carm.register_users(external_ids, full_names, emails, 'error')).inserted $$;
 COMMENT ON FUNCTION carm.register_users(text[], text[], text[]) IS
   'Bulk registration of user profiles (carm_admin, §12): per element a unique external id (the sign-in identity), a full name and an optional email; validated like register_user, all or nothing, one audit event; returns the count';
 
 REVOKE ALL ON FUNCTION carm.add_businesses(text[], text[], text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION carm.add_program_accounts(text[], text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION carm.register_users(text[], text[], text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION carm.add_businesses(text[], text[], text[], text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION carm.add_program_accounts(text[], text[], text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION carm.register_users(text[], text[], text[], text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION carm.add_businesses(text[], text[], text[]),
   carm.add_program_accounts(text[], text[]),
-  carm.register_users(text[], text[], text[]) TO carm_admin;
+  carm.register_users(text[], text[], text[]),
+  carm.add_businesses(text[], text[], text[], text),
+  carm.add_program_accounts(text[], text[], text),
+  carm.register_users(text[], text[], text[], text) TO carm_admin;

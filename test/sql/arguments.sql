@@ -157,6 +157,10 @@ SELECT n, pg_temp.try(stmt) AS outcome FROM (VALUES
   (35, $$SELECT carm.add_program_accounts('{200000008RM0009}', '{{n}}')$$),
   (36, $$SELECT carm.register_users('{u1}', '{U1}', '{{u1@example.com}}')$$),
   (37, $$SELECT carm.set_business_kinds('200000008', '{IMPORTER,NULL}')$$),
+  -- the upsert overloads check their arrays the same way (rev. 1.2)
+  (38, $$SELECT carm.add_businesses('{400000006}', '{{A}}', '{IMPORTER}', 'update')$$),
+  (39, $$SELECT carm.add_program_accounts('[5:6]={200000008RM0009,NULL}', NULL, 'skip')$$),
+  (40, $$SELECT carm.register_users('[0:2]={u1,u2,u3}', '{U1,U2}', NULL, 'update')$$),
   -- 22004 naming the position, never the internal table (23502 app_user before)
   (41, $$SELECT carm.register_users('{u1,u2}', '{U1,NULL}')$$),
   (42, $$SELECT carm.register_users('[0:1]={u1,u2}', '[0:1]={NULL,U2}')$$),
