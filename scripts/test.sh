@@ -8,7 +8,8 @@
 # Usage: scripts/test.sh [--keep] [--port N] [--dir D]
 #   --keep    leave the work directory (build, clusters' data, results) for inspection
 #   --port N  TCP port of the main cluster (default: a free one; env CARM_PORT);
-#             the cluster tests pick free ports of their own
+#             the cluster tests then take N+1, N+2, ... (skipping ports in
+#             use); without it, they pick free ports of their own
 #   --dir D   work directory (created; default: a new /tmp/carm_test.*; env CARM_WORK)
 #   --only RE run only the tests whose name matches the extended regex RE
 #             (pg_regress and isolation names, "pgtap NAME", "cluster NAME");
@@ -28,6 +29,10 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+if [ -n "$PORT" ]; then
+  [[ $PORT =~ ^[0-9]+$ ]] && [ "$PORT" -ge 1024 ] && [ "$PORT" -le 65000 ] ||
+    { echo "--port: give a TCP port from 1024 to 65000, not \"$PORT\"" >&2; exit 2; }
+fi
 
 scripts/deps.sh || { echo "could not install dependencies" >&2; exit 2; }
 
@@ -52,7 +57,13 @@ echo "== building into a private PostgreSQL tree"
 make_tree "$WORK/pg" || { echo "build failed" >&2; exit 2; }
 export PGBIN WORK
 
-[ -n "$PORT" ] || PORT=$(free_port)
+if [ -n "$PORT" ]; then
+  # the cluster tests derive their ports from the one chosen (scripts/lib.sh free_port)
+  export CARM_PORT_BASE=$((PORT + 1)) CARM_PORT_FILE="$WORK/next_port"
+else
+  unset CARM_PORT_BASE CARM_PORT_FILE
+  PORT=$(free_port)
+fi
 start_cluster "$WORK/main/data" "$PORT" || { echo "cluster did not start" >&2; exit 2; }
 export PGHOST="$WORK/main" PGPORT="$PORT" PGUSER=postgres
 
