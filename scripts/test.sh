@@ -4,6 +4,7 @@
 #   2. pgTAP files (test/pgtap) through pg_prove
 #   3. cluster tests (test/cluster/*.sh): the preloaded background worker, hot standby, pgbouncer,
 #      dump and restore, the upgrade from 1.0, Citus (skipped, exit 77, where Citus is not installed)
+#   4. "checkout clean": the run left nothing in the checkout that git does not ignore
 # Installs missing Debian packages first.  Prints "N passed, N failed" last.
 # Usage: scripts/test.sh [--keep] [--port N] [--dir D]
 #   --keep    leave the work directory (build, clusters' data, results) for inspection
@@ -52,6 +53,13 @@ cleanup() {
   [ "$KEEP" = "--keep" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
+
+# A run may leave in the checkout only what git ignores (build products, test
+# results): the files git would list as untracked are compared at the end.
+untracked() { git -C "$TOP" ls-files --others --exclude-standard 2>/dev/null | LC_ALL=C sort; }
+if git -C "$TOP" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  untracked > "$WORK/untracked.before"
+fi
 
 echo "== building into a private PostgreSQL tree"
 make_tree "$WORK/pg" || { echo "build failed" >&2; exit 2; }
@@ -125,6 +133,15 @@ for t in test/cluster/*.sh; do
   [ $st -eq 0 ] || [ $st -eq 77 ] || echo "$out"
   count "cluster $(basename "$t" .sh)" $st "$(echo "$out" | tail -1)"
 done
+
+if [ -f "$WORK/untracked.before" ] && selected "checkout clean"; then
+  new_files=$(untracked | LC_ALL=C comm -13 "$WORK/untracked.before" -)
+  if [ -n "$new_files" ]; then
+    echo "files left in the checkout that git does not ignore (ignore them in .gitignore, or write them under the work directory):"
+    echo "$new_files" | sed 's/^/  /'
+  fi
+  count "checkout clean" "$([ -z "$new_files" ] && echo 0 || echo 1)"
+fi
 
 echo
 echo "$passed passed, $failed failed$([ "$skipped" -eq 0 ] || echo ", $skipped skipped")"
