@@ -156,13 +156,13 @@ deadlocks=$(cat "$DIR"/churn_*.log | grep -c '40P01')
 [ "$deadlocks" = 0 ] || { grep -h '40P01' "$DIR"/churn_*.log | head -5 >&2; fail "$deadlocks API calls failed with 40P01 under the churn"; }
 promotions=$(sql -d postgres -c "SELECT count(*) FROM carm.audit_event
                                  WHERE event = 'employee_access_changed' AND details->'after'->>'role' = 'BAM'")
-[ "$promotions" -ge 40 ] || fail "the churn made only $promotions promotions"
-wait_for "SELECT count(*) FROM carm.relationship WHERE comment = 'churn' AND status = 'active'" 0 20 \
+[ "$promotions" -ge 8 ] || fail "the churn made only $promotions promotions"
+wait_for "SELECT count(*) FROM carm.relationship WHERE comment = 'churn' AND status = 'active'" 0 60 \
   || fail "the churn's relationships did not all expire"
 [ "$(sql -d postgres -c "SELECT count(*) > 0 FROM carm.audit_event
                          WHERE event = 'relationship_expired' AND actor_id IS NULL AND relationship_id > 1")" = t ] \
   || fail "maintenance expired none of the churn's relationships"
-wait_for "SELECT count(*) FROM carm.group_request WHERE status IN ('PENDING', 'PROCESSING')" 0 20 \
+wait_for "SELECT count(*) FROM carm.group_request WHERE status IN ('PENDING', 'PROCESSING')" 0 60 \
   || fail "the churn's deferred requests were not all applied"
 echo "churn: $promotions promotions, $(cat "$DIR"/churn_*.log | grep -c '^ERROR') refused calls, no 40P01"
 
