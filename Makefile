@@ -24,7 +24,8 @@ PREVVERSION    = $(patsubst sql/upgrade/%--$(EXTVERSION).sql,%,$(UPGRADE_PREAMBL
 NEXT_INSTALL   = sql/$(EXTENSION)--$(EXTVERSION).sql
 NEXT_UPGRADE   = $(if $(PREVVERSION),sql/$(EXTENSION)--$(PREVVERSION)--$(EXTVERSION).sql)
 DATA_built = $(NEXT_INSTALL) $(NEXT_UPGRADE)
-DATA       = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
+DATA       = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql)) \
+             $(wildcard sql/$(EXTENSION)--*.control)
 
 REGRESS      = $(sort $(basename $(notdir $(wildcard test/sql/*.sql))))
 REGRESS_OPTS = --inputdir=test --outputdir=test

@@ -44,9 +44,26 @@ make_tree() {
   copy_tree "$1" && install_into "${2:-$TOP}"
 }
 
-# free_port — a TCP port nobody listens on.
+# free_port — a TCP port nobody listens on.  When CARM_PORT_BASE is set
+# (scripts/test.sh --port N, or CARM_PORT: the cluster tests then take the
+# ports after the main cluster's), the ports are handed out in order from
+# that base, skipping any in use; the next one is kept in the file
+# CARM_PORT_FILE, so that successive calls, subshells and scripts included,
+# never hand out a port twice.  Otherwise a random free port.
 free_port() {
   local p
+  if [ -n "${CARM_PORT_BASE:-}" ]; then
+    : "${CARM_PORT_FILE:?CARM_PORT_FILE is not set}"
+    p=$(cat "$CARM_PORT_FILE" 2>/dev/null) || p=$CARM_PORT_BASE
+    [ -n "$p" ] || p=$CARM_PORT_BASE
+    local last=$((p + 100))
+    while (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; do
+      p=$((p + 1))
+      [ $p -le 65535 ] && [ $p -lt $last ] || { echo "no free port from $CARM_PORT_BASE" >&2; return 1; }
+    done
+    echo $((p + 1)) > "$CARM_PORT_FILE"
+    echo "$p"; return
+  fi
   for p in $(seq 54320 54420 | shuf); do
     if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "$p"; return; fi
   done

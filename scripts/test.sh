@@ -5,11 +5,13 @@
 #   3. cluster tests (test/cluster/*.sh): the preloaded background worker, hot standby, pgbouncer,
 #      dump and restore, the upgrade from 1.0, Citus (skipped, exit 77, where Citus is not installed),
 #      and the checks that need no cluster: release metadata (meta), rule ids (rule_ids), doc links
+#   4. "checkout clean": the run left nothing in the checkout that git does not ignore
 # Installs missing Debian packages first.  Prints "N passed, N failed" last.
 # Usage: scripts/test.sh [--keep] [--port N] [--dir D]
 #   --keep    leave the work directory (build, clusters' data, results) for inspection
 #   --port N  TCP port of the main cluster (default: a free one; env CARM_PORT);
-#             the cluster tests pick free ports of their own
+#             the cluster tests then take N+1, N+2, ... (skipping ports in
+#             use); without it, they pick free ports of their own
 #   --dir D   work directory (created; default: a new /tmp/carm_test.*; env CARM_WORK)
 #   --only RE run only the tests whose name matches the extended regex RE
 #             (pg_regress and isolation names, "pgtap NAME", "cluster NAME");
@@ -29,6 +31,10 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+if [ -n "$PORT" ]; then
+  [[ $PORT =~ ^[0-9]+$ ]] && [ "$PORT" -ge 1024 ] && [ "$PORT" -le 65000 ] ||
+    { echo "--port: give a TCP port from 1024 to 65000, not \"$PORT\"" >&2; exit 2; }
+fi
 
 scripts/deps.sh || { echo "could not install dependencies" >&2; exit 2; }
 
@@ -49,11 +55,24 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# A run may leave in the checkout only what git ignores (build products, test
+# results): the files git would list as untracked are compared at the end.
+untracked() { git -C "$TOP" ls-files --others --exclude-standard 2>/dev/null | LC_ALL=C sort; }
+if git -C "$TOP" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  untracked > "$WORK/untracked.before"
+fi
+
 echo "== building into a private PostgreSQL tree"
 make_tree "$WORK/pg" || { echo "build failed" >&2; exit 2; }
 export PGBIN WORK
 
-[ -n "$PORT" ] || PORT=$(free_port)
+if [ -n "$PORT" ]; then
+  # the cluster tests derive their ports from the one chosen (scripts/lib.sh free_port)
+  export CARM_PORT_BASE=$((PORT + 1)) CARM_PORT_FILE="$WORK/next_port"
+else
+  unset CARM_PORT_BASE CARM_PORT_FILE
+  PORT=$(free_port)
+fi
 start_cluster "$WORK/main/data" "$PORT" || { echo "cluster did not start" >&2; exit 2; }
 export PGHOST="$WORK/main" PGPORT="$PORT" PGUSER=postgres
 
@@ -115,6 +134,15 @@ for t in test/cluster/*.sh; do
   [ $st -eq 0 ] || [ $st -eq 77 ] || echo "$out"
   count "cluster $(basename "$t" .sh)" $st "$(echo "$out" | tail -1)"
 done
+
+if [ -f "$WORK/untracked.before" ] && selected "checkout clean"; then
+  new_files=$(untracked | LC_ALL=C comm -13 "$WORK/untracked.before" -)
+  if [ -n "$new_files" ]; then
+    echo "files left in the checkout that git does not ignore (ignore them in .gitignore, or write them under the work directory):"
+    echo "$new_files" | sed 's/^/  /'
+  fi
+  count "checkout clean" "$([ -z "$new_files" ] && echo 0 || echo 1)"
+fi
 
 echo
 echo "$passed passed, $failed failed$([ "$skipped" -eq 0 ] || echo ", $skipped skipped")"

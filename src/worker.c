@@ -23,7 +23,12 @@
  * (R9); the worker only applies the cascades and deferred group requests.
  * A run that fails is logged and retried at the next interval; a database
  * without the extension is skipped.  Concurrent runs (an operator, pg_cron)
- * are safe: carm.run_maintenance() locks what it handles SKIP LOCKED.
+ * are safe: carm.run_maintenance() locks what it handles SKIP LOCKED.  It
+ * never waits for a row an API call holds (SKIP LOCKED, NOWAIT), so the run
+ * can hold its locks for the whole transaction without ever being part of a
+ * lock cycle: what it cannot lock now is left for the next run, and each of
+ * its steps has its own subtransaction, so a transient error in one keeps
+ * the others' work (sql/src/60_maintenance.sql).
  */
 #include "carm_deleg.h"
 

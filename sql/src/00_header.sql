@@ -16,19 +16,30 @@ END
 $roles$;
 
 -- The schemas hold superuser-owned SECURITY DEFINER functions: they must be
--- ours.  CREATE EXTENSION adopts an existing schema carm, so refuse one that
--- another role created beforehand (it could replace what we install).
+-- ours.  The extension is installed in pg_catalog (carm_deleg.control) and
+-- creates both schemas here, as its members, so that DROP EXTENSION leaves
+-- neither behind (§12).  An existing schema is refused (another role could
+-- have put objects in it that would replace what we install), except an
+-- empty schema carm of the installing role: what DROP EXTENSION left of a
+-- 1.0 or 1.1 install, which CREATE EXTENSION had created in schema carm.
 -- Schema carm holds the API and the state tables; carm_internal the
 -- functions the API is built from, so that \df carm.* reads like the
 -- reference.
 DO $schema$
 BEGIN
-  IF (SELECT n.nspowner FROM pg_catalog.pg_namespace n WHERE n.nspname = 'carm')
-     IS DISTINCT FROM (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) THEN
-    RAISE EXCEPTION 'schema carm is owned by another role'
-      USING ERRCODE = '42501',
-            HINT = 'Drop the schema, or let the role installing carm_deleg own it, before CREATE EXTENSION.';
+  IF EXISTS (SELECT FROM pg_catalog.pg_namespace n WHERE n.nspname = 'carm') THEN
+    IF (SELECT n.nspowner FROM pg_catalog.pg_namespace n WHERE n.nspname = 'carm')
+       IS DISTINCT FROM (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)
+       OR EXISTS (SELECT FROM pg_catalog.pg_depend d
+                  WHERE d.refclassid = 'pg_catalog.pg_namespace'::regclass
+                    AND d.refobjid = 'carm'::regnamespace) THEN
+      RAISE EXCEPTION 'schema carm exists and does not belong to carm_deleg'
+        USING ERRCODE = '42501',
+              HINT = 'Drop the schema carm before CREATE EXTENSION.';
+    END IF;
+    DROP SCHEMA carm;
   END IF;
+  CREATE SCHEMA carm;
   IF NOT EXISTS (SELECT FROM pg_catalog.pg_namespace n WHERE n.nspname = 'carm_internal') THEN
     CREATE SCHEMA carm_internal;
   ELSIF (SELECT n.nspowner FROM pg_catalog.pg_namespace n WHERE n.nspname = 'carm_internal')

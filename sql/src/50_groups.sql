@@ -29,9 +29,11 @@
 -- So an ADD_CLIENTS locks the relationships it relies on before the group
 -- (carm_internal.group_lock_relationships), and the expiry cascade
 -- (carm_internal.close_relationships) locks the groups of the clients it
--- removes before touching their rows.  Maintenance never waits for rows 1
--- and 2 (SKIP LOCKED / NOWAIT): a busy group or relationship delays only its
--- own request, which stays PENDING for the next run.
+-- removes before touching their rows.  Maintenance never waits for any row
+-- (SKIP LOCKED / NOWAIT, rows 3 and 4 included: a promotion to BAM or a
+-- removal writes rows 4 holding only row 3, sql/src/60_maintenance.sql): a
+-- busy group, relationship, employee or assignment delays only its own
+-- request or cascade, which is left for the next run.
 
 -- Validation helpers ---------------------------------------------------------
 

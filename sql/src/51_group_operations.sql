@@ -426,7 +426,11 @@ COMMENT ON FUNCTION carm_internal.group_apply(carm.client_group, text, jsonb, bi
 
 -- Lock order, step 1: the active relationships of the provider with the
 -- clients an ADD_CLIENTS relies on (G3), FOR SHARE, by id — before the group
--- row is locked.  p_nowait (maintenance) raises 55P03 instead of waiting.
+-- row is locked.  p_nowait (maintenance) raises 55P03 instead of waiting, and
+-- takes them FOR NO KEY UPDATE: every other transaction adding one of these
+-- clients to a group holds its relationship FOR SHARE, so maintenance, once
+-- it has the relationships, never waits for another's uncommitted
+-- group_client row (UNIQUE (provider_id, client_id), G3).
 CREATE OR REPLACE FUNCTION carm_internal.group_lock_relationships(p_provider bigint, p_operation text,
                                                                  p_payload jsonb, p_nowait boolean)
 RETURNS void
@@ -443,7 +447,7 @@ BEGIN
       AND r.client_id IN (SELECT b.id FROM carm.business b
                           WHERE b.bn9 IN (SELECT jsonb_array_elements_text(p_payload->'clients')))
     ORDER BY r.id
-    FOR SHARE OF r NOWAIT;
+    FOR NO KEY UPDATE OF r NOWAIT;
   ELSE
     PERFORM FROM carm.relationship r
     WHERE r.provider_id = p_provider AND r.status = 'active'
@@ -456,6 +460,55 @@ END
 $$;
 COMMENT ON FUNCTION carm_internal.group_lock_relationships(bigint, text, jsonb, boolean) IS
   'Internal: lock order step 1 for a group operation, the relationships an ADD_CLIENTS relies on';
+
+-- Maintenance's step 3 for a deferred request, after its relationships and
+-- its group (R12): every other row the operation writes that an API call
+-- may hold without the group's lock, NOWAIT (55P03: the request stays
+-- PENDING for the next run).  Those are the rows a promotion to BAM (E11) or
+-- a removal (E8) writes holding only the employee's row: the employees an
+-- ASSIGN_EMPLOYEES checks (G4, FOR SHARE, as group_assign does), the group
+-- assignments an UNASSIGN_EMPLOYEES or a DELETE_GROUP deletes, and the
+-- individual assignments (R7) a REMOVE_CLIENTS or a DELETE_GROUP revokes
+-- (G7).  The group's own rows (group_client, group_employee inserts) change
+-- only under the group's lock, which the caller holds.
+CREATE OR REPLACE FUNCTION carm_internal.group_lock_rows_nowait(p_group bigint, p_provider bigint,
+                                                               p_operation text, p_payload jsonb)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_users bigint[] := ARRAY(SELECT x::bigint
+                            FROM jsonb_array_elements_text(coalesce(p_payload->'user_ids', '[]')) x);
+  v_clients bigint[] := ARRAY(SELECT b.id FROM carm.business b
+                              WHERE b.bn9 IN (SELECT jsonb_array_elements_text(coalesce(p_payload->'clients', '[]'))));
+BEGIN
+  IF p_operation = 'ASSIGN_EMPLOYEES' THEN
+    PERFORM FROM carm.employee e
+    WHERE e.business_id = p_provider AND e.user_id = ANY (v_users)
+    ORDER BY e.user_id
+    FOR SHARE NOWAIT;
+  END IF;
+  IF p_operation IN ('UNASSIGN_EMPLOYEES', 'DELETE_GROUP') THEN
+    PERFORM FROM carm.group_employee ge
+    WHERE ge.group_id = p_group AND (p_operation = 'DELETE_GROUP' OR ge.user_id = ANY (v_users))
+    ORDER BY ge.user_id
+    FOR UPDATE NOWAIT;
+  END IF;
+  IF p_operation IN ('REMOVE_CLIENTS', 'DELETE_GROUP') THEN
+    PERFORM FROM carm.client_assignment a
+    JOIN carm.relationship r ON r.id = a.relationship_id
+    WHERE r.provider_id = p_provider AND r.status = 'active'
+      AND r.client_id IN (SELECT gc.client_id FROM carm.group_client gc WHERE gc.group_id = p_group)
+      AND (p_operation = 'DELETE_GROUP' OR r.client_id = ANY (v_clients))
+      AND a.user_id IN (SELECT ge.user_id FROM carm.group_employee ge WHERE ge.group_id = p_group)
+    ORDER BY a.relationship_id, a.user_id
+    FOR UPDATE OF a NOWAIT;
+  END IF;
+END
+$$;
+COMMENT ON FUNCTION carm_internal.group_lock_rows_nowait(bigint, bigint, text, jsonb) IS
+  'Internal (R12): locks NOWAIT the employee and assignment rows a deferred group request writes that API calls may hold';
 
 -- The common path of the five operations on an existing group (G9): the
 -- arguments' form has been checked by the caller; here the group and the

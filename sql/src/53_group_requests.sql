@@ -9,8 +9,9 @@
 -- clients still available at apply time.  A request that fails is marked
 -- FAILED with the reason and leaves nothing behind; its initiator is notified.
 --
--- A busy group delays only itself: the relationships and the group a request
--- needs are locked NOWAIT (in the lock order of the header), and a transient
+-- A busy group delays only itself: the relationships, the group and the
+-- other rows a request writes are locked NOWAIT (in the lock order of the
+-- header; carm_internal.group_lock_rows_nowait), and a transient
 -- error — 55P03 (a lock not available now, or carm.run_maintenance's
 -- lock_timeout), 40P01 (deadlock), 40001 (serialization) — rolls the request's
 -- subtransaction back and leaves it PENDING for the next run: it is not the
@@ -54,9 +55,12 @@ BEGIN
       -- G1 at apply time, with the reason (the initiator may have left)
       PERFORM carm_internal.require_group_manager(b, q.initiator)
       FROM carm.business b WHERE b.id = q.provider_id;
-      -- lock order, never waiting: relationships, then the group
+      -- lock order, never waiting: relationships, then the group, then the
+      -- employee and assignment rows API calls may hold (R12: maintenance
+      -- never waits for an API call, so it is never in a lock cycle)
       PERFORM carm_internal.group_lock_relationships(q.provider_id, q.operation, q.payload, true);
       PERFORM FROM carm.client_group cg WHERE cg.id = q.group_id FOR NO KEY UPDATE NOWAIT;
+      PERFORM carm_internal.group_lock_rows_nowait(q.group_id, q.provider_id, q.operation, q.payload);
       g := carm_internal.group_row(q.group_id, q.initiator, true);
       PERFORM carm_internal.group_apply(g, q.operation, q.payload, q.initiator, q.id, as_of);
       v_clock := clock_timestamp();   -- Citus: no volatile function in an UPDATE

@@ -9,11 +9,19 @@
 -- skips what the first holds, and finds it done once the first commits.
 
 -- R9: the expiry cascade for every relationship due at p_as_of, in one
--- set-based statement.  Returns how many expired.  In the lock order
--- (relationships, then client groups), never waiting: a relationship another
--- transaction holds, or whose client is in a group another transaction
--- holds, is left for the next run (its expiry is already in force: checks
--- compare expires_at with the time, R9).
+-- set-based statement.  Returns how many expired.  Never waiting, for any row
+-- the cascade writes: the relationships, then their clients' groups (the
+-- lock order), then their individual assignments (R7), are locked SKIP
+-- LOCKED, and a relationship any of whose rows another transaction holds is
+-- left for the next run (its expiry is already in force: checks compare
+-- expires_at with the time, R9).  The assignments matter: a promotion to BAM
+-- (E11) or a removal (E8) deletes an employee's assignments holding only its
+-- employee row, and maintenance waiting for one of them while holding the
+-- relationship was a lock cycle the API call lost (40P01).  The cascade's
+-- other writes need no lock of their own: group_client rows change only
+-- under their group's lock or the relationship's; audit and notification
+-- rows are new, and their foreign keys take KEY SHARE, which no API call
+-- conflicts with (E9's business row update is a NO KEY UPDATE).
 CREATE OR REPLACE FUNCTION carm_internal.expire_relationships(p_as_of timestamptz) RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -21,6 +29,7 @@ AS $$
 DECLARE
   v_ids bigint[];
   v_groups bigint[];
+  v_assignments bigint[];
 BEGIN
   v_ids := ARRAY(SELECT r.id FROM carm.relationship r
                  WHERE r.status = 'active' AND r.expires_at <= p_as_of
@@ -34,8 +43,18 @@ BEGIN
                                    WHERE r.id = ANY (v_ids))
                     ORDER BY g.id
                     FOR NO KEY UPDATE SKIP LOCKED);
-  v_ids := ARRAY(SELECT x FROM unnest(v_ids) x
-                 WHERE NOT EXISTS (SELECT FROM carm.relationship r
+  v_assignments := ARRAY(SELECT a.relationship_id FROM carm.client_assignment a
+                          WHERE a.relationship_id = ANY (v_ids)
+                          ORDER BY a.relationship_id, a.user_id
+                          FOR UPDATE SKIP LOCKED);
+  v_ids := ARRAY(WITH locked AS (SELECT l AS id, count(*) AS n FROM unnest(v_assignments) l GROUP BY l),
+                      present AS (SELECT a.relationship_id AS id, count(*) AS n FROM carm.client_assignment a
+                                  WHERE a.relationship_id = ANY (v_ids) GROUP BY a.relationship_id)
+                 SELECT x FROM unnest(v_ids) x
+                 LEFT JOIN locked k ON k.id = x
+                 LEFT JOIN present p ON p.id = x
+                 WHERE coalesce(k.n, 0) = coalesce(p.n, 0)      -- every assignment is ours
+                   AND NOT EXISTS (SELECT FROM carm.relationship r
                                    JOIN carm.group_client gc ON gc.provider_id = r.provider_id
                                                             AND gc.client_id = r.client_id
                                    WHERE r.id = x AND gc.group_id <> ALL (v_groups))
@@ -108,11 +127,19 @@ $$;
 COMMENT ON FUNCTION carm_internal.notify_expiring(timestamptz) IS
   'Internal (§9, R12): notifies the BAMs of both businesses of relationships expiring within 30 days, once per expiry date';
 
--- Maintenance never stalls behind one busy session: it skips the rows other
--- transactions lock (SKIP LOCKED, NOWAIT), and waits at most lock_timeout
--- for any other lock (below deadlock_timeout's default of 1 s, so that in a
--- lock cycle maintenance gives up first).  What it could not do now — an
--- expiry cascade, a deferred request — is left for the next run.
+-- Maintenance loses its lock cycles, never the user (rev. 1.2).  It never
+-- waits for a row another transaction holds: every row it writes is locked
+-- first SKIP LOCKED (the expiry cascade, the notices, the claim of the
+-- deferred requests) or NOWAIT (each deferred request, in its own
+-- subtransaction), so it cannot be a waiter in a lock cycle, whatever the
+-- API calls' deadlock_timeout.  (A lock_timeout alone was no such promise:
+-- an API call that had waited longer than maintenance ran its deadlock check
+-- first, and was the one cancelled with 40P01.)  lock_timeout still bounds
+-- what no row lock covers (a table lock held by DDL).  Each step runs in its
+-- own subtransaction: a transient error (55P03, 40P01, 40001) in one step
+-- rolls back only that step, and what the others did is committed with the
+-- run.  What it could not do now — an expiry cascade, a notice, a deferred
+-- request — is left for the next run.
 CREATE OR REPLACE FUNCTION carm.run_maintenance(as_of timestamptz DEFAULT now())
 RETURNS TABLE (action text, count bigint)
 LANGUAGE plpgsql SECURITY DEFINER
@@ -146,8 +173,15 @@ BEGIN
     count := 0;
   END;
   RETURN NEXT;
-  -- G9: deferred group requests (client groups, sql/src: groups)
-  RETURN QUERY SELECT * FROM carm_internal.process_group_requests(as_of);
+  -- G9: deferred group requests (client groups, sql/src: groups).  Each
+  -- request has its own subtransaction; this one covers the claim: a lock
+  -- timeout there leaves every request PENDING and keeps the expiry work.
+  BEGIN
+    RETURN QUERY SELECT * FROM carm_internal.process_group_requests(as_of);
+  EXCEPTION WHEN lock_not_available OR deadlock_detected OR serialization_failure THEN
+    RETURN QUERY VALUES ('group_requests_completed'::text, 0::bigint), ('group_requests_failed', 0),
+                        ('group_requests_retried', 0);
+  END;
 END
 $$;
 COMMENT ON FUNCTION carm.run_maintenance(timestamptz) IS

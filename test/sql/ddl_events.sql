@@ -129,5 +129,22 @@ CREATE EXTENSION carm_deleg;
 
 DROP SCHEMA app CASCADE;
 DROP EXTENSION carm_deleg;
+-- §12 (rev. 1.2): DROP EXTENSION leaves no schema behind, carm included
+SELECT nspname AS left_behind FROM pg_namespace WHERE nspname IN ('carm', 'carm_internal');
+-- An existing schema carm is refused (42501), unless it is an empty one of
+-- the installing role, as dropping a 1.0 or 1.1 install left it.
+CREATE SCHEMA carm;
+CREATE TABLE carm.planted (id int);
+\set VERBOSITY sqlstate
+CREATE EXTENSION carm_deleg;
+\set VERBOSITY terse
+DROP TABLE carm.planted;
+CREATE EXTENSION carm_deleg;
+SELECT n.nspname, d.deptype FROM pg_namespace n
+JOIN pg_depend d ON d.classid = 'pg_namespace'::regclass AND d.objid = n.oid
+                AND d.refclassid = 'pg_extension'::regclass
+WHERE n.nspname IN ('carm', 'carm_internal') ORDER BY 1;
+DROP EXTENSION carm_deleg;
+SELECT nspname AS left_behind FROM pg_namespace WHERE nspname IN ('carm', 'carm_internal');
 DROP ROLE regress_ev_owner;
 DROP ROLE regress_ev_reader;
