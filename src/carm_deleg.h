@@ -77,6 +77,12 @@ extern const char *carm_function_name(CarmFunction fn);
 extern void carm_parse_permission(const char *perm, CarmFunction *fn, CarmLevel *level);
 extern CarmLevel carm_role_level(CarmRole role, CarmFunction fn);
 
+/* ---- errors.c: what an error shows a client (SPEC §10) ---- */
+extern void carm_errors_init(void);
+
+/* ---- check.c ---- */
+extern bool carm_require_actor_reads;	/* GUC carm_deleg.require_actor */
+
 /* ---- bn.c ---- */
 extern bool carm_bn9_is_valid(const char *s);
 extern bool carm_bn15_is_valid(const char *s);
