@@ -106,7 +106,7 @@ extern void carm_actor_init(void);	/* syscache callback for login bindings */
 extern int64 carm_current_actor(int64 *on_behalf_of);	/* 0 when none */
 extern void carm_forbid_restricted(void);	/* 42501 inside a security-restricted operation */
 extern int64 carm_require_actor(void);	/* ereports 42501 'no acting user' */
-extern int64 carm_require_active_actor(void);	/* and 42501 when deactivated */
+extern int64 carm_require_active_actor(void);	/* and 28000 when deactivated */
 extern void carm_actor_invalidate_binding(void);
 extern void carm_actor_forget_users(void);
 

@@ -17,8 +17,9 @@
  * one emit_log_hook, called once for every report just before it is
  * written to the server log and sent to the client, drops the innermost
  * frames up to and including the last one that names carm_internal; the
- * frames of the public function and of the caller's own code stay.  The
- * SQLSTATE, message, detail and hint are untouched.
+ * frames of the public function and of the caller's own code stay (and an
+ * internal query's text, the QUERY line, is dropped when it names one).
+ * The SQLSTATE, message, detail and hint are untouched.
  *
  * Limits: the hook exists once the library is loaded in the backend (the
  * first call of any of the extension's C functions, or at server start
@@ -36,9 +37,10 @@ static emit_log_hook_type prev_emit_log_hook = NULL;
 static bool
 starts_frame(const char *line)
 {
+	/* pl_exec.c, spi.c and functions.c (PostgreSQL 15) */
 	static const char *const prefixes[] = {
-		"PL/pgSQL function ", "SQL function ", "SQL statement \"", "SQL expression \"",
-		"PL/pgSQL assignment \"", "SQL function \""
+		"PL/pgSQL function ", "PL/pgSQL expression \"", "PL/pgSQL assignment \"",
+		"SQL statement \"", "SQL function \""
 	};
 
 	for (size_t i = 0; i < lengthof(prefixes); i++)
@@ -76,6 +78,12 @@ carm_emit_log(ErrorData *edata)
 {
 	if (edata->context != NULL && strstr(edata->context, "carm_internal.") != NULL)
 		edata->context = strip_internal_frames(edata->context);
+	/* the QUERY line of an error inside an internal query (a can't-happen) */
+	if (edata->internalquery != NULL && strstr(edata->internalquery, "carm_internal.") != NULL)
+	{
+		edata->internalquery = NULL;
+		edata->internalpos = 0;
+	}
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);
 }

@@ -64,7 +64,7 @@ COMMENT ON FUNCTION carm_internal.on_behalf_of() IS
 
 -- The actor for API functions (SPEC §2), one implementation in C for the
 -- C checks and every SQL function: 42501 "no acting user" when none, and
--- require_active_actor() also 42501 when the actor is deactivated.
+-- require_active_actor() also 28000 when the actor is deactivated (§10 rev. 1.2).
 CREATE OR REPLACE FUNCTION carm_internal.require_actor() RETURNS bigint
   LANGUAGE c STABLE PARALLEL SAFE
   AS 'MODULE_PATHNAME', 'carm_require_actor_sql';
@@ -79,7 +79,7 @@ CREATE OR REPLACE FUNCTION carm_internal.require_active_actor() RETURNS bigint
   LANGUAGE c STABLE PARALLEL SAFE
   AS 'MODULE_PATHNAME', 'carm_require_active_actor_sql';
 COMMENT ON FUNCTION carm_internal.require_active_actor() IS
-  'Internal: the acting user, who must be active; 42501 otherwise';
+  'Internal: the acting user, who must be active; 42501 when there is none, 28000 when deactivated';
 
 REVOKE ALL ON FUNCTION carm.reset_actor() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION carm.reset_actor() TO carm_gateway;
