@@ -573,16 +573,26 @@ read_active(void *arg)
 
 /*
  * The actor of an actor-facing function (SPEC §2): 42501 when there is none
- * ("no acting user") and when it is deactivated.  The one implementation,
+ * ("no acting user"), 28000 when it is deactivated (SPEC §10 rev. 1.2: an
+ * acting-user problem, told apart from a refusal and from an unknown
+ * object).  The one implementation,
  * for the C checks and, through carm_internal.require_active_actor(), for
  * every SQL function.  Whether a user is active is remembered until an
  * invalidation names the user (its profile changed) and read with the
  * latest snapshot, like the grants.
  */
+static int64 require_active_user(int64 uid);
+
 int64
 carm_require_active_actor(void)
 {
-	int64		uid = carm_require_actor();
+	return require_active_user(carm_require_actor());
+}
+
+/* The user uid, when active; 28000 when deactivated (carm_require_active_actor()). */
+static int64
+require_active_user(int64 uid)
+{
 	KnownUser  *k;
 	bool		found;
 
@@ -608,14 +618,14 @@ carm_require_active_actor(void)
 		k->active = IsInParallelMode() ? -1 : active;
 		if (!active)
 			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 					 errmsg("acting user " INT64_FORMAT " is deactivated", uid),
 					 errhint("A carm_admin reactivates users with carm.reactivate_user().")));
 		return uid;
 	}
 	if (k->active == 0)
 		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 				 errmsg("acting user " INT64_FORMAT " is deactivated", uid),
 				 errhint("A carm_admin reactivates users with carm.reactivate_user().")));
 	return uid;
@@ -716,8 +726,8 @@ lookup_actor(bool by_id, Datum key, text *on_behalf_of, int64 *bid)
 
 	if (l.user_id == 0)
 		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("user does not exist")));
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("acting user does not exist")));
 	remember_user(by_id, key, l.user_id);
 	if (!l.found_business)
 		ereport(ERROR,
@@ -963,7 +973,7 @@ carm_actor_accept_set_local(const char *value)
 
 /*
  * The check of an actor received by SET LOCAL (above), at the first
- * decision after it (carm_current_actor()): 42501 or P0002, and the
+ * decision after it (carm_current_actor()): 28000 or 42501, and the
  * statement fails, when the user is unknown, deactivated, or not an
  * employee of the business it acts for.
  */
@@ -1001,11 +1011,11 @@ carm_actor_check_set_local(void)
 	 */
 	if (!c.exists)
 		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("user does not exist")));
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("acting user does not exist")));
 	if (!c.active)
 		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 				 errmsg("acting user " INT64_FORMAT " is deactivated", c.user_id)));
 	if (!c.is_employee)
 		ereport(ERROR,
@@ -1046,6 +1056,7 @@ set_actor(FunctionCallInfo fcinfo, bool by_id, int is_local_arg, int on_behalf_o
 				 errmsg("%s must not be null", by_id ? "user_id" : "external_id")));
 	check_actor_lifetime(fcinfo, is_local);
 	uid = lookup_actor(by_id, PG_GETARG_DATUM(0), on_behalf_of, &bid);
+	(void) require_active_user(uid);	/* 28000 at once (SPEC §10 rev. 1.2) */
 	warn_if_bypassing_rls();
 	assign_actor(uid, bid, is_local);
 }

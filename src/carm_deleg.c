@@ -45,6 +45,14 @@ _PG_init(void)
 							PGC_SIGHUP,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("carm_deleg.require_actor",
+							 "Raises 42501 when a protected table is read with no acting user.",
+							 "For development: without it such a read returns no rows, silently.",
+							 &carm_require_actor_reads,
+							 false,
+							 PGC_USERSET,	/* turns an empty answer into an error, nothing more */
+							 0,
+							 NULL, NULL, NULL);
 	/* a server-start setting exists only when the library is preloaded */
 	if (process_shared_preload_libraries_in_progress)
 		DefineCustomIntVariable("carm_deleg.shared_store_size",
@@ -62,6 +70,7 @@ _PG_init(void)
 	carm_actor_init();
 	carm_caller_init();
 	carm_citus_init();
+	carm_errors_init();
 
 	if (process_shared_preload_libraries_in_progress)
 	{

@@ -78,6 +78,12 @@ extern const char *carm_function_name(CarmFunction fn);
 extern void carm_parse_permission(const char *perm, CarmFunction *fn, CarmLevel *level);
 extern CarmLevel carm_role_level(CarmRole role, CarmFunction fn);
 
+/* ---- errors.c: what an error shows a client (SPEC §10) ---- */
+extern void carm_errors_init(void);
+
+/* ---- check.c ---- */
+extern bool carm_require_actor_reads;	/* GUC carm_deleg.require_actor */
+
 /* ---- bn.c ---- */
 extern bool carm_bn9_is_valid(const char *s);
 extern bool carm_bn15_is_valid(const char *s);
@@ -101,7 +107,7 @@ extern void carm_actor_init(void);	/* syscache callback for login bindings */
 extern int64 carm_current_actor(int64 *on_behalf_of);	/* 0 when none */
 extern void carm_forbid_restricted(void);	/* 42501 inside a security-restricted operation */
 extern int64 carm_require_actor(void);	/* ereports 42501 'no acting user' */
-extern int64 carm_require_active_actor(void);	/* and 42501 when deactivated */
+extern int64 carm_require_active_actor(void);	/* and 28000 when deactivated */
 extern void carm_actor_invalidate_binding(void);
 extern void carm_actor_forget_users(void);
 

@@ -258,6 +258,27 @@ row_writer(int64 actor, int64 on_behalf_of, int64 program_id, int64 submitter, b
 	return 0;
 }
 
+/*
+ * A read of a protected table with no acting user shows no rows.  With
+ * carm_deleg.require_actor on (for development) it raises 42501 instead,
+ * at the first row checked or when the scan computes its programs, which
+ * ends the statement: one error per statement, and nothing costs more per
+ * row than reading the setting.  Only where the policies apply (never to
+ * superusers or BYPASSRLS roles, which read the table unfiltered).
+ */
+bool		carm_require_actor_reads = false;
+
+static void
+read_without_actor(void)
+{
+	if (carm_require_actor_reads)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("no acting user"),
+				 errdetail("A protected table was read with no acting user; carm_deleg.require_actor is on."),
+				 errhint("A member of carm_gateway must call carm.set_actor() first, in the same transaction.")));
+}
+
 /* carm_internal.row_visible(program bigint, submitter bigint, function text) */
 Datum
 carm_row_visible(PG_FUNCTION_ARGS)
@@ -288,7 +309,10 @@ carm_row_visible(PG_FUNCTION_ARGS)
 	st = row_state(fcinfo, 2);
 	actor = carm_current_actor(NULL);
 	if (actor == 0)
+	{
+		read_without_actor();
 		PG_RETURN_BOOL(false);
+	}
 	st->table = NULL;
 	/*
 	 * A complete store is worth deriving a table from; a partial one (a point
@@ -361,6 +385,8 @@ carm_visible_programs_sql(PG_FUNCTION_ARGS)
 	actor = carm_current_actor(NULL);
 	if (actor != 0)
 		ids = carm_vis_table_programs(carm_vis_table(actor, fn), &n);
+	else
+		read_without_actor();
 	PG_RETURN_ARRAYTYPE_P(id_array(ids, n));
 }
 
@@ -513,11 +539,61 @@ refuse_write(Relation rel, const char *detail_fmt,...)
 }
 
 /*
+ * The numbers a refusal names (SPEC §10 rev. 1.2): a program account's BN15
+ * and businesses' BN9, looked up from their ids as the extension owner, on
+ * the error path only.  Empty for an id that names nothing (a row's columns
+ * may hold any bigint).
+ */
+typedef struct NumbersLookup
+{
+	int64		program_id;
+	int64		business_ids[2];
+	char		bn15[16];
+	char		bn9[2][10];
+} NumbersLookup;
+
+static void
+read_numbers(void *arg)
+{
+	NumbersLookup *l = arg;
+	static SPIPlanPtr slot = NULL;
+	Oid			types[3] = {INT8OID, INT8OID, INT8OID};
+	Datum		values[3] = {Int64GetDatum(l->program_id), Int64GetDatum(l->business_ids[0]),
+	Int64GetDatum(l->business_ids[1])};
+	SPIPlanPtr	plan = carm_owner_plan(&slot,
+									   "SELECT (SELECT p.bn15 FROM carm.program p WHERE p.id = $1), "
+									   "(SELECT b.bn9 FROM carm.business b WHERE b.id = $2), "
+									   "(SELECT b.bn9 FROM carm.business b WHERE b.id = $3)",
+									   3, types, false);
+	char	   *out[3] = {l->bn15, l->bn9[0], l->bn9[1]};
+	int			sizes[3] = {sizeof(l->bn15), sizeof(l->bn9[0]), sizeof(l->bn9[1])};
+
+	if (SPI_execute_plan(plan, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "number lookup failed");
+	for (int i = 0; i < 3; i++)
+	{
+		char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 1);
+
+		strlcpy(out[i], v ? v : "", sizes[i]);
+	}
+}
+
+/* The BN15 of program_id and the BN9s of two businesses (0: none), into l. */
+static void
+lookup_numbers(NumbersLookup *l, int64 program_id, int64 business_a, int64 business_b)
+{
+	l->program_id = program_id;
+	l->business_ids[0] = business_a;
+	l->business_ids[1] = business_b;
+	carm_as_owner(read_numbers, l);
+}
+
+/*
  * The row trigger of protected tables.  On INSERT a NULL submitter becomes
  * the actor's acting business for the row's program (V5).  With check set
  * (carm_internal.check_write, BEFORE INSERT OR UPDATE), a new row the
  * policy would refuse is refused here first with the condition that failed:
- * no acting user; no edit on the function for that program; the submitter
+ * no acting user; no edit on the business function for that program; the submitter
  * is not the business the actor writes as.  Only where row-level security
  * applies to the current user for this relation: superusers, BYPASSRLS roles
  * and the owner of a table without FORCE are not filtered, so not refused.
@@ -578,18 +654,39 @@ protected_row_trigger(FunctionCallInfo fcinfo, bool check)
 		refuse_write(rel, "No acting user: carm.set_actor() was not called.");
 	if (prog_null)
 		refuse_write(rel, "The row names no program account.");
-	if (writer == 0 && on_behalf_of != 0)
-		refuse_write(rel, "User " INT64_FORMAT " acting for business " INT64_FORMAT " holds no edit on function %s for program " INT64_FORMAT ".",
-					 actor, on_behalf_of, carm_function_name(fn), DatumGetInt64(prog));
+	/* the refusals below name numbers, never internal ids (SPEC §10 rev. 1.2) */
 	if (writer == 0)
-		refuse_write(rel, "User " INT64_FORMAT " holds no edit on function %s for program " INT64_FORMAT ".",
-					 actor, carm_function_name(fn), DatumGetInt64(prog));
+	{
+		NumbersLookup n;
+
+		lookup_numbers(&n, DatumGetInt64(prog), on_behalf_of, 0);
+		if (n.bn15[0] == '\0')
+			refuse_write(rel, "The row's program column names no program account.");
+		if (on_behalf_of != 0)
+			refuse_write(rel, "The acting user, acting for business %s, holds no edit on business function %s for program account %s.",
+						 n.bn9[0], carm_function_name(fn), n.bn15);
+		refuse_write(rel, "The acting user holds no edit on business function %s for program account %s.",
+					 carm_function_name(fn), n.bn15);
+	}
 	if (sub_null)
-		refuse_write(rel, "The row names no submitter; user " INT64_FORMAT " writes program " INT64_FORMAT " as business " INT64_FORMAT ".",
-					 actor, DatumGetInt64(prog), writer);
+	{
+		NumbersLookup n;
+
+		lookup_numbers(&n, DatumGetInt64(prog), writer, 0);
+		refuse_write(rel, "The row names no submitter; the acting user writes program account %s as business %s.",
+					 n.bn15, n.bn9[0]);
+	}
 	if (row_writer(actor, on_behalf_of, DatumGetInt64(prog), DatumGetInt64(sub), false, fn) == 0)
-		refuse_write(rel, "The submitter, business " INT64_FORMAT ", is not the acting business of user " INT64_FORMAT " for program " INT64_FORMAT " (business " INT64_FORMAT ").",
-					 DatumGetInt64(sub), actor, DatumGetInt64(prog), writer);
+	{
+		NumbersLookup n;
+
+		lookup_numbers(&n, DatumGetInt64(prog), DatumGetInt64(sub), writer);
+		if (n.bn9[0][0] == '\0')
+			refuse_write(rel, "The row's submitter column names no business; the acting user writes program account %s as business %s.",
+						 n.bn15, n.bn9[1]);
+		refuse_write(rel, "The submitter, business %s, is not the acting business of the acting user for program account %s (business %s).",
+					 n.bn9[0], n.bn15, n.bn9[1]);
+	}
 	return PointerGetDatum(tuple);
 }
 

@@ -83,8 +83,8 @@ carm_function_from_name(const char *name)
 			return (CarmFunction) i;
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown function \"%.32s\"", name),
-			 errhint("Functions are business_profile, program_profile, employee_access, relationships, rulings, payments, statements, notifications and banking.")));
+			 errmsg("unknown business function \"%.32s\"", name),
+			 errhint("Business functions are business_profile, program_profile, employee_access, relationships, rulings, payments, statements, notifications and banking.")));
 	pg_unreachable();
 }
 
@@ -100,7 +100,7 @@ carm_parse_permission(const char *perm, CarmFunction *fn, CarmLevel *level)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid permission \"%.32s\"", perm),
-				 errhint("A permission is written function.level, for example rulings.edit.")));
+				 errhint("A permission is a business function and a level, for example rulings.edit.")));
 	memcpy(fname, perm, len);
 	fname[len] = '\0';
 	*fn = carm_function_from_name(fname);
@@ -270,7 +270,7 @@ carm_function_name_sql(PG_FUNCTION_ARGS)
 /*
  * carm_internal.role_name(role text, kind text): a role name of one kind,
  * upper-cased and trimmed of blanks (any kind), with the message and hint the API gives for it
- * (22023; 22004 when NULL for employees):
+ * (22023; 22004 when NULL):
  *   employee    BAM, PAM, EDITOR, VIEWER (E5)
  *   client      PPAM, PEDITOR, PVIEWER: an individual assignment (R7)
  *   group       PPAM, PEDITOR, PVIEWER: a client group's default role (G4)
@@ -288,20 +288,14 @@ carm_role_name_sql(PG_FUNCTION_ARGS)
 
 	if (!employee && !group && strcmp(kind, "client") != 0)
 		elog(ERROR, "unknown role kind \"%s\"", kind);
+	/* a NULL role is a missing value, whatever the kind (§10 rev. 1.2) */
 	if (PG_ARGISNULL(0))
-	{
-		if (employee)
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("role must not be null")));
-		raw = group ? "NULL" : "<NULL>";
-	}
-	else
-	{
-		raw = text_to_cstring(PG_GETARG_TEXT_PP(0));
-		/* longer than any role: unknown either way; cut on a character */
-		raw[pg_mbcliplen(raw, strlen(raw), 64)] = '\0';
-	}
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("role must not be null")));
+	raw = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	/* longer than any role: unknown either way; cut on a character */
+	raw[pg_mbcliplen(raw, strlen(raw), 64)] = '\0';
 	/*
 	 * Every role name, an employee's or a proxy's, is accepted in any case
 	 * and trimmed of blanks the way the API trims names (text.c; docs/design.md,

@@ -64,8 +64,8 @@ COMMENT ON FUNCTION carm_internal.on_behalf_of() IS
 
 -- The actor for API functions (SPEC §2), one implementation in C for the
 -- C checks and every SQL function: 42501 "no acting user" when none, and
--- require_active_actor() also 42501 when the actor is deactivated; 42501
--- too when the role the calling code runs as is not a member of
+-- require_active_actor() also 28000 when the actor is deactivated (§10 rev.
+-- 1.2); 42501 too when the role the calling code runs as is not a member of
 -- carm_gateway (rev. 1.2, src/caller.c).  PARALLEL RESTRICTED: the record
 -- of that role is the leader's, so a query of the API that asks for the
 -- actor does so in the leader.
@@ -83,7 +83,7 @@ CREATE OR REPLACE FUNCTION carm_internal.require_active_actor() RETURNS bigint
   LANGUAGE c STABLE PARALLEL RESTRICTED
   AS 'MODULE_PATHNAME', 'carm_require_active_actor_sql';
 COMMENT ON FUNCTION carm_internal.require_active_actor() IS
-  'Internal: the acting user, who must be active; 42501 otherwise';
+  'Internal: the acting user, who must be active; 42501 when there is none, 28000 when deactivated';
 
 REVOKE ALL ON FUNCTION carm.reset_actor() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION carm.reset_actor() TO carm_gateway;

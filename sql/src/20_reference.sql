@@ -15,7 +15,7 @@ BEGIN
 END
 $$;
 
--- Raises 22023 when a required text is NULL, blank, or too long; returns it
+-- Raises 22004 when a required text is NULL, 22023 when blank or too long; returns it
 -- trimmed.  Blank and trimmed as carm_internal.trim_blank() says: any Unicode
 -- white space (tab, newline, no-break space…), §10, G2, R1, R4, E4.
 CREATE OR REPLACE FUNCTION carm_internal.not_blank(p_value text, p_name text, p_max integer DEFAULT 4000) RETURNS text
@@ -25,6 +25,9 @@ AS $$
 DECLARE
   v_trimmed text := carm_internal.trim_blank(p_value);
 BEGIN
+  IF p_value IS NULL THEN                                     -- §10 rev. 1.2
+    RAISE EXCEPTION '% must not be null', p_name USING ERRCODE = '22004';
+  END IF;
   IF v_trimmed IS NULL OR v_trimmed = '' THEN
     RAISE EXCEPTION '% must not be blank', p_name USING ERRCODE = '22023';
   END IF;
@@ -98,7 +101,12 @@ AS $$
 DECLARE
   b carm.business;
 BEGIN
-  IF p_bn9 IS NULL OR NOT carm_internal.bn9_is_valid(p_bn9) THEN
+  -- the C check first, even for NULL: it loads the library, whose error
+  -- hook keeps this function's name out of the CONTEXT (errors.c)
+  IF NOT coalesce(carm_internal.bn9_is_valid(p_bn9), false) THEN
+    IF p_bn9 IS NULL THEN                                   -- §10 rev. 1.2
+      RAISE EXCEPTION 'business number must not be null' USING ERRCODE = '22004';
+    END IF;
     RAISE EXCEPTION 'invalid business number "%"', left(p_bn9, 32)
       USING ERRCODE = '22023', HINT = 'A BN9 is nine digits, the last a check digit.';
   END IF;
@@ -166,7 +174,10 @@ DECLARE
   v_bad text;
 BEGIN
   p_kinds := carm_internal.array_arg(p_kinds, 'kinds');       -- §10: 22023 / 22004
-  IF p_kinds IS NULL OR cardinality(p_kinds) = 0 THEN
+  IF p_kinds IS NULL THEN                                     -- §10 rev. 1.2
+    RAISE EXCEPTION 'kinds must not be null' USING ERRCODE = '22004';
+  END IF;
+  IF cardinality(p_kinds) = 0 THEN
     RAISE EXCEPTION 'a business needs at least one kind' USING ERRCODE = '22023',
       HINT = 'Kinds are IMPORTER, CUSTOMS_BROKER and TRADE_CONSULTANT.';
   END IF;
@@ -352,7 +363,10 @@ DECLARE
   v_kinds text[] := carm_internal.check_kinds(kinds);
 BEGIN
   PERFORM carm_internal.require_admin();   -- §2: as the running role, never in a security-restricted operation
-  IF bn9 IS NULL OR NOT carm_internal.bn9_is_valid(bn9) THEN
+  IF bn9 IS NULL THEN                                     -- §10 rev. 1.2
+    RAISE EXCEPTION 'business number must not be null' USING ERRCODE = '22004';
+  END IF;
+  IF NOT carm_internal.bn9_is_valid(bn9) THEN
     RAISE EXCEPTION 'invalid business number "%"', left(bn9, 32)
       USING ERRCODE = '22023', HINT = 'A BN9 is nine digits, the last a Luhn check digit.';
   END IF;
@@ -378,7 +392,10 @@ DECLARE
   b carm.business;
 BEGIN
   PERFORM carm_internal.require_admin();   -- §2: as the running role, never in a security-restricted operation
-  IF bn15 IS NULL OR NOT carm_internal.bn15_is_valid(bn15) THEN
+  IF bn15 IS NULL THEN                                     -- §10 rev. 1.2
+    RAISE EXCEPTION 'program account number must not be null' USING ERRCODE = '22004';
+  END IF;
+  IF NOT carm_internal.bn15_is_valid(bn15) THEN
     RAISE EXCEPTION 'invalid program account number "%"', left(bn15, 32)
       USING ERRCODE = '22023', HINT = 'A BN15 is a BN9, RM and four digits, e.g. 123456782RM0001.';
   END IF;
@@ -430,7 +447,10 @@ AS $$
 DECLARE
   v_id bigint;
 BEGIN
-  IF bn15 IS NULL OR NOT carm_internal.bn15_is_valid(bn15) THEN
+  IF bn15 IS NULL THEN                                     -- §10 rev. 1.2
+    RAISE EXCEPTION 'program account number must not be null' USING ERRCODE = '22004';
+  END IF;
+  IF NOT carm_internal.bn15_is_valid(bn15) THEN
     RAISE EXCEPTION 'invalid program account number "%"', left(bn15, 32)
       USING ERRCODE = '22023', HINT = 'A BN15 looks like 123456782RM0001.';
   END IF;

@@ -110,7 +110,10 @@ DECLARE
 BEGIN
   -- E1: an unknown BN9 is a wrong argument here (22023), not a missing row:
   -- the user typed it to prove who they work for.
-  IF v_bn9 IS NULL OR NOT carm_internal.bn9_is_valid(v_bn9) THEN
+  IF v_bn9 IS NULL THEN                                     -- §10 rev. 1.2
+    RAISE EXCEPTION 'business number must not be null' USING ERRCODE = '22004';
+  END IF;
+  IF NOT carm_internal.bn9_is_valid(v_bn9) THEN
     RAISE EXCEPTION 'invalid business number "%"', left(v_bn9, 32)
       USING ERRCODE = '22023', HINT = 'A BN9 is nine digits, the last a check digit.';
   END IF;
@@ -119,7 +122,10 @@ BEGIN
     RAISE EXCEPTION 'business % is not known to the CBSA', v_bn9
       USING ERRCODE = '22023', HINT = 'Check the business number.';
   END IF;
-  IF v_bn15 IS NULL OR NOT carm_internal.bn15_is_valid(v_bn15) THEN
+  IF v_bn15 IS NULL THEN                                     -- §10 rev. 1.2
+    RAISE EXCEPTION 'program account number must not be null' USING ERRCODE = '22004';
+  END IF;
+  IF NOT carm_internal.bn15_is_valid(v_bn15) THEN
     RAISE EXCEPTION 'invalid program account number "%"', left(v_bn15, 32)
       USING ERRCODE = '22023', HINT = 'A BN15 looks like 123456782RM0001.';
   END IF;

@@ -128,6 +128,7 @@ DECLARE
   v_reason text;
   v_audit bigint;
 BEGIN
+  PERFORM carm_internal.not_null(reason, 'reason');           -- §10 rev. 1.2: 22004 before any refusal
   -- R4, R11: the client's BAM or a client PAM decides; proxies never see
   -- the client's relationship requests
   IF v_member.role IS NULL OR v_member.role NOT IN ('BAM', 'PAM') THEN
@@ -174,6 +175,7 @@ DECLARE
   v_programs bigint[];
   v_audit bigint;
 BEGIN
+  PERFORM carm_internal.not_null(access_type, 'access_type'); -- §10 rev. 1.2: 22004 before any refusal
   -- R5, R11: the client's BAM, or a client PAM
   IF v_member.role IS NULL OR v_member.role NOT IN ('BAM', 'PAM') THEN
     RAISE EXCEPTION 'permission denied: only a business or program account manager of the client approves a relationship request'

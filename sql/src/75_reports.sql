@@ -54,7 +54,10 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  IF p_target IS NULL OR length(p_target) NOT IN (9, 15) THEN
+  IF p_target IS NULL THEN                                    -- §10 rev. 1.2
+    RAISE EXCEPTION 'target must not be null' USING ERRCODE = '22004';
+  END IF;
+  IF length(p_target) NOT IN (9, 15) THEN
     RAISE EXCEPTION 'invalid business or program number "%"', left(p_target, 32)
       USING ERRCODE = '22023', HINT = 'A target is a BN9 or a BN15 such as 123456782RM0001.';
   END IF;

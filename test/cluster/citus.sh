@@ -221,7 +221,7 @@ q coord -v ON_ERROR_STOP=1 -c "CREATE ROLE outsider NOLOGIN; GRANT USAGE ON SCHE
 expect_error w1 42501 "SET LOCAL by a non-member of carm_gateway" \
   "SET ROLE outsider; BEGIN; SET LOCAL carm_deleg.actor = '$alice'; SELECT count(*) FROM app.pay_by_program;"
 expect_error w1 42501 "a session SET" "SET ROLE demo_portal; SET carm_deleg.actor = '$alice';"
-expect_error w1 P0002 "an unknown user" \
+expect_error w1 28000 "an unknown user" \
   "SET ROLE demo_portal; BEGIN; SET LOCAL carm_deleg.actor = '987654'; SELECT count(*) FROM app.pay_by_program;"
 expect_error w1 42501 "a business the user does not work for" \
   "SET ROLE demo_portal; BEGIN; SET LOCAL carm_deleg.actor = '$alice/$northern'; SELECT count(*) FROM app.pay_by_program;"
@@ -233,10 +233,10 @@ on_w1=$(q w1 -c "SET ROLE demo_portal; BEGIN; SET LOCAL carm_deleg.actor = '$ali
 on_coord=$(q coord -c "SET ROLE demo_portal; BEGIN; SELECT carm.set_actor($alice::bigint, on_behalf_of => '100000009') IS NULL; SELECT count(*) FROM app.pay_by_program; COMMIT;" | tail -1)
 [ "$on_w1" = "$on_coord" ] && [ "$on_coord" -gt 0 ] || fail "worker-entered query: $on_w1, coordinator: $on_coord"
 q coord -v ON_ERROR_STOP=1 -c "SELECT carm.deactivate_user($dave::bigint)" >/dev/null
-expect_error w2 42501 "a deactivated user" \
+expect_error w2 28000 "a deactivated user" \
   "SET ROLE demo_portal; BEGIN; SET LOCAL carm_deleg.actor = '$dave'; SELECT count(*) FROM app.pay_by_program;"
 # a refused actor stays refused after ROLLBACK TO SAVEPOINT keeps the setting
-errors=$(q w2 -v VERBOSITY=verbose 2>&1 <<SQL | grep -c 'ERROR:  42501:' || true
+errors=$(q w2 -v VERBOSITY=verbose 2>&1 <<SQL | grep -c 'ERROR:  28000:' || true
 SET ROLE demo_portal;
 BEGIN; SET LOCAL carm_deleg.actor = '$dave';
 SAVEPOINT s; SELECT count(*) FROM app.pay_by_program; ROLLBACK TO SAVEPOINT s;
@@ -305,7 +305,7 @@ b=$(grep '^before' <<< "$out" | cut -d'|' -f2)
 # ROLLBACK TO SAVEPOINT restoring one that was never checked (dave is
 # deactivated) does not inherit the check of the actor set inside the savepoint
 for n in w2 coord; do
-  errors=$(q $n -v VERBOSITY=verbose 2>&1 <<SQL | grep -c 'ERROR:  42501:' || true
+  errors=$(q $n -v VERBOSITY=verbose 2>&1 <<SQL | grep -c 'ERROR:  28000:' || true
 SET ROLE demo_portal;
 BEGIN; SET LOCAL carm_deleg.actor = '$dave';
 SAVEPOINT s; SET LOCAL carm_deleg.actor = '$alice'; SELECT count(*) FROM app.pay_by_program; ROLLBACK TO SAVEPOINT s;

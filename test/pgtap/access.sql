@@ -16,7 +16,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 DROP EXTENSION IF EXISTS carm_deleg CASCADE;
 CREATE EXTENSION carm_deleg;
 
-SELECT plan(140);
+SELECT plan(141);
 
 DO $$
 BEGIN
@@ -42,6 +42,18 @@ $$;
 CREATE FUNCTION pg_temp.act(ext text) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
   PERFORM carm.set_actor(ext);
+END
+$$;
+-- run stmt acting as ext, deactivated after set_actor() (a user deactivated
+-- while a transaction acts for it); set_actor() itself refuses a
+-- deactivated user (§10 rev. 1.2).  Everything is undone when stmt fails.
+CREATE FUNCTION pg_temp.acting_deactivated(ext text, stmt text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER AS $$
+BEGIN
+  PERFORM carm.reactivate_user(pg_temp.uid(ext));
+  PERFORM carm.set_actor(ext);
+  PERFORM carm.deactivate_user(pg_temp.uid(ext));
+  EXECUTE stmt;
 END
 $$;
 CREATE FUNCTION pg_temp.join_business(ext text, bn9 text, approver text, role text,
@@ -343,11 +355,12 @@ SELECT pg_temp.act('nia') \g /dev/null
 SELECT results_eq($$SELECT bn15 FROM carm.accessible_programs('statements.view')$$,
                   $$VALUES ('100000009RM0001')$$,
                   '§8 accessible_programs: an unassigned provider employee, only its own business');
-SELECT pg_temp.act('dora') \g /dev/null
-SELECT throws_ok($$SELECT bn15 FROM carm.accessible_programs('statements.view')$$, '42501',
-                 NULL, '§2 (rev. 1.1) accessible_programs: a deactivated actor is refused (E13)');
-SELECT throws_ok($$SELECT carm.has_access('100000009RM0001', 'statements.view')$$, '42501',
-                 NULL, '§2 (rev. 1.1) has_access: a deactivated actor is refused');
+SELECT throws_ok($$SELECT pg_temp.act('dora')$$, '28000',
+                 NULL, '§2, §10 (rev. 1.2) set_actor: a deactivated user is refused at once, 28000 (E13)');
+SELECT throws_ok($$SELECT pg_temp.acting_deactivated('dora', 'SELECT carm.accessible_programs(''statements.view'')')$$, '28000',
+                 NULL, '§2, §10 (rev. 1.2) accessible_programs: a deactivated actor is refused, 28000 (E13)');
+SELECT throws_ok($$SELECT pg_temp.acting_deactivated('dora', 'SELECT carm.has_access(''100000009RM0001'', ''statements.view'')')$$, '28000',
+                 NULL, '§2, §10 (rev. 1.2) has_access: a deactivated actor is refused, 28000');
 SELECT pg_temp.act('olga') \g /dev/null
 SELECT is_empty($$SELECT bn15 FROM carm.accessible_programs('statements.view')$$,
                 '§8 accessible_programs: an unassociated user, nothing (E13)');
@@ -584,8 +597,8 @@ SELECT pg_temp.act('vera') \g /dev/null
 RESET ROLE;
 SELECT carm.deactivate_user(pg_temp.uid('vera')) \g /dev/null
 SET LOCAL ROLE regress_access_app;
-SELECT throws_ok($$SELECT * FROM carm.my_access('300000007')$$, '42501', NULL,
-                 '§2 my_access: refused to a deactivated actor');
+SELECT throws_ok($$SELECT * FROM carm.my_access('300000007')$$, '28000', NULL,
+                 '§2, §10 (rev. 1.2) my_access: refused to a deactivated actor, 28000');
 RESET ROLE;
 SELECT carm.reset_actor() \g /dev/null
 

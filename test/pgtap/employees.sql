@@ -13,7 +13,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 DROP EXTENSION IF EXISTS carm_deleg CASCADE;
 CREATE EXTENSION carm_deleg;
 
-SELECT plan(158);
+SELECT plan(159);
 
 DO $$
 BEGIN
@@ -34,6 +34,18 @@ GRANT carm_admin TO regress_tap_admin;
 -- Helpers -----------------------------------------------------------------------
 CREATE FUNCTION pg_temp.uid(ext text) RETURNS bigint LANGUAGE sql STABLE AS $$
   SELECT id FROM carm.app_user WHERE external_id = ext
+$$;
+-- run stmt acting as ext, deactivated after set_actor() (a user deactivated
+-- while a transaction acts for it); set_actor() itself refuses a
+-- deactivated user (§10 rev. 1.2).  Everything is undone when stmt fails.
+CREATE FUNCTION pg_temp.acting_deactivated(ext text, stmt text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM carm.reactivate_user(pg_temp.uid(ext));
+  PERFORM carm.set_actor(ext);
+  PERFORM carm.deactivate_user(pg_temp.uid(ext));
+  EXECUTE stmt;
+END
 $$;
 -- act as a user until the end of the transaction (or the next act())
 CREATE FUNCTION pg_temp.act(ext text) RETURNS text LANGUAGE plpgsql AS $$
@@ -178,8 +190,8 @@ SELECT throws_ok($$SELECT carm.register_business('123456789', '123456782RM0001')
                  'E1: a BN9 with a wrong check digit is refused');
 SELECT throws_ok($$SELECT carm.register_business(repeat('1', 1000000), '123456782RM0001')$$, '22023', NULL,
                  'E1: a huge BN9 is refused');
-SELECT throws_ok($$SELECT carm.register_business('123456782', NULL)$$, '22023', NULL,
-                 'E1: a NULL BN15 is refused');
+SELECT throws_ok($$SELECT carm.register_business('123456782', NULL)$$, '22004', NULL,
+                 'E1, §10 (rev. 1.2): a NULL BN15 is refused, 22004');
 SELECT lives_ok($$SELECT carm.register_business('123456782', '123456782RM0002')$$,
                 'E1: the first user to register a business');
 SELECT results_eq($$SELECT role, programs FROM carm.my_businesses()$$,
@@ -190,9 +202,10 @@ SELECT pg_temp.act('bob');
 SELECT throws_ok($$SELECT carm.register_business('123456782', '123456782RM0001')$$, '55000',
                  'business 123456782 already has a business account manager',
                  'E1: a business that has a BAM refuses another registration (55000)');
-SELECT pg_temp.act('zed');
-SELECT throws_ok($$SELECT carm.register_business('111111118', '111111118RM0001')$$, '42501', NULL,
-                 '§2: a deactivated user cannot act');
+SELECT throws_ok($$SELECT pg_temp.act('zed')$$, '28000', NULL,
+                 '§2, §10 (rev. 1.2): set_actor refuses a deactivated user at once, 28000');
+SELECT throws_ok($$SELECT pg_temp.acting_deactivated('zed', 'SELECT carm.register_business(''111111118'', ''111111118RM0001'')')$$,
+                 '28000', NULL, '§2, §10 (rev. 1.2): a deactivated user cannot act, 28000');
 
 -- E2 --------------------------------------------------------------------------------------
 SELECT pg_temp.act('bob');
@@ -202,8 +215,8 @@ SELECT throws_ok($$SELECT carm.request_employee_access('123456782', 'again')$$, 
                  'E2: one pending request per user and business');
 SELECT throws_ok($$SELECT carm.request_employee_access('123456782', ' ')$$, '22023', NULL,
                  'E2: a blank comment is refused');
-SELECT throws_ok($$SELECT carm.request_employee_access('123456782', NULL)$$, '22023', NULL,
-                 'E2: a NULL comment is refused');
+SELECT throws_ok($$SELECT carm.request_employee_access('123456782', NULL)$$, '22004', NULL,
+                 'E2, §10 (rev. 1.2): a NULL comment is refused, 22004');
 SELECT throws_ok($$SELECT carm.request_employee_access('123456782', repeat('x', 1000000))$$, '22023', NULL,
                  'E2: a huge comment is refused');
 SELECT throws_ok($$SELECT carm.request_employee_access('222222226', 'x')$$, 'P0002', NULL,
@@ -316,7 +329,7 @@ SELECT pg_temp.act('bob');
 SELECT throws_ok(format('SELECT carm.reject_employee_access(%s, %L)', pg_temp.request_of('erin'), '  '),
                  '22023', NULL, 'E4: rejection needs a non-blank reason');
 SELECT throws_ok(format('SELECT carm.reject_employee_access(%s, NULL)', pg_temp.request_of('erin')),
-                 '22023', NULL, 'E4: a NULL reason is refused');
+                 '22004', NULL, 'E4, §10 (rev. 1.2): a NULL reason is refused, 22004');
 SELECT throws_ok(format('SELECT carm.reject_employee_access(%s, %L)', pg_temp.request_of('erin'), repeat('x', 5000)),
                  '22023', NULL, 'E4: a huge reason is refused');
 SELECT lives_ok(format('SELECT carm.reject_employee_access(%s, %L)', pg_temp.request_of('erin'), 'Internships are over'),

@@ -96,8 +96,8 @@ SELECT throws_ok($$SELECT carm.create_client_group('100000009', '  alpha  ')$$, 
                  'G2: names are unique ignoring surrounding spaces');
 SELECT throws_ok($$SELECT carm.create_client_group('100000009', '  ')$$, '22023', NULL,
                  'G2: a blank name is refused');
-SELECT throws_ok($$SELECT carm.create_client_group('100000009', NULL)$$, '22023', NULL,
-                 'G2: a NULL name is refused');
+SELECT throws_ok($$SELECT carm.create_client_group('100000009', NULL)$$, '22004', NULL,
+                 'G2, §10 (rev. 1.2): a NULL name is refused, 22004');
 SELECT lives_ok($$SELECT carm.create_client_group('100000009', 'Omega')$$, 'G2: another name is fine');
 SELECT id AS omega FROM carm.client_group WHERE name = 'Omega' \gset
 SELECT lives_ok(format('SELECT carm.delete_client_group(%s)', :omega), 'G8: delete a group');

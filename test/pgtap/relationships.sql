@@ -62,13 +62,13 @@ SELECT throws_ok($$SELECT carm.request_relationship('100000009', '100000009', 'c
 SELECT throws_ok($$SELECT carm.request_relationship('100000009', '300000007', ' ')$$,
                  '22023', 'comment must not be blank', 'R1: a blank comment is refused');
 SELECT throws_ok($$SELECT carm.request_relationship('100000009', '300000007', NULL)$$,
-                 '22023', NULL, 'R1: a NULL comment is refused');
+                 '22004', NULL, 'R1, §10 (rev. 1.2): a NULL comment is refused, 22004');
 SELECT throws_ok($$SELECT carm.request_relationship('100000009', '300000007', repeat('x', 5000))$$,
                  '22023', NULL, 'R1: a huge comment is refused');
 SELECT throws_ok($$SELECT carm.request_relationship('100000009', '30000000x', 'c')$$,
                  '22023', NULL, 'R1: a malformed client BN9 is refused');
 SELECT throws_ok($$SELECT carm.request_relationship(NULL, '300000007', 'c')$$,
-                 '22023', NULL, 'R1: a NULL provider BN9 is refused');
+                 '22004', NULL, 'R1, §10 (rev. 1.2): a NULL provider BN9 is refused, 22004');
 SELECT throws_ok($$SELECT carm.request_relationship('100000009', '500000005', 'c')$$,
                  'P0002', NULL, 'R1: an unknown client is not found');
 SELECT isnt(carm.request_relationship('100000009', '300000007', 'We clear Maple''s goods'), NULL,
@@ -226,7 +226,7 @@ SELECT lives_ok(format('SELECT carm.assign_client_access(%L, %L, %s, %L, %L)', '
 SELECT throws_ok(format('SELECT carm.assign_client_access(%L, %L, %s, %L)', '100000009', '300000007', :vic, 'PBAM'),
                  '22023', NULL, 'R7: PBAM is never assigned');
 SELECT throws_ok(format('SELECT carm.assign_client_access(%L, %L, %s, %L)', '100000009', '300000007', :vic, NULL),
-                 '22023', NULL, 'R7: a NULL role is refused');
+                 '22004', NULL, 'R7, §10 (rev. 1.2): a NULL role is refused, 22004');
 SELECT throws_ok(format('SELECT carm.assign_client_access(%L, %L, %s, %L)', '100000009', '300000007', :paula, 'PPAM'),
                  '22023', NULL, 'R7: the actor cannot assign itself');
 UPDATE carm.employee SET role = 'BAM' WHERE user_id = :peter;

@@ -93,7 +93,7 @@ FROM (SELECT * FROM outcome_actor UNION ALL SELECT * FROM outcome_nobody) o;
 SELECT func, call, state FROM outcome_actor WHERE state LIKE 'XX%'
 UNION ALL
 SELECT func, call, state FROM outcome_nobody WHERE state LIKE 'XX%';
--- the refusals, by class: data exceptions (22), privileges (42), state (55), not found (P0)
+-- the refusals, by class: data exceptions (22), acting user (28), privileges (42), state (55), not found (P0)
 SELECT left(state, 2) AS class, count(*) > 0 AS seen
 FROM (SELECT * FROM outcome_actor UNION ALL SELECT * FROM outcome_nobody) o
 GROUP BY 1 ORDER BY 1;

@@ -153,11 +153,13 @@ SELECT pg_temp.try(format('SELECT carm.update_relationship(%s, %L, NULL, false, 
                           repeat('BUSINESS', 20))) AS long_type;
 
 -- §2: a deactivated actor is refused by every actor-facing function,
--- listings and audit included.  Olga is a BAM of Acme.
+-- listings and audit included, with 28000 (§10 rev. 1.2: an acting-user
+-- problem, not a refusal nor an unknown object).  Olga is a BAM of Acme,
+-- the session's actor, deactivated after set_actor().
+SELECT pg_temp.act('olga');
 RESET ROLE;
 SELECT carm.deactivate_user(pg_temp.uid('olga'));
 SET ROLE regress_hard_app;
-SELECT pg_temp.act('olga');
 SELECT what, pg_temp.try(stmt) AS deactivated
 FROM (VALUES
   (1, 'audit_events', $$SELECT * FROM carm.audit_events('123456782')$$),
@@ -177,6 +179,8 @@ FROM (VALUES
   (15, 'group_clients', format($$SELECT * FROM carm.group_clients(%s)$$, :grp)),
   (16, 'add_group_clients', format($$SELECT carm.add_group_clients(%s, '{100000009}')$$, :grp))
 ) AS t(n, what, stmt) ORDER BY n;
+-- set_actor() refuses her at once, with the same code
+SELECT pg_temp.try($$SELECT pg_temp.act('olga')$$) AS set_deactivated;
 -- the same calls for an active BAM answer
 SELECT pg_temp.act('alice');
 SELECT count(*) > 0 AS alice_reads_audit FROM carm.audit_events('123456782');

@@ -128,7 +128,8 @@ SELECT carm.set_actor(1, false);
 SET carm_deleg.actor = '';
 SELECT carm.actor() AS after_empty_set;
 
--- Bad arguments: NULL 22004, unknown user P0002, bad on_behalf_of.
+-- Bad arguments: NULL 22004, unknown acting user 28000 (§10 rev. 1.2: not P0002,
+-- an acting-user problem is not an unknown object), bad on_behalf_of.
 SELECT pg_temp.try($$SELECT carm.set_actor(NULL::bigint)$$) AS null_id;
 SELECT pg_temp.try($$SELECT carm.set_actor(NULL::text)$$) AS null_external_id;
 SELECT pg_temp.try($$SELECT carm.set_actor(999)$$) AS unknown_id;
@@ -187,6 +188,13 @@ RESET ROLE;
 SET SESSION AUTHORIZATION regress_id_login;
 SELECT carm.actor() AS rebound_actor;
 RESET SESSION AUTHORIZATION;
+-- a bound user deactivated is an acting-user problem at sign-in: 28000, as
+-- for set_actor(), not 42501 nor P0002 (§10 rev. 1.2)
+BEGIN;
+SELECT carm.deactivate_user(1);
+SET LOCAL SESSION AUTHORIZATION regress_id_login;
+SELECT pg_temp.try($$SELECT * FROM carm.my_notifications()$$) AS bound_deactivated;
+ROLLBACK;
 
 -- DISCARD ALL, as connection poolers send it, clears a session actor.
 SET ROLE regress_id_app;

@@ -86,6 +86,23 @@ END $$;
 SELECT s.* FROM unnest(ARRAY['i_bam','i_viewer_p1','i_editor','b1_bam','b1_emp','b1_pam',
                              'b2_bam','b3_bam','b4_bam','b4_emp']) w, pg_temp.sees(w) s;
 SELECT count(*) AS rows_without_actor FROM app.rulings;
+-- §10 rev. 1.2: with carm_deleg.require_actor (for development) the same
+-- read raises 42501 with a hint, whether the scan checks rows (rulings) or
+-- first asks for the actor's programs (the index condition on payments);
+-- with an actor nothing changes.  Off by default.
+SHOW carm_deleg.require_actor;
+SET carm_deleg.require_actor = on;
+\set VERBOSITY default
+SELECT count(*) AS rows_without_actor FROM app.rulings;
+SET enable_seqscan = off;
+-- planning asks for the programs too, to estimate the index condition: an
+-- EXPLAIN without an actor says so as well
+EXPLAIN (COSTS OFF) SELECT count(*) FROM app.payments;
+SELECT count(*) AS rows_without_actor FROM app.payments;
+RESET enable_seqscan;
+\set VERBOSITY terse
+SELECT s.* FROM pg_temp.sees('i_viewer_p1') s;
+RESET carm_deleg.require_actor;
 DROP FUNCTION pg_temp.sees(text);
 RESET ROLE;
 

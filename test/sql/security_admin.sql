@@ -279,7 +279,11 @@ INSERT INTO regress_sa.decisions (id, program, title) VALUES (1, 1, 'filled') RE
 INSERT INTO regress_sa.decisions (id, program, title) VALUES (101, 2, 'partition 2') RETURNING id, submitted_by;
 UPDATE regress_sa.decisions SET title = 'edited' WHERE id = 1 RETURNING id, title;
 COMMIT;
--- V5 refusals say which condition failed (42501 with a DETAIL)
+-- V5 refusals say which condition failed (42501 with a DETAIL), naming
+-- business and program account numbers, never internal ids (§10 rev. 1.2)
+RESET ROLE;
+SELECT carm.add_business('200000008', 'Another Importer', ARRAY['IMPORTER']) AS another \gset
+SET ROLE regress_sa_app;
 SELECT regress_sa.try($$INSERT INTO regress_sa.decisions (id, program, title) VALUES (2, 1, 'no actor')$$) AS no_actor;
 BEGIN;
 SELECT carm.set_actor('vera');
@@ -290,6 +294,9 @@ BEGIN;
 SELECT carm.set_actor('alice');
 SELECT regress_sa.try($$INSERT INTO regress_sa.decisions (id, program, submitted_by, title) VALUES (4, 1, 999, 'forged')$$) AS forged;
 SELECT regress_sa.try($$UPDATE regress_sa.decisions SET submitted_by = 999 WHERE id = 1$$) AS forged_update;
+SELECT regress_sa.try(format($$INSERT INTO regress_sa.decisions (id, program, submitted_by, title) VALUES (4, 1, %s, 'as another')$$, :another)) AS another_business;
+SELECT regress_sa.try($$UPDATE regress_sa.decisions SET submitted_by = NULL WHERE id = 1$$) AS no_submitter;
+SELECT regress_sa.try($$INSERT INTO regress_sa.decisions (id, program, title) VALUES (6, 424242, 'no such program')$$) AS unknown_program;
 SELECT regress_sa.try($$UPDATE regress_sa.decisions SET title = 'fine' WHERE id = 1$$) AS allowed_update;
 ROLLBACK;
 SELECT id, program, submitted_by, title FROM regress_sa.decisions ORDER BY id;   -- no actor: nothing
