@@ -88,9 +88,10 @@ typedef struct CacheState
 	uint64		generation;		/* bumped by every change of the content */
 	double		reach_estimate; /* programs the user reaches, -1 unknown */
 	int			lazy_loads;		/* one-business loads since the store was reset */
+	bool		sized;			/* the user's reach was weighed (load_small_user_whole) */
 } CacheState;
 
-static CacheState cache = {NULL, 0, false, true, NULL, NULL, 1, -1, 0};
+static CacheState cache = {NULL, 0, false, true, NULL, NULL, 1, -1, 0, false};
 
 /* Recorded by the invalidation callback, applied by the next use. */
 static bool reset_pending = true;
@@ -339,6 +340,7 @@ reset_store(int64 user_id)
 	cache.partial_pays = !carm_citus_active();
 	cache.reach_estimate = -1;
 	cache.lazy_loads = 0;
+	cache.sized = false;
 	cache.generation++;
 	carm_decision_epoch++;
 	anchor_relid = anchor;
@@ -929,6 +931,8 @@ ensure_business(int64 user_id, int64 business_id)
  * loads the program's business; a statement that needs many loads (a scan)
  * loads everything instead.
  */
+static bool load_small_user_whole(void);
+
 const CarmGrantList *
 carm_program_grants(int64 user_id, int64 program_id)
 {
@@ -939,6 +943,11 @@ carm_program_grants(int64 user_id, int64 program_id)
 	if (list != NULL || cache.complete)
 		return list ? list : &empty_list;
 
+	if (!cache.sized && shared_usable() && load_small_user_whole())
+	{
+		list = hash_search(cache.programs, &program_id, HASH_FIND, NULL);
+		return list ? list : &empty_list;
+	}
 	if (lazy_statement != statement_seq)
 	{
 		lazy_statement = statement_seq;
@@ -951,6 +960,26 @@ carm_program_grants(int64 user_id, int64 program_id)
 		(void) run_load(LOAD_PROGRAM_BUSINESS, Int64GetDatum(program_id), NULL, 0);
 	list = hash_search(cache.programs, &program_id, HASH_FIND, NULL);
 	return list ? list : &empty_list;
+}
+
+/*
+ * With shared sets, a user who reaches few programs — a provider employee,
+ * a client's staff — is loaded whole at the first program a store misses:
+ * one set then serves every later read of every backend, whichever program
+ * it reads, where loading program by program would miss once per (user,
+ * program) in the cluster.  A broad user (a broker's BAM) stays program by
+ * program: a point read must not copy 20,000 clients' grants.
+ */
+#define SMALL_REACH 500
+
+static bool
+load_small_user_whole(void)
+{
+	cache.sized = true;
+	if (carm_reach_estimate(cache.user) > SMALL_REACH)
+		return false;
+	load_all();
+	return true;
 }
 
 /* Every grant the user holds on one program of a known business (point checks). */
