@@ -66,7 +66,8 @@ INSERT INTO pg_temp.sample VALUES
   ('ids', 'bigint[]', '{' || :'broker' || '}'),
   ('tbl', 'regclass', 'public.regress_null_t'), ('program_column', 'name', 'program_id'),
   ('submitter_column', 'name', 'submitter_id'), ('bn15_column', 'name', 'bn15'),
-  ('identity_column', 'name', 'ident'), ('login', 'regrole', 'regress_null_login');
+  ('identity_column', 'name', 'ident'), ('login', 'regrole', 'regress_null_login'),
+  ('on_conflict', 'text', 'skip');
 -- Any other argument: text 'x', text[] '{x}', boolean false, a time now.
 CREATE FUNCTION pg_temp.sample(p_fn text, p_name text, p_type regtype) RETURNS text LANGUAGE sql AS $$
   SELECT coalesce((SELECT value FROM pg_temp.sample WHERE name = p_name AND type = p_type
