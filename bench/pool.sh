@@ -25,9 +25,10 @@
 #     execution, and the nested queries behind them (pg_stat_statements);
 #     the cost of an actor switch in a warm backend; a backend's memory after
 #     serving 10, 100, 1,000 and 10,000 distinct actors.
-# Usage: bench/pool.sh [--rows N | --full] [--seconds S] [--skew Z] [--list PCT]
+# Usage: bench/pool.sh [--rows N | --full] [--seconds S] [--warm-up S] [--skew Z] [--list PCT]
 #   --rows N     protected rows (default 200,000; --full: 1,000,000)
 #   --seconds S  seconds per pgbench run (default 20)
+#   --warm-up S  seconds of the RLS workload before the runs, unmeasured (default 10)
 #   --skew Z     Zipf exponent of the actor choice (default 1.1)
 #   --list PCT   percentage of transactions that list 20 rows (default 20)
 set -euo pipefail
@@ -35,6 +36,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 rows=200000
 secs=20
+warm=10
 skew=1.1
 listpct=20
 args="$*"
@@ -43,9 +45,10 @@ while [ $# -gt 0 ]; do
     --rows) rows=$2; shift ;;
     --full) rows=1000000 ;;
     --seconds) secs=$2; shift ;;
+    --warm-up) warm=$2; shift ;;
     --skew) skew=$2; shift ;;
     --list) listpct=$2; shift ;;
-    *) echo "usage: bench/pool.sh [--rows N | --full] [--seconds S] [--skew Z] [--list PCT]" >&2; exit 2 ;;
+    *) echo "usage: bench/pool.sh [--rows N | --full] [--seconds S] [--warm-up S] [--skew Z] [--list PCT]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -268,7 +271,18 @@ changes() { # a psql script: N changes at 10 a second — B's BAM promotes and
 nchanges=$(( secs * 10 ))
 changes "$nchanges" > "$S/changes.sql"
 
-echo "== pool: pgbouncer transaction mode, $POOL server connections, pgbench -c $CLIENTS -j 2, $secs s a run"
+# A portal's steady state: most signed-in users have been seen since the
+# server started.  The RLS workload runs once, unmeasured, before the runs
+# (and again after each restart below): what it measures is the first
+# transactions after a restart, not the pool's shape.
+warm_up() {
+  start_bouncer
+  as_pg "$PGBENCH" -h 127.0.0.1 -p "$BPORT" -U bench_app -n -c $CLIENTS -j 2 -T "$warm" \
+    -M simple "${DEFS[@]}" -f "$S/rls.sql" postgres >/dev/null 2>&1 || true
+  stop_bouncer
+}
+echo "== pool: pgbouncer transaction mode, $POOL server connections, pgbench -c $CLIENTS -j 2, $secs s a run (after a $warm s warm-up)"
+warm_up
 pool_run "no RLS, simple" "$S/raw.sql" bench_raw simple
 pool_run "carm RLS, simple" "$S/rls.sql" bench_app simple
 pool_run "no RLS, extended" "$S/raw.sql" bench_raw extended
@@ -289,6 +303,7 @@ restart_with() { # restart_with CONF-LINE
 }
 echo "== the same pool, grants not shared across backends (carm_deleg.shared_store_size = 0)"
 restart_with "carm_deleg.shared_store_size = 0"
+warm_up
 pool_run "carm RLS, simple, not shared" "$S/rls.sql" bench_app simple
 psql -X -q -At -d postgres -U bench_chg -v ON_ERROR_STOP=1 -f "$S/changes.sql" > "$WORK/changes.out" 2>&1 &
 chg=$!
