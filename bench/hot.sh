@@ -33,7 +33,8 @@ make_tree "$WORK/pg"
 PORT=$(free_port)
 start_cluster "$WORK/main/data" "$PORT" "shared_buffers = '1GB'" "work_mem = '64MB'" \
   "maintenance_work_mem = '512MB'" "max_wal_size = '4GB'" "synchronous_commit = off" \
-  "max_parallel_workers_per_gather = 0" "jit = off" "max_connections = 50"
+  "max_parallel_workers_per_gather = 0" "jit = off" "max_connections = 50" \
+  "shared_preload_libraries = 'carm_deleg'" "carm_deleg.maintenance_interval = 0"
 export PGHOST="$WORK/main" PGPORT="$PORT" PGUSER=postgres
 PGBENCH=$PGBIN/pgbench
 psql -X -q -d postgres <<'SQL'
