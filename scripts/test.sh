@@ -5,7 +5,7 @@
 #   3. cluster tests (test/cluster/*.sh): the preloaded background worker, hot standby, pgbouncer,
 #      dump and restore, the upgrade from 1.0, Citus (skipped, exit 77, where Citus is not installed)
 # Installs missing Debian packages first.  Prints "N passed, N failed" last.
-# Usage: scripts/test.sh [--keep] [--port N] [--dir D]
+# Usage: scripts/test.sh [--keep] [--port N] [--dir D] [--only RE] [--pg-config PATH]
 #   --keep    leave the work directory (build, clusters' data, results) for inspection
 #   --port N  TCP port of the main cluster (default: a free one; env CARM_PORT);
 #             the cluster tests pick free ports of their own
@@ -13,9 +13,16 @@
 #   --only RE run only the tests whose name matches the extended regex RE
 #             (pg_regress and isolation names, "pgtap NAME", "cluster NAME");
 #             for iterating on a change: CI runs everything
+#   --pg-config PATH  the PostgreSQL installation to test on, by its pg_config
+#             (env PG_CONFIG); default Debian's PostgreSQL 15.  Any major from
+#             15 to 18: scripts/postgres.sh builds one into a prefix.  The
+#             installation is copied, never modified.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-. scripts/lib.sh
+# PG_CONFIG from the environment names the installation to test; lib.sh
+# then reuses the name for the private copy.
+[ -n "${PG_CONFIG:-}" ] && CARM_PG_CONFIG=$PG_CONFIG
+unset PG_CONFIG
 
 KEEP=""; PORT=${CARM_PORT:-}; WORK=${CARM_WORK:-}; ONLY=""
 while [ $# -gt 0 ]; do
@@ -24,10 +31,17 @@ while [ $# -gt 0 ]; do
     --port) PORT=$2; shift ;;
     --dir) WORK=$2; shift ;;
     --only) ONLY=$2; shift ;;
-    *) echo "usage: scripts/test.sh [--keep] [--port N] [--dir D] [--only RE]" >&2; exit 2 ;;
+    --pg-config) CARM_PG_CONFIG=$2; shift ;;
+    *) echo "usage: scripts/test.sh [--keep] [--port N] [--dir D] [--only RE] [--pg-config PATH]" >&2; exit 2 ;;
   esac
   shift
 done
+if [ -n "${CARM_PG_CONFIG:-}" ]; then
+  [ -x "$CARM_PG_CONFIG" ] || { echo "$CARM_PG_CONFIG: no such pg_config" >&2; exit 2; }
+  CARM_PG_CONFIG=$(cd "$(dirname "$CARM_PG_CONFIG")" && pwd)/$(basename "$CARM_PG_CONFIG")
+  export CARM_PG_CONFIG
+fi
+. scripts/lib.sh
 
 scripts/deps.sh || { echo "could not install dependencies" >&2; exit 2; }
 
@@ -48,9 +62,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== building into a private PostgreSQL tree"
+echo "== building into a private copy of $("$CARM_PG_CONFIG" --version) ($CARM_PG_CONFIG)"
 make_tree "$WORK/pg" || { echo "build failed" >&2; exit 2; }
-export PGBIN WORK
+# psql, pg_prove's psql and the cluster tests' tools: the tested major's
+PATH=$PGBIN:$PATH
+export PGBIN WORK PATH
 
 [ -n "$PORT" ] || PORT=$(free_port)
 start_cluster "$WORK/main/data" "$PORT" || { echo "cluster did not start" >&2; exit 2; }
@@ -116,5 +132,6 @@ for t in test/cluster/*.sh; do
 done
 
 echo
+echo "PostgreSQL $(pg_major "$PG_CONFIG"): $passed passed, $failed failed$([ "$skipped" -eq 0 ] || echo ", $skipped skipped")" >&2
 echo "$passed passed, $failed failed$([ "$skipped" -eq 0 ] || echo ", $skipped skipped")"
 [ "$failed" -eq 0 ]
