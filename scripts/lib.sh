@@ -57,11 +57,20 @@ copy_tree() {
 }
 
 # install_into SRC — build the extension sources in SRC and install them into
-# the tree of $PG_CONFIG.
+# the tree of $PG_CONFIG.  The build happens in a fresh copy of SRC (no
+# objects, no .git), so objects compiled for another major, or by a parallel
+# run, are never reused.
 install_into() {
-  local src=$1
-  make -C "$src" -s PG_CONFIG="$PG_CONFIG" >/dev/null &&
-  make -C "$src" -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+  local src=$1 build st
+  build=$(mktemp -d "${TMPDIR:-/tmp}/carm_build.XXXXXX") || return 1
+  tar -C "$src" -cf - --exclude=.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
+      --exclude=test/results --exclude=test/output_iso --exclude=bench/out . |
+    tar -C "$build" -xf - &&
+  make -C "$build" -s PG_CONFIG="$PG_CONFIG" >/dev/null &&
+  make -C "$build" -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+  st=$?
+  rm -rf "$build"
+  return $st
 }
 
 # make_tree DIR [SRC] — copy the PostgreSQL installation under DIR, build and

@@ -91,8 +91,9 @@ run_suite() { # run_suite NAME DRIVER OUTPUTDIR DIFFS TESTS...
   out=$("$driver" --inputdir=test --outputdir="$outdir" --bindir="$PGBIN" \
         --host="$PGHOST" --port="$PGPORT" --user=postgres "$@" 2>&1); status=$?
   echo "$out" | grep -E '^(test|     |permutation|ok|not ok)' || true
-  n_ok=$(echo "$out" | grep -cE '\.\.\. ok' || true)
-  n_bad=$(echo "$out" | grep -cE '\.\.\. FAILED' || true)
+  # one line a test: "test NAME ... ok|FAILED" (15), "ok|not ok N - NAME" (16+)
+  n_ok=$(echo "$out" | grep -cE '\.\.\. ok|^ok +[0-9]+ ' || true)
+  n_bad=$(echo "$out" | grep -cE '\.\.\. FAILED|^not ok +[0-9]+ ' || true)
   passed=$((passed + n_ok))
   if [ $status -ne 0 ]; then
     failed=$((failed + (n_bad > 0 ? n_bad : 1)))
