@@ -9,15 +9,16 @@
 #
 #   postgres-src  a checkout of https://github.com/postgres/postgres at a
 #                 release tag (REL_16_*, REL_17_*, REL_18_*), or an unpacked
-#                 release tarball.  The source you give is not modified: the
+#                 release tarball.  carm_deleg is tested with 16.14, 17.10
+#                 and 18.4.  The source you give is not modified: the
 #                 build happens in a directory of its own (VPATH).
 #   PREFIX        where to install.  The convention the CI script follows is
 #                 /opt/carm-pg/MAJOR (e.g. /opt/carm-pg/17); CARM_PG_ROOT
 #                 changes the root.  Any other prefix works with --pg-config.
 #   pgtap-src     a checkout of https://github.com/theory/pgtap (a release
-#                 tag, 1.3.x); default: $PGTAP_SRC.  pgTAP is installed into
-#                 the prefix (pg_prove, the client, comes from Debian and
-#                 works with any server major).
+#                 tag, 1.3.x; tested with v1.3.4); default: $PGTAP_SRC.
+#                 pgTAP is installed into the prefix (pg_prove, the client,
+#                 comes from Debian and works with any server major).
 #
 # What gets installed into PREFIX: the server and client programs (pg_dump,
 # pg_upgrade, pgbench, ...), the PGXS headers and makefiles, and the PGXS test
@@ -26,13 +27,13 @@
 # places as in Debian's postgresql-server-dev-15), and pgTAP.  PostgreSQL's
 # configure puts share/, lib/ and include/ under a "postgresql" subdirectory
 # when the prefix does not name it (PREFIX/lib/postgresql/pgxs, ...): ask
-# PREFIX/bin/pg_config, as the test scripts do.  The test suite
-# uses no contrib module.
+# PREFIX/bin/pg_config, as the test scripts do.  The test suite uses no
+# contrib module.
 #
 # Nothing of PostgreSQL or pgTAP is kept in this repository.  A git checkout
 # has no generated parser files, so the build needs bison and flex (installed
 # from Debian when missing, with the other -dev packages configure wants).
-# A build takes 10-20 minutes on two cores; it runs under nice.
+# A build takes about 10 minutes on two cores; it runs under nice.
 set -euo pipefail
 
 usage="usage: scripts/postgres.sh /path/to/postgres-src PREFIX [/path/to/pgtap-src]"
