@@ -10,10 +10,13 @@
 #   - the first query of a new session (cold);
 #   - readers while 10 delegation changes a second are made elsewhere;
 #   - count(*) and sum(amount) of every row: no RLS, the floor, carm RLS, peer.
-# Usage: bench/hot.sh [--clients "2000 20000"] [--rows N] [--seconds S]
+# Usage: bench/hot.sh [--clients "2000 20000"] [--rows N] [--seconds S] [--pg-config PATH]
+#   --pg-config PATH  the PostgreSQL installation to measure (env PG_CONFIG),
+#                     as for scripts/test.sh; default Debian's PostgreSQL 15
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/lib.sh
+[ -n "${PG_CONFIG:-}" ] && CARM_PG_CONFIG=$PG_CONFIG
+unset PG_CONFIG
 worlds="2000 20000"
 rows=1000000
 secs=10
@@ -22,14 +25,19 @@ while [ $# -gt 0 ]; do
     --clients) worlds=$2; shift ;;
     --rows) rows=$2; shift ;;
     --seconds) secs=$2; shift ;;
-    *) echo "usage: bench/hot.sh [--clients \"2000 20000\"] [--rows N] [--seconds S]" >&2; exit 2 ;;
+    --pg-config) CARM_PG_CONFIG=$2; shift ;;
+    *) echo "usage: bench/hot.sh [--clients \"2000 20000\"] [--rows N] [--seconds S] [--pg-config PATH]" >&2; exit 2 ;;
   esac
   shift
 done
+[ -z "${CARM_PG_CONFIG:-}" ] || export CARM_PG_CONFIG
+. scripts/lib.sh
+echo "bench/hot.sh on $("$CARM_PG_CONFIG" --version)"
 scripts/deps.sh
 WORK=$(mktemp -d /tmp/carm_hot.XXXXXX); chmod 755 "$WORK"
 trap 'kill $(jobs -p) 2>/dev/null || true; stop_cluster "$WORK/main/data"; [ -n "${KEEP_BENCH:-}" ] || rm -rf "$WORK"' EXIT
 make_tree "$WORK/pg"
+PATH=$PGBIN:$PATH   # psql of the measured major
 PORT=$(free_port)
 start_cluster "$WORK/main/data" "$PORT" "shared_buffers = '1GB'" "work_mem = '64MB'" \
   "maintenance_work_mem = '512MB'" "max_wal_size = '4GB'" "synchronous_commit = off" \

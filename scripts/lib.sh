@@ -1,12 +1,19 @@
 # Shared shell helpers for the test, demo and benchmark drivers (sourced, not run).
 #
-# Every run works on throw-away state: a private copy of the PostgreSQL 15
-# installation (so `make install` never touches the system and parallel runs
-# cannot overwrite each other's build) and clusters in a temporary directory,
+# Every run works on throw-away state: a private copy of the PostgreSQL
+# installation, Debian's 15 or the one --pg-config names (so `make install`
+# never touches it and parallel runs cannot overwrite each other's build),
+# and clusters in a temporary directory,
 # listening only on a unix socket there and on a free loopback port.
 
 PG_BINDIR_SYSTEM=${PG_BINDIR_SYSTEM:-/usr/lib/postgresql/15/bin}
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# The PostgreSQL installation the drivers copy: Debian's PostgreSQL 15 unless
+# CARM_PG_CONFIG names another one's pg_config (scripts/test.sh --pg-config;
+# scripts/postgres.sh builds one major into a prefix, /opt/carm-pg/MAJOR by
+# convention).  Only this variable selects it: PG_CONFIG is the private copy's.
+CARM_PG_CONFIG=${CARM_PG_CONFIG:-$PG_BINDIR_SYSTEM/pg_config}
+export CARM_PG_CONFIG
 
 # as_pg CMD... — run a command as the OS user that owns the clusters
 # (PostgreSQL refuses to run as root).
@@ -14,27 +21,56 @@ as_pg() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-# copy_tree DIR — copy the PostgreSQL installation under DIR (it is
-# relocatable: binaries find share/ and lib/ relative to themselves).  Sets and
+# pg_major [PG_CONFIG] — the major version (15, 16, ...) of an installation,
+# by default the one the drivers copy.
+pg_major() {
+  "${1:-$CARM_PG_CONFIG}" --version | sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p'
+}
+
+# copy_tree DIR — copy the PostgreSQL installation of $CARM_PG_CONFIG under
+# DIR (it is relocatable: binaries find share/ and lib/ relative to
+# themselves).  Debian's layout (/usr/lib/postgresql/N, /usr/share/postgresql/N,
+# headers in /usr/include) is copied under DIR/usr; an installation into a
+# prefix of its own (scripts/postgres.sh) is copied whole to DIR/pg.  Sets and
 # exports PGBIN and PG_CONFIG.
 copy_tree() {
-  local dir=$1
-  mkdir -p "$dir/usr/lib/postgresql" "$dir/usr/share/postgresql"
-  cp -a /usr/lib/postgresql/15 "$dir/usr/lib/postgresql/"
-  cp -a /usr/share/postgresql/15 "$dir/usr/share/postgresql/"
-  ln -sfn /usr/include "$dir/usr/include"
+  local dir=$1 bindir prefix major
+  bindir=$("$CARM_PG_CONFIG" --bindir) || return 1
+  major=$(pg_major)
+  if [ "$bindir" = "/usr/lib/postgresql/$major/bin" ]; then
+    mkdir -p "$dir/usr/lib/postgresql" "$dir/usr/share/postgresql"
+    cp -a "/usr/lib/postgresql/$major" "$dir/usr/lib/postgresql/"
+    cp -a "/usr/share/postgresql/$major" "$dir/usr/share/postgresql/"
+    ln -sfn /usr/include "$dir/usr/include"
+    PGBIN=$dir/usr/lib/postgresql/$major/bin
+  else
+    prefix=$(dirname "$bindir")
+    [ -d "$prefix/bin" ] && [ -x "$prefix/bin/postgres" ] ||
+      { echo "copy_tree: no PostgreSQL installation under $prefix" >&2; return 1; }
+    mkdir -p "$dir"
+    cp -a "$prefix" "$dir/pg"
+    PGBIN=$dir/pg/bin
+  fi
   chmod 755 "$dir"
-  PGBIN=$dir/usr/lib/postgresql/15/bin
   PG_CONFIG=$PGBIN/pg_config
   export PGBIN PG_CONFIG
 }
 
 # install_into SRC — build the extension sources in SRC and install them into
-# the tree of $PG_CONFIG.
+# the tree of $PG_CONFIG.  The build happens in a fresh copy of SRC (no
+# objects, no .git), so objects compiled for another major, or by a parallel
+# run, are never reused.
 install_into() {
-  local src=$1
-  make -C "$src" -s PG_CONFIG="$PG_CONFIG" >/dev/null &&
-  make -C "$src" -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+  local src=$1 build st
+  build=$(mktemp -d "${TMPDIR:-/tmp}/carm_build.XXXXXX") || return 1
+  tar -C "$src" -cf - --exclude=.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
+      --exclude=test/results --exclude=test/output_iso --exclude=bench/out . |
+    tar -C "$build" -xf - &&
+  make -C "$build" -s PG_CONFIG="$PG_CONFIG" >/dev/null &&
+  make -C "$build" -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+  st=$?
+  rm -rf "$build"
+  return $st
 }
 
 # make_tree DIR [SRC] — copy the PostgreSQL installation under DIR, build and

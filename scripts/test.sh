@@ -7,7 +7,7 @@
 #      and the checks that need no cluster: release metadata (meta), rule ids (rule_ids), doc links
 #   4. "checkout clean": the run left nothing in the checkout that git does not ignore
 # Installs missing Debian packages first.  Prints "N passed, N failed" last.
-# Usage: scripts/test.sh [--keep] [--port N] [--dir D]
+# Usage: scripts/test.sh [--keep] [--port N] [--dir D] [--only RE] [--pg-config PATH]
 #   --keep    leave the work directory (build, clusters' data, results) for inspection
 #   --port N  TCP port of the main cluster (default: a free one; env CARM_PORT);
 #             the cluster tests then take N+1, N+2, ... (skipping ports in
@@ -16,9 +16,16 @@
 #   --only RE run only the tests whose name matches the extended regex RE
 #             (pg_regress and isolation names, "pgtap NAME", "cluster NAME");
 #             for iterating on a change: CI runs everything
+#   --pg-config PATH  the PostgreSQL installation to test on, by its pg_config
+#             (env PG_CONFIG); default Debian's PostgreSQL 15.  Any major from
+#             15 to 18: scripts/postgres.sh builds one into a prefix.  The
+#             installation is copied, never modified.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-. scripts/lib.sh
+# PG_CONFIG from the environment names the installation to test; lib.sh
+# then reuses the name for the private copy.
+[ -n "${PG_CONFIG:-}" ] && CARM_PG_CONFIG=$PG_CONFIG
+unset PG_CONFIG
 
 KEEP=""; PORT=${CARM_PORT:-}; WORK=${CARM_WORK:-}; ONLY=""
 while [ $# -gt 0 ]; do
@@ -27,7 +34,8 @@ while [ $# -gt 0 ]; do
     --port) PORT=$2; shift ;;
     --dir) WORK=$2; shift ;;
     --only) ONLY=$2; shift ;;
-    *) echo "usage: scripts/test.sh [--keep] [--port N] [--dir D] [--only RE]" >&2; exit 2 ;;
+    --pg-config) CARM_PG_CONFIG=$2; shift ;;
+    *) echo "usage: scripts/test.sh [--keep] [--port N] [--dir D] [--only RE] [--pg-config PATH]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -35,6 +43,12 @@ if [ -n "$PORT" ]; then
   [[ $PORT =~ ^[0-9]+$ ]] && [ "$PORT" -ge 1024 ] && [ "$PORT" -le 65000 ] ||
     { echo "--port: give a TCP port from 1024 to 65000, not \"$PORT\"" >&2; exit 2; }
 fi
+if [ -n "${CARM_PG_CONFIG:-}" ]; then
+  [ -x "$CARM_PG_CONFIG" ] || { echo "$CARM_PG_CONFIG: no such pg_config" >&2; exit 2; }
+  CARM_PG_CONFIG=$(cd "$(dirname "$CARM_PG_CONFIG")" && pwd)/$(basename "$CARM_PG_CONFIG")
+  export CARM_PG_CONFIG
+fi
+. scripts/lib.sh
 
 scripts/deps.sh || { echo "could not install dependencies" >&2; exit 2; }
 
@@ -62,9 +76,11 @@ if git -C "$TOP" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   untracked > "$WORK/untracked.before"
 fi
 
-echo "== building into a private PostgreSQL tree"
+echo "== building into a private copy of $("$CARM_PG_CONFIG" --version) ($CARM_PG_CONFIG)"
 make_tree "$WORK/pg" || { echo "build failed" >&2; exit 2; }
-export PGBIN WORK
+# psql, pg_prove's psql and the cluster tests' tools: the tested major's
+PATH=$PGBIN:$PATH
+export PGBIN WORK PATH
 
 if [ -n "$PORT" ]; then
   # the cluster tests derive their ports from the one chosen (scripts/lib.sh free_port)
@@ -95,8 +111,9 @@ run_suite() { # run_suite NAME DRIVER OUTPUTDIR DIFFS TESTS...
   out=$("$driver" --inputdir=test --outputdir="$outdir" --bindir="$PGBIN" \
         --host="$PGHOST" --port="$PGPORT" --user=postgres "$@" 2>&1); status=$?
   echo "$out" | grep -E '^(test|     |permutation|ok|not ok)' || true
-  n_ok=$(echo "$out" | grep -cE '\.\.\. ok' || true)
-  n_bad=$(echo "$out" | grep -cE '\.\.\. FAILED' || true)
+  # one line a test: "test NAME ... ok|FAILED" (15), "ok|not ok N - NAME" (16+)
+  n_ok=$(echo "$out" | grep -cE '\.\.\. ok|^ok +[0-9]+ ' || true)
+  n_bad=$(echo "$out" | grep -cE '\.\.\. FAILED|^not ok +[0-9]+ ' || true)
   passed=$((passed + n_ok))
   if [ $status -ne 0 ]; then
     failed=$((failed + (n_bad > 0 ? n_bad : 1)))
@@ -145,5 +162,6 @@ if [ -f "$WORK/untracked.before" ] && selected "checkout clean"; then
 fi
 
 echo
+echo "PostgreSQL $(pg_major "$PG_CONFIG"): $passed passed, $failed failed$([ "$skipped" -eq 0 ] || echo ", $skipped skipped")" >&2
 echo "$passed passed, $failed failed$([ "$skipped" -eq 0 ] || echo ", $skipped skipped")"
 [ "$failed" -eq 0 ]

@@ -9,7 +9,7 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
-PG_MODULE_MAGIC;
+CARM_MODULE_MAGIC;
 
 int			carm_maintenance_interval = 60;
 char	   *carm_maintenance_database = NULL;

@@ -22,11 +22,13 @@
  *   ddl_guard.c   event trigger refusing DROP EXTENSION while tables are protected (§12)
  *   stats.c       monitoring counters in shared memory (carm.stats)
  *   worker.c      the maintenance background worker (R12)
+ *   compat.h      the PostgreSQL majors (15-18) and their API differences
  */
 #ifndef CARM_DELEG_H
 #define CARM_DELEG_H
 
 #include "postgres.h"
+#include "compat.h"
 #include "datatype/timestamp.h"
 #include "utils/palloc.h"
 #include "utils/snapshot.h"

@@ -37,7 +37,8 @@ as_pg "$PGBIN/pg_basebackup" -h "$dir/primary" -p "$pport" -U postgres -D "$dir/
 as_pg sed -i -e "s/^port = .*/port = $rport/" \
   -e "s|^unix_socket_directories = .*|unix_socket_directories = '$dir/replica'|" "$dir/replica/data/postgresql.conf"
 echo "hot_standby = on" | as_pg tee -a "$dir/replica/data/postgresql.conf" >/dev/null
-as_pg "$PGBIN/pg_ctl" -D "$dir/replica/data" -l "$dir/replica/data/server.log" -w -t 60 start >/dev/null
+as_pg "$PGBIN/pg_ctl" -D "$dir/replica/data" -l "$dir/replica/data/server.log" -w -t 60 start >/dev/null ||
+  { echo "the standby did not start; its log:"; tail -n 20 "$dir/replica/data/server.log"; exit 1; }
 [ "$(R -c 'SELECT pg_is_in_recovery()')" = t ] || { echo "replica is not in recovery"; exit 1; }
 
 # One long-lived session on the standby, fed through a fifo.

@@ -56,8 +56,9 @@ git -C "$TOP" archive "$RELEASE_1_0" | tar -x -C "$DIR/src-1.0" ||
   fail "could not extract release 1.0"
 install_into "$DIR/src-1.0" > "$DIR/build-1.0.log" 2>&1 ||
   { cat "$DIR/build-1.0.log" >&2; fail "release 1.0 does not build"; }
-# The shipped 1.0 install script is the one release 1.0 builds.
-same "$DIR/src-1.0/sql/carm_deleg--1.0.sql" sql/carm_deleg--1.0.sql "release 1.0's install script and sql/carm_deleg--1.0.sql" ||
+# The shipped 1.0 install script is the one release 1.0 builds and installs.
+same "$("$PG_CONFIG" --sharedir)/extension/carm_deleg--1.0.sql" sql/carm_deleg--1.0.sql \
+     "release 1.0's install script and sql/carm_deleg--1.0.sql" ||
   fail "sql/carm_deleg--1.0.sql is not the script release 1.0 installs"
 
 PORT=$(free_port) || exit 2
