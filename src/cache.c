@@ -240,14 +240,13 @@ statement_clock(void)
 }
 
 static void
-carm_executor_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
-				  bool execute_once)
+carm_executor_run(CARM_EXECUTOR_RUN_ARGS)
 {
 	statement_clock();
 	if (prev_executor_run)
-		prev_executor_run(queryDesc, direction, count, execute_once);
+		prev_executor_run(CARM_EXECUTOR_RUN_PASS);
 	else
-		standard_ExecutorRun(queryDesc, direction, count, execute_once);
+		standard_ExecutorRun(CARM_EXECUTOR_RUN_PASS);
 }
 
 static void

@@ -7,7 +7,8 @@
  * suite runs on each, scripts/test.sh --pg-config): these are unchanged from
  * 15 to 18 and need no check —
  *   - ExecutorStart_hook (cache.c): void in every major; 18's development
- *     cycle made it return bool and reverted that before 18.0;
+ *     cycle made it return bool and reverted that before 18.0 (but
+ *     ExecutorRun_hook did lose its execute_once argument in 18: below);
  *   - ProcessUtility_hook (citus.c), relcache and syscache callbacks
  *     (cache.c, actor.c), transaction callbacks;
  *   - planner support requests SupportRequestIndexCondition and
@@ -38,6 +39,28 @@
 #define CARM_MODULE_MAGIC PG_MODULE_MAGIC_EXT(.name = "carm_deleg", .version = CARM_VERSION)
 #else
 #define CARM_MODULE_MAGIC PG_MODULE_MAGIC
+#endif
+
+/*
+ * The varlena accessors (VARDATA_ANY, VARSIZE_ANY_EXHDR) moved from
+ * postgres.h to varatt.h in 16.
+ */
+#if PG_VERSION_NUM >= 160000
+#include "varatt.h"
+#endif
+
+/*
+ * ExecutorRun_hook lost its execute_once argument in 18 (cache.c):
+ * CARM_EXECUTOR_RUN_ARGS declares the hook's parameters, and
+ * CARM_EXECUTOR_RUN_PASS passes them on.
+ */
+#if PG_VERSION_NUM >= 180000
+#define CARM_EXECUTOR_RUN_ARGS QueryDesc *queryDesc, ScanDirection direction, uint64 count
+#define CARM_EXECUTOR_RUN_PASS queryDesc, direction, count
+#else
+#define CARM_EXECUTOR_RUN_ARGS QueryDesc *queryDesc, ScanDirection direction, uint64 count, \
+	bool execute_once
+#define CARM_EXECUTOR_RUN_PASS queryDesc, direction, count, execute_once
 #endif
 
 #endif							/* CARM_COMPAT_H */
