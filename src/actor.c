@@ -548,7 +548,7 @@ remember_user(bool by_id, Datum key, int64 uid)
 typedef struct ActiveLookup
 {
 	int64		user_id;
-	int8		active;			/* 1 active, 0 deactivated or unknown */
+	int8		active;			/* 1 active, 0 deactivated, -1 unknown */
 } ActiveLookup;
 
 /* Is the user active? (as the extension owner, with the latest snapshot) */
@@ -606,12 +606,24 @@ require_active_user(int64 uid)
 	k = hash_search(known_ids, &uid, HASH_ENTER, &found);
 	if (!found || k->active < 0)
 	{
-		ActiveLookup lookup = {uid, 0};
+		ActiveLookup lookup = {uid, -1};
 		int8		active;
+		bool		shared = carm_shared_usable();
+		uint64		stamp = carm_shared_position();	/* before the read's snapshot */
+		double		value;
 
 		k->active = -1;
-		carm_as_owner(read_active, &lookup);
-		active = lookup.active;
+		if (shared && carm_shared_get(CARM_SHARED_USER, uid, 0, stamp, NULL, NULL, NULL, &value,
+									  NULL, NULL, 0))
+			active = value > 0 ? 1 : 0;
+		else
+		{
+			carm_as_owner(read_active, &lookup);
+			active = lookup.active > 0 ? 1 : 0;
+			/* an existing user's state, read with the latest snapshot */
+			if (shared && lookup.active >= 0)
+				carm_shared_put(CARM_SHARED_USER, uid, 0, stamp, NULL, 0, 0, (double) active);
+		}
 		/* the callback may have emptied the map meanwhile: look again */
 		known_tables();
 		k = hash_search(known_ids, &uid, HASH_ENTER, &found);
@@ -653,6 +665,29 @@ carm_require_active_actor_sql(PG_FUNCTION_ARGS)
  * employee of the business on whose behalf it acts.  Returns the user id and
  * the business id (0 when none).
  */
+/*
+ * With the library preloaded, whether a user exists and is active is shared
+ * by every backend (shared_store.c; a change to the user's profile sends the
+ * user's key, which makes it stale): a pooled backend that meets a user for
+ * the first time asks shared memory instead of running two queries.
+ * shared_user_known() fills the active flag of the known-user map too.
+ */
+static bool
+shared_user_known(int64 uid)
+{
+	double		active;
+	KnownUser  *k;
+
+	if (!carm_shared_usable() ||
+		!carm_shared_get(CARM_SHARED_USER, uid, 0, carm_shared_position(), NULL, NULL, NULL,
+						 &active, NULL, NULL, 0))
+		return false;
+	known_tables();
+	k = hash_search(known_ids, &uid, HASH_ENTER, NULL);
+	k->active = active > 0 ? 1 : 0;
+	return true;
+}
+
 typedef struct ActorLookup
 {
 	bool		by_id;
@@ -721,6 +756,11 @@ lookup_actor(bool by_id, Datum key, text *on_behalf_of, int64 *bid)
 				 errhint("A BN9 is nine digits, the last a check digit.")));
 	if (l.bn9 == NULL && (uid = known_user(by_id, key)) != 0)
 		return uid;
+	if (l.bn9 == NULL && by_id && shared_user_known(DatumGetInt64(key)))
+	{
+		remember_user(by_id, key, DatumGetInt64(key));
+		return DatumGetInt64(key);
+	}
 
 	carm_as_owner(read_actor, &l);
 

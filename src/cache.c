@@ -202,7 +202,10 @@ carm_statement_begin(void)
 	 * set is used: the anchor must be known to recognise "everything".
 	 */
 	if (carm_shared_available() && !OidIsValid(anchor_relid))
+	{
 		anchor_relid = carm_anchor_relid();
+		carm_shared_set_anchor(anchor_relid);
+	}
 	if (cache.user != 0 || (OidIsValid(anchor_relid) && carm_shared_available()))
 		AcceptInvalidationMessages();
 }
@@ -616,6 +619,13 @@ shared_usable(void)
 {
 	return cache.partial_pays && carm_shared_available() &&
 		!IsInParallelMode() && !IsolationUsesXactSnapshot();
+}
+
+/* shared_usable() for actor.c (set_actor's first sight of a user). */
+bool
+carm_shared_usable(void)
+{
+	return shared_usable();
 }
 
 /* What a shape loads, as a shared set's kind and id (0: never shared). */

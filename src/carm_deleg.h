@@ -149,6 +149,7 @@ typedef struct CarmGrantList
 } CarmGrantList;
 
 extern void carm_cache_init(void);
+extern bool carm_shared_usable(void);
 extern void carm_statement_begin(void);
 extern void carm_cache_complete(int64 user_id);
 extern const CarmGrantList *carm_program_grants(int64 user_id, int64 program_id);
@@ -297,7 +298,8 @@ typedef enum CarmSharedKind
 	CARM_SHARED_BUSINESS = 1,	/* a user's grants on one business */
 	CARM_SHARED_PROGRAM,		/* a user's grants on the business of one program */
 	CARM_SHARED_ALL,			/* every grant of a user */
-	CARM_SHARED_REACH			/* the planner's estimate of a user's reach */
+	CARM_SHARED_REACH,			/* the planner's estimate of a user's reach */
+	CARM_SHARED_USER			/* a user exists, and whether it is active (set_actor) */
 } CarmSharedKind;
 extern int	carm_shared_store_mb;	/* GUC carm_deleg.shared_store_size */
 extern void carm_shared_init(void);

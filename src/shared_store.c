@@ -6,8 +6,9 @@
  * What is shared.  The rows a load of cache.c reads from the resolver
  * (carm_internal.grants), as opaque "sets" under four kinds of key, per
  * database and user: the grants on one business (a point check), on the
- * business of one program (a point read), every grant (a scan), and the
- * planner's estimate of the user's reach.  cache.c asks here before it
+ * business of one program (a point read), every grant (a scan), the
+ * planner's estimate of the user's reach, and whether the user exists and
+ * is active (set_actor's first sight of a user in a backend).  cache.c asks here before it
  * runs a load and publishes what it loaded.  A backend still keeps one
  * user's store at a time, so its memory does not grow with the actors it
  * serves; the shared part lives in a fixed area of the main shared memory
@@ -293,8 +294,8 @@ log_allows(uint64 from, uint64 upto, CarmSharedKind kind, int64 user_id, int64 b
 					ok = false;
 				break;
 			case CARM_INVAL_BUSINESS:
-				if (kind == CARM_SHARED_REACH)
-					break;		/* an estimate for the planner, not a decision */
+				if (kind == CARM_SHARED_REACH || kind == CARM_SHARED_USER)
+					break;		/* an estimate; a profile: no business changes them */
 				if (kind == CARM_SHARED_ALL)
 				{
 					bool		seen = false;
