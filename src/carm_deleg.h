@@ -14,8 +14,9 @@
  *   shared_store.c  grant sets shared by every backend, and the change log that keeps them exact
  *   visibility.c  the row check's per-function decision table (V1-V4)
  *   target.c      BN9 / BN15 to ids, for the point checks
- *   check.c       has_access() and the row-level-security checks (V1-V5)
- *   report.c      the check's rules for the reports (§8): matrix, expiry, point level
+ *   point.c       the §8 point-check rule: has_access(), user_has_access(),
+ *                 accessible_programs() and what the reports ask of it
+ *   check.c       the row-level-security checks (V1-V5)
  *   planner.c     planner support: index condition and selectivity for the row check
  *   hierarchy.c   triggers enforcing E5-E10 on carm.employee
  *   citus.c       running on Citus: actor propagation, worker detection
@@ -102,6 +103,7 @@ extern int64 carm_current_actor(int64 *on_behalf_of);	/* 0 when none */
 extern void carm_forbid_restricted(void);	/* 42501 inside a security-restricted operation */
 extern int64 carm_require_actor(void);	/* ereports 42501 'no acting user' */
 extern int64 carm_require_active_actor(void);	/* and 42501 when deactivated */
+extern void carm_require_admin_role(void);	/* 42501 inside a security-restricted operation */
 extern void carm_actor_invalidate_binding(void);
 extern void carm_actor_forget_users(void);
 
@@ -149,6 +151,8 @@ extern const CarmGrantList *carm_target_program_grants(int64 user_id, int64 prog
 														int64 business_id);
 extern void carm_foreach_program(int64 user_id, void (*fn) (const CarmGrantList *, void *),
 								 void *arg, uint64 *generation);
+extern void carm_foreach_business(int64 user_id, void (*fn) (const CarmGrantList *, void *),
+								  void *arg);
 extern int64 carm_total_programs(void);
 extern double carm_reach_estimate(int64 user_id);
 extern uint64 carm_cache_generation(int64 user_id);
@@ -303,11 +307,14 @@ extern bool carm_shared_get(CarmSharedKind kind, int64 user_id, int64 id, uint64
 extern void carm_shared_put(CarmSharedKind kind, int64 user_id, int64 id, uint64 stamp,
 							const void *data, Size len, int64 business_id, double value);
 
-/* ---- report.c ---- */
-/* The level one grant row confers at the point-check level (check.c's rule). */
+/* ---- point.c: the §8 point-check rule ---- */
+extern bool carm_point_business_scope(bool program_target, CarmFunction fn);
 extern CarmLevel carm_grant_point_level(const CarmGrant *g, bool business_row,
 										bool program_target, CarmFunction fn,
 										CarmLevel wanted, TimestampTz now);
+
+/* ---- check.c ---- */
+extern struct ArrayType *carm_id_array(const int64 *ids, int n);
 
 /* ---- worker.c ---- */
 extern int	carm_maintenance_interval;	/* seconds */

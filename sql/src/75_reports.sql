@@ -1,9 +1,16 @@
 -- §8 reports: which programs the actor may use, who has access to a business,
 -- and why a user has (or once had) access to an account.
 
+-- The programs on which the actor holds a permission, as has_access() on
+-- their BN15 answers (src/point.c): the programs themselves for a function
+-- judged on a program's rows, whole businesses for one judged on
+-- business-level rows (business_profile); the other array is empty.
 CREATE OR REPLACE FUNCTION carm_internal.accessible_program_ids(permission text) RETURNS bigint[]
   LANGUAGE c STABLE PARALLEL SAFE
   AS 'MODULE_PATHNAME', 'carm_accessible_program_ids';
+CREATE OR REPLACE FUNCTION carm_internal.accessible_business_ids(permission text) RETURNS bigint[]
+  LANGUAGE c STABLE PARALLEL SAFE
+  AS 'MODULE_PATHNAME', 'carm_accessible_business_ids';
 
 CREATE OR REPLACE FUNCTION carm.accessible_programs(permission text)
 RETURNS TABLE (bn15 text, business text, name text)
@@ -12,16 +19,13 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 BEGIN
-  -- the C function validates the permission and requires an actor, always
+  -- the C functions validate the permission and require an actor, always
   RETURN QUERY
-  WITH ids AS MATERIALIZED (SELECT carm_internal.accessible_program_ids(permission) AS ids)
+  WITH ids AS MATERIALIZED (SELECT carm_internal.accessible_program_ids(permission) AS programs,
+                                   carm_internal.accessible_business_ids(permission) AS businesses)
   SELECT p.bn15, b.bn9, p.name
   FROM ids, carm.program p JOIN carm.business b ON b.id = p.business_id
-  WHERE CASE WHEN split_part(permission, '.', 1) = 'business_profile'
-             -- a business-scope function (§3): the answer of the program's business
-             THEN b.id IN (SELECT g.business_id FROM carm_internal.grants(carm.actor()) g)
-                  AND carm.has_access(b.bn9, permission)
-             ELSE p.id = ANY (ids.ids) END
+  WHERE p.id = ANY (ids.programs) OR p.business_id = ANY (ids.businesses)
   ORDER BY p.bn15;
 END
 $$;
