@@ -184,6 +184,8 @@ extern CarmInvalKind carm_decode_inval(Oid relid, Oid anchor, int64 *id);
 #define CARM_VIS_MULTI		0x08	/* several acting businesses: ask the grants */
 #define CARM_VIS_PRESENT	0x10	/* a cell in use */
 #define CARM_VIS_BIG_CLIENT 0x20	/* the owner's id does not fit in 32 bits */
+#define CARM_VIS_VIA		0x40	/* of one grant: rows its acting business submitted
+									 * (V2(a), V3, V4); never stored in a cell */
 #define CARM_VIS_MAX_VIAS	255
 
 /* One program in the dense form: 8 bytes, so 20,000 programs take 160 kB. */
@@ -314,6 +316,7 @@ extern CarmLevel carm_grant_point_level(const CarmGrant *g, bool business_row,
 										CarmLevel wanted, TimestampTz now);
 
 /* ---- check.c ---- */
+extern uint8 carm_grant_row_flags(const CarmGrant *g, CarmFunction fn, TimestampTz now);
 extern struct ArrayType *carm_id_array(const int64 *ids, int n);
 
 /* ---- worker.c ---- */

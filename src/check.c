@@ -34,6 +34,7 @@
 #include "utils/lsyscache.h"
 
 PG_FUNCTION_INFO_V1(carm_row_visible);
+PG_FUNCTION_INFO_V1(carm_row_visible_by_grants);
 PG_FUNCTION_INFO_V1(carm_row_writable);
 PG_FUNCTION_INFO_V1(carm_visible_programs_sql);
 PG_FUNCTION_INFO_V1(carm_fill_submitter);
@@ -83,11 +84,41 @@ row_state(FunctionCallInfo fcinfo, int argno)
 }
 
 /*
+ * V1-V4 for one grant: what it lets the actor see of its program's rows, at
+ * time now.  CARM_VIS_ALL: every row (V1, the client's employees);
+ * otherwise CARM_VIS_VIA: rows its acting business submitted (V2(a), V3,
+ * V4), plus CARM_VIS_CLIENT_OK (V2(b)) and CARM_VIS_OTHER_OK (V2(c), never
+ * for rulings) unless it is a V3/V4 path; 0: nothing.  The one rule of row
+ * visibility: row_visible() and the decision table (visibility.c) are both
+ * made of it.
+ */
+uint8
+carm_grant_row_flags(const CarmGrant *g, CarmFunction fn, TimestampTz now)
+{
+	CarmRole	role = carm_grant_effective_role(g, now);
+	uint8		flags;
+
+	if (carm_role_level(role, fn) < CARM_LEVEL_VIEW)
+		return 0;
+	if (g->source == CARM_SRC_EMPLOYEE)
+		return CARM_VIS_ALL;
+	flags = CARM_VIS_VIA;
+	if (role == CARM_ROLE_EXPIRED || role == CARM_ROLE_SPMGR)
+		return flags;			/* V3, V4: nothing else */
+	if (g->see_client)
+		flags |= CARM_VIS_CLIENT_OK;
+	if (g->see_other && fn != CARM_FN_RULINGS)
+		flags |= CARM_VIS_OTHER_OK;
+	return flags;
+}
+
+/*
  * V1-V4 from the grants themselves: may the actor see a row of this program
  * submitted by this business?  The decision table (visibility.c) answers
  * the same question faster; this is the reference, used where no complete
  * store is at hand (a point read in a new session) and for the rare program
  * reached through several acting businesses.
+ * test/pgtap/visibility_property.sql compares the two on a generated world.
  */
 static bool
 row_visible(int64 actor, int64 program_id, int64 submitter, CarmFunction fn)
@@ -101,23 +132,16 @@ row_visible(int64 actor, int64 program_id, int64 submitter, CarmFunction fn)
 	for (int i = 0; i < list->ngrants; i++)
 	{
 		const CarmGrant *g = &list->grants[i];
-		CarmRole	role = carm_grant_effective_role(g, now);
+		uint8		flags = carm_grant_row_flags(g, fn, now);
 
-		if (carm_role_level(role, fn) < CARM_LEVEL_VIEW)
+		if (flags & CARM_VIS_ALL)
+			return true;
+		if (!(flags & CARM_VIS_VIA))
 			continue;
-		if (g->source == CARM_SRC_EMPLOYEE)
-			return true;		/* V1: the client's employees see every row */
 		if (submitter == g->via_business_id)
-			return true;		/* V2(a), V3, V4: what the provider submitted */
-		if (role == CARM_ROLE_EXPIRED || role == CARM_ROLE_SPMGR)
-			continue;			/* V3, V4: nothing else */
-		if (submitter == g->business_id)
-		{
-			if (g->see_client)
-				return true;	/* V2(b) */
-		}
-		else if (g->see_other && fn != CARM_FN_RULINGS)
-			return true;		/* V2(c), never for rulings */
+			return true;
+		if (flags & (submitter == g->business_id ? CARM_VIS_CLIENT_OK : CARM_VIS_OTHER_OK))
+			return true;
 	}
 	return false;
 }
@@ -212,6 +236,26 @@ carm_row_visible(PG_FUNCTION_ARGS)
 			PG_RETURN_BOOL(d);
 	}
 	PG_RETURN_BOOL(row_visible(actor, program_id, submitter, st->fn));
+}
+
+/*
+ * carm_internal.row_visible_by_grants(program bigint, submitter bigint,
+ * function text): row_visible() for the actor, never through a decision
+ * table — the reference the tables are compared with
+ * (test/pgtap/visibility_property.sql).  NULL-safe like row_visible.
+ */
+Datum
+carm_row_visible_by_grants(PG_FUNCTION_ARGS)
+{
+	int64		actor;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		PG_RETURN_BOOL(false);
+	actor = carm_current_actor(NULL);
+	if (actor == 0)
+		PG_RETURN_BOOL(false);
+	PG_RETURN_BOOL(row_visible(actor, PG_GETARG_INT64(0), PG_GETARG_INT64(1),
+							   carm_function_from_name(text_to_cstring(PG_GETARG_TEXT_PP(2)))));
 }
 
 /* carm_internal.row_writable(program bigint, submitter bigint, function text) */
