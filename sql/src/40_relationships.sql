@@ -16,6 +16,20 @@
 
 -- Internal helpers ------------------------------------------------------------
 
+-- Is a relationship in force at p_at (R9)?  Active and not expired by time,
+-- whether or not the expiry cascade has run: the one statement of the rule
+-- in SQL (the C check applies it to the resolver's rows, cache.c).  Callers
+-- pass statement_timestamp() (R9 per statement) or the time a run acts as of.
+-- Inlined by the planner (one SQL expression, no SET clause), so its
+-- operators are schema-qualified instead of pinning search_path.
+CREATE OR REPLACE FUNCTION carm_internal.relationship_in_force(p_status text, p_expires_at timestamptz,
+                                                              p_at timestamptz) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+  SELECT p_status OPERATOR(pg_catalog.=) 'active'
+         AND pg_catalog.coalesce(p_expires_at OPERATOR(pg_catalog.>) p_at, true)
+$$;
+
 -- The employee row of an active user in a business, or NULL.  Deactivated
 -- users hold nothing (§2), so they manage nothing either.
 CREATE OR REPLACE FUNCTION carm_internal.rel_member(p_business bigint, p_user bigint) RETURNS carm.employee
@@ -286,7 +300,8 @@ BEGIN
   RETURN carm_internal.close_relationships(
            ARRAY(SELECT r.id FROM carm.relationship r
                  WHERE r.provider_id = p_provider AND r.client_id = p_client
-                   AND r.status = 'active' AND r.expires_at <= p_as_of
+                   AND r.status = 'active'
+                   AND NOT carm_internal.relationship_in_force(r.status, r.expires_at, p_as_of)
                  FOR UPDATE),
            'expired', p_as_of);
 END

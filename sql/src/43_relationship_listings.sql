@@ -43,7 +43,9 @@ BEGIN
     FROM carm.relationship r
     JOIN carm.business pb ON pb.id = r.provider_id
     JOIN carm.business cb ON cb.id = r.client_id
-    CROSS JOIN LATERAL (SELECT r.status = 'active' AND coalesce(r.expires_at <= statement_timestamp(), false) AS due) x
+    CROSS JOIN LATERAL (SELECT r.status = 'active'
+                               AND NOT carm_internal.relationship_in_force(r.status, r.expires_at,
+                                                                           statement_timestamp()) AS due) x
     WHERE r.provider_id = v_business.id
        OR (r.client_id = v_business.id
            -- §3.2 note 3: a client PAM sees the requests, and the relationships

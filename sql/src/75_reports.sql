@@ -590,8 +590,8 @@ BEGIN
              || CASE WHEN r.see_other THEN ', sees other submissions' ELSE '' END,
            r.expires_at, 'relationship'::text, NULL::text[]
     FROM carm.relationship r JOIN carm.business pb ON pb.id = r.provider_id
-    WHERE r.client_id = t.business_id AND r.status = 'active'
-      AND (r.expires_at IS NULL OR r.expires_at > statement_timestamp())
+    WHERE r.client_id = t.business_id
+      AND carm_internal.relationship_in_force(r.status, r.expires_at, statement_timestamp())
       AND (t.program_id IS NULL OR r.access_type = 'BUSINESS' OR t.program_id = ANY (r.programs))
   ) w (w_uid, w_name, w_role, w_via, w_scope, w_path, w_exp, w_kind, w_perms)
   ORDER BY w.w_uid NULLS LAST, w.w_via, w.w_path, w.w_role;
