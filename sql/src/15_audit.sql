@@ -108,8 +108,7 @@ BEGIN
     -- without an actor would get "no acting user".
     IF NOT p_admin THEN
       v_actor := carm_internal.require_active_actor();
-      IF NOT EXISTS (SELECT FROM carm.employee e
-                     WHERE e.business_id = v_business AND e.user_id = v_actor AND e.role = 'BAM') THEN
+      IF NOT carm_internal.bam_of(v_business, v_actor) THEN
         RAISE EXCEPTION 'permission denied: only a business account manager of % reads its audit events', left(bn9, 32)
           USING ERRCODE = '42501';
       END IF;

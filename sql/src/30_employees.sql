@@ -37,6 +37,19 @@ BEGIN
 END
 $$;
 
+-- Is the user an active business account manager (BAM) of the business?
+-- Deactivated users hold nothing (§2), so they manage nothing either (as
+-- carm_internal.rel_member).  The check of the BAM-only actions: reading a
+-- business's audit events, managing its client groups, its reports.
+CREATE OR REPLACE FUNCTION carm_internal.bam_of(p_business bigint, p_user bigint) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT EXISTS (SELECT FROM carm.employee e
+                 JOIN carm.app_user u ON u.id = e.user_id AND u.active
+                 WHERE e.business_id = p_business AND e.user_id = p_user AND e.role = 'BAM');
+$$;
+
 -- A scope for people: 'all programs' or the BN15 list.
 CREATE OR REPLACE FUNCTION carm_internal.scope_text(p_programs bigint[]) RETURNS text
 LANGUAGE sql STABLE

@@ -27,7 +27,7 @@ CREATE OR REPLACE FUNCTION carm_internal.relationship_in_force(p_status text, p_
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
   SELECT p_status OPERATOR(pg_catalog.=) 'active'
-         AND pg_catalog.coalesce(p_expires_at OPERATOR(pg_catalog.>) p_at, true)
+         AND coalesce(p_expires_at OPERATOR(pg_catalog.>) p_at, true)
 $$;
 
 -- The employee row of an active user in a business, or NULL.  Deactivated

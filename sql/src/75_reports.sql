@@ -42,9 +42,7 @@ BEGIN
   IF p_admin THEN
     RETURN true;
   END IF;
-  IF NOT EXISTS (SELECT FROM carm.employee e JOIN carm.app_user u ON u.id = e.user_id AND u.active
-                 WHERE e.business_id = p_business AND e.user_id = carm_internal.require_actor()
-                   AND e.role = 'BAM') THEN
+  IF NOT carm_internal.bam_of(p_business, carm_internal.require_actor()) THEN
     RAISE EXCEPTION 'permission denied: only carm_admin or a business account manager of this business'
       USING ERRCODE = '42501';
   END IF;
