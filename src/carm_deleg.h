@@ -169,9 +169,6 @@ typedef enum CarmInvalKind
 	CARM_INVAL_BUSINESS
 } CarmInvalKind;
 extern Oid	carm_anchor_relid(void);
-extern void carm_invalidate_business(int64 business_id);
-extern void carm_invalidate_user(int64 user_id);
-extern void carm_invalidate_all(void);
 extern void carm_inval_init(void);
 extern CarmInvalKind carm_decode_inval(Oid relid, Oid anchor, int64 *id);
 
@@ -308,12 +305,6 @@ extern bool carm_shared_get(CarmSharedKind kind, int64 user_id, int64 id, uint64
 							int64 *patches, int *npatches, int max_patches);
 extern void carm_shared_put(CarmSharedKind kind, int64 user_id, int64 id, uint64 stamp,
 							const void *data, Size len, int64 business_id, double value);
-
-/* ---- point.c: the §8 point-check rule ---- */
-extern bool carm_point_business_scope(bool program_target, CarmFunction fn);
-extern CarmLevel carm_grant_point_level(const CarmGrant *g, bool business_row,
-										bool program_target, CarmFunction fn,
-										CarmLevel wanted, TimestampTz now);
 
 /* ---- check.c ---- */
 extern uint8 carm_grant_row_flags(const CarmGrant *g, CarmFunction fn, TimestampTz now);

@@ -57,7 +57,7 @@ static const char *const level_names[] = {"none", "view", "edit", "manage"};
  * business_profile, a business-scope function (§3.2); other functions on a
  * BN15 are judged on the program's own rows.
  */
-bool
+static bool
 carm_point_business_scope(bool program_target, CarmFunction fn)
 {
 	return !program_target || fn == CARM_FN_BUSINESS_PROFILE;
@@ -74,7 +74,7 @@ carm_point_business_scope(bool program_target, CarmFunction fn)
  *     for business_profile.view, which any business-level row gives (§3.2);
  *   - EXPIRED (V4) and SPMGR (V3) confer nothing here: rows only (§8, 1.1).
  */
-CarmLevel
+static CarmLevel
 carm_grant_point_level(const CarmGrant *g, bool business_row, bool program_target,
 					   CarmFunction fn, CarmLevel wanted, TimestampTz now)
 {

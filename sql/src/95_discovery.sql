@@ -135,7 +135,7 @@ BEGIN
       ('group_clients', 'carm.group_clients() for carm_admin or the acting user'),
       ('group_employees', 'carm.group_employees() for carm_admin or the acting user'),
       ('row_visible_support', 'planner support of the row check: index condition and selectivity'),
-      ('accessible_program_ids', 'ids of the programs on which the actor holds a permission judged on a program''s rows'),
+      ('accessible_program_ids', 'ids of the programs on which the actor holds a permission'),
       ('accessible_business_ids', 'ids of the businesses on every program of which the actor holds a permission judged at business scope'),
       ('require_admin_or_bam', '42501 unless carm_admin or a BAM of the business'),
       ('target', 'the business and program a BN9 or BN15 names (22023, P0002)'),
