@@ -324,7 +324,13 @@ typedef struct CarmTarget
 	int64		id;				/* program id or business id */
 	int64		business_id;	/* owning business */
 } CarmTarget;
-extern void carm_lookup_target(const char *bn, CarmTarget *target);	/* ereports 22023 / P0002 */
+typedef enum CarmNumberKind
+{
+	CARM_NUMBER_ANY,			/* a BN9 or a BN15 (a target) */
+	CARM_NUMBER_BUSINESS,		/* a BN9 only */
+	CARM_NUMBER_PROGRAM			/* a BN15 only */
+} CarmNumberKind;
+extern void carm_lookup_target(const char *bn, CarmNumberKind kind, CarmTarget *target);	/* ereports 22023 / P0002 */
 
 /* ---- citus.c ---- */
 extern bool carm_citus_loaded(void);

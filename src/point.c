@@ -133,7 +133,7 @@ check_access(int64 user_id, text *target, text *permission)
 
 	carm_count(CARM_STAT_POINT_CHECKS, 1);
 	carm_parse_permission(text_to_cstring(permission), &fn, &level);
-	carm_lookup_target(text_to_cstring(target), &t);
+	carm_lookup_target(text_to_cstring(target), CARM_NUMBER_ANY, &t);
 	return point_level(user_id, &t, fn, level) >= level;
 }
 

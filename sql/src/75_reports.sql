@@ -50,26 +50,7 @@ BEGIN
 END
 $$;
 
--- The business and, for a BN15, the program a target names (22023 / P0002).
-CREATE OR REPLACE FUNCTION carm_internal.target(p_target text, OUT business_id bigint, OUT program_id bigint)
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  IF p_target IS NULL OR length(p_target) NOT IN (9, 15) THEN
-    RAISE EXCEPTION 'invalid business or program number "%"', left(p_target, 32)
-      USING ERRCODE = '22023', HINT = 'A target is a BN9 or a BN15 such as 123456782RM0001.';
-  END IF;
-  IF length(p_target) = 9 THEN
-    business_id := (carm_internal.business(p_target)).id;
-  ELSE
-    program_id := carm.program_id(p_target);
-    SELECT p.business_id INTO business_id FROM carm.program p WHERE p.id = program_id;
-  END IF;
-END
-$$;
-
--- The check's rules for the reports (src/report.c).  The reports read the
+-- The check's rules for the reports (src/point.c).  The reports read the
 -- rows of carm_internal.grants(), the resolver behind the C check, and ask
 -- these functions what each row confers: no role, matrix entry or expiry
 -- rule is restated in SQL (SPEC §8: the reports and the check never disagree).

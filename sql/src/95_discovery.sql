@@ -139,6 +139,7 @@ BEGIN
       ('accessible_business_ids', 'ids of the businesses on every program of which the actor holds a permission judged at business scope'),
       ('require_admin_or_bam', '42501 unless carm_admin or a BAM of the business'),
       ('target', 'the business and program a BN9 or BN15 names (22023, P0002)'),
+      ('number_id', 'the id of a business (BN9) or program account (BN15), as the point checks resolve it (22023, P0002)'),
       ('explain_access', 'carm.explain_access() for carm_admin or the acting user'),
       ('who_has_access', 'carm.who_has_access() for carm_admin or the acting user'),
       ('require_table_owner', '42501 unless the role owns the table and each of its partitions'),
