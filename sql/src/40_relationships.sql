@@ -30,23 +30,6 @@ AS $$
          AND coalesce(p_expires_at OPERATOR(pg_catalog.>) p_at, true)
 $$;
 
--- The employee row of an active user in a business, or NULL.  Deactivated
--- users hold nothing (§2), so they manage nothing either.
-CREATE OR REPLACE FUNCTION carm_internal.rel_member(p_business bigint, p_user bigint) RETURNS carm.employee
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  v carm.employee;
-BEGIN
-  SELECT e.* INTO v
-  FROM carm.employee e
-  JOIN carm.app_user u ON u.id = e.user_id AND u.active
-  WHERE e.business_id = p_business AND e.user_id = p_user;
-  RETURN v;
-END
-$$;
-
 -- Active employees of a business holding one of these roles (notification
 -- recipients).
 CREATE OR REPLACE FUNCTION carm_internal.rel_staff(p_business bigint, p_roles text[]) RETURNS bigint[]

@@ -19,7 +19,7 @@ DECLARE
   v_audit bigint;
 BEGIN
   -- R1: a BAM or PAM of the provider requests
-  IF v_member.role IS NULL OR v_member.role NOT IN ('BAM', 'PAM') THEN
+  IF NOT carm_internal.is_manager(v_member) THEN
     RAISE EXCEPTION 'permission denied: only a business or program account manager of % requests business relationships for it',
                     v_provider.bn9
       USING ERRCODE = '42501';
@@ -89,7 +89,7 @@ DECLARE
   v_audit bigint;
 BEGIN
   -- R3: the provider's BAM or PAM cancels
-  IF v_member.role IS NULL OR v_member.role NOT IN ('BAM', 'PAM') THEN
+  IF NOT carm_internal.is_manager(v_member) THEN
     RAISE EXCEPTION 'permission denied: only a business or program account manager of the service provider cancels its request'
       USING ERRCODE = '42501';
   END IF;
@@ -130,7 +130,7 @@ DECLARE
 BEGIN
   -- R4, R11: the client's BAM or a client PAM decides; proxies never see
   -- the client's relationship requests
-  IF v_member.role IS NULL OR v_member.role NOT IN ('BAM', 'PAM') THEN
+  IF NOT carm_internal.is_manager(v_member) THEN
     RAISE EXCEPTION 'permission denied: only a business or program account manager of the client rejects a relationship request'
       USING ERRCODE = '42501';
   END IF;
@@ -175,7 +175,7 @@ DECLARE
   v_audit bigint;
 BEGIN
   -- R5, R11: the client's BAM, or a client PAM
-  IF v_member.role IS NULL OR v_member.role NOT IN ('BAM', 'PAM') THEN
+  IF NOT carm_internal.is_manager(v_member) THEN
     RAISE EXCEPTION 'permission denied: only a business or program account manager of the client approves a relationship request'
       USING ERRCODE = '42501';
   END IF;

@@ -24,7 +24,7 @@ BEGIN
     v_member := carm_internal.rel_member(v_business.id, v_actor);
     -- §3.2 relationships: BAM and PAM only; R11: a proxy is no employee of
     -- the client and never sees its relationships or requests
-    IF v_member.role IS NULL OR v_member.role NOT IN ('BAM', 'PAM') THEN
+    IF NOT carm_internal.is_manager(v_member) THEN
       RAISE EXCEPTION 'permission denied: only a business or program account manager of % sees its business relationships',
                       v_business.bn9
         USING ERRCODE = '42501';
@@ -86,7 +86,7 @@ BEGIN
     v_actor := carm_internal.require_active_actor();
     v_member := carm_internal.rel_member(v_provider.id, v_actor);
     -- a provider-side view (R7): the provider's BAMs and PAMs
-    IF v_member.role IS NULL OR v_member.role NOT IN ('BAM', 'PAM') THEN
+    IF NOT carm_internal.is_manager(v_member) THEN
       RAISE EXCEPTION 'permission denied: only a business or program account manager of % sees its employees'' access to clients',
                       v_provider.bn9
         USING ERRCODE = '42501';

@@ -116,6 +116,7 @@ BEGIN
       ('scope_text', 'a scope for people: all programs or the BN15 list'),
       ('require_pending', '55000 unless the access request is still pending'),
       ('relationship_in_force', 'R9: is a relationship active and not expired by time at a given time'),
+      ('is_manager', 'does an employee row manage its business: a BAM or a PAM (E3)'),
       ('bam_of', 'is the user an active business account manager of the business'),
       ('rel_member', 'the employee row of an active user in a business, or NULL'),
       ('rel_staff', 'active employees of a business holding one of these roles (notification recipients)'),
