@@ -289,3 +289,19 @@ BEGIN
            'expired', p_as_of);
 END
 $$;
+
+-- A relationship as a decision acts on it: its pair settled first (an
+-- expiry by time is applied before anything is decided, R9), then the row
+-- read again and locked FOR UPDATE for the rest of the transaction.
+CREATE OR REPLACE FUNCTION carm_internal.rel_settled(p_rel carm.relationship) RETURNS carm.relationship
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v carm.relationship;
+BEGIN
+  PERFORM carm_internal.settle_pair(p_rel.provider_id, p_rel.client_id, statement_timestamp());
+  SELECT * INTO v FROM carm.relationship r WHERE r.id = p_rel.id FOR UPDATE;
+  RETURN v;
+END
+$$;

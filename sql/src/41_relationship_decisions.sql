@@ -93,8 +93,7 @@ BEGIN
     RAISE EXCEPTION 'permission denied: only a business or program account manager of the service provider cancels its request'
       USING ERRCODE = '42501';
   END IF;
-  PERFORM carm_internal.settle_pair(v_rel.provider_id, v_rel.client_id, statement_timestamp());
-  SELECT * INTO v_rel FROM carm.relationship r WHERE r.id = v_rel.id FOR UPDATE;
+  v_rel := carm_internal.rel_settled(v_rel);
   IF v_rel.status NOT IN ('pending', 'rejected') THEN
     RAISE EXCEPTION 'business relationship % is %, not a pending or rejected request', v_rel.id, v_rel.status
       USING ERRCODE = '55000', HINT = 'Only pending or rejected requests can be cancelled (R3).';
@@ -135,8 +134,7 @@ BEGIN
       USING ERRCODE = '42501';
   END IF;
   v_reason := carm_internal.not_blank(reason, 'reason');        -- R4
-  PERFORM carm_internal.settle_pair(v_rel.provider_id, v_rel.client_id, statement_timestamp());
-  SELECT * INTO v_rel FROM carm.relationship r WHERE r.id = v_rel.id FOR UPDATE;
+  v_rel := carm_internal.rel_settled(v_rel);
   IF v_rel.status <> 'pending' THEN
     RAISE EXCEPTION 'business relationship % is %, not pending', v_rel.id, v_rel.status
       USING ERRCODE = '55000';
@@ -198,8 +196,7 @@ BEGIN
     END IF;
   END IF;
 
-  PERFORM carm_internal.settle_pair(v_rel.provider_id, v_rel.client_id, statement_timestamp());
-  SELECT * INTO v_rel FROM carm.relationship r WHERE r.id = v_rel.id FOR UPDATE;
+  v_rel := carm_internal.rel_settled(v_rel);
   IF v_rel.status <> 'pending' THEN
     RAISE EXCEPTION 'business relationship % is %, not pending', v_rel.id, v_rel.status
       USING ERRCODE = '55000';
@@ -253,8 +250,7 @@ BEGIN
                                 update_relationship.programs,
                                 see_client_submissions, see_other_submissions,
                                 update_relationship.expires_at);
-  PERFORM carm_internal.settle_pair(v_rel.provider_id, v_rel.client_id, statement_timestamp());
-  SELECT * INTO v_rel FROM carm.relationship r WHERE r.id = v_rel.id FOR UPDATE;
+  v_rel := carm_internal.rel_settled(v_rel);
   IF v_rel.status <> 'active' THEN
     RAISE EXCEPTION 'business relationship % is %, not active', v_rel.id, v_rel.status
       USING ERRCODE = '55000';
@@ -340,8 +336,7 @@ BEGIN
     RAISE EXCEPTION 'permission denied: only a business account manager of the client ends a business relationship'
       USING ERRCODE = '42501';
   END IF;
-  PERFORM carm_internal.settle_pair(v_rel.provider_id, v_rel.client_id, statement_timestamp());
-  SELECT * INTO v_rel FROM carm.relationship r WHERE r.id = v_rel.id FOR UPDATE;
+  v_rel := carm_internal.rel_settled(v_rel);
   IF v_rel.status <> 'active' THEN
     RAISE EXCEPTION 'business relationship % is %, not active', v_rel.id, v_rel.status
       USING ERRCODE = '55000';

@@ -125,6 +125,7 @@ BEGIN
       ('rel_terms', 'validates the terms a client gives a relationship (R5, R8); returns the delegated programs'),
       ('close_relationships', 'R9 cascade: expires or ends relationships, removing assignments and group memberships, with audit and notifications'),
       ('settle_pair', 'R9: applies the expiry cascade of a pair''s relationship when it is due'),
+      ('rel_settled', 'a relationship with its pair settled (R9), read again and locked for a decision'),
       ('rel_active', 'the active relationship of a provider and a client, settled first; 55000 when there is none'),
       ('rel_assigner', 'R7: the delegated programs on which the actor may assign provider employees'),
       ('rel_assignment_context', 'the common checks of assigning and revoking client access (R7)'),
