@@ -27,14 +27,17 @@ DATA_built = $(NEXT_INSTALL) $(NEXT_UPGRADE)
 DATA       = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql)) \
              $(wildcard sql/$(EXTENSION)--*.control)
 
-REGRESS      = $(sort $(basename $(notdir $(wildcard test/sql/*.sql))))
-REGRESS_OPTS = --inputdir=test --outputdir=test
-ISOLATION      = $(sort $(basename $(notdir $(wildcard test/specs/*.spec))))
-ISOLATION_OPTS = --inputdir=test --outputdir=test
+# The tests run one way: scripts/test.sh (a private PostgreSQL tree and
+# throw-away clusters; pg_regress from test/sql with expected output in
+# expected/, isolation specs, pgTAP, cluster tests).  `make test` and
+# `make installcheck` both call it; REGRESS/ISOLATION are deliberately not
+# set, so PGXS defines no second way to run the suites.
 
 PG_CPPFLAGS = -DCARM_VERSION='"$(EXTVERSION)"' -Isrc
 # -Wno-unused-parameter: fmgr and hook signatures fix parameters a function may not use
-PG_CFLAGS   = -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration
+# CARM_CFLAGS (from the environment or the command line) adds flags: CI sets
+# -Werror, and -DUSE_ASSERT_CHECKING for its assertion build (.ci/run).
+PG_CFLAGS   = -Wall -Wextra -Wno-unused-parameter -Werror=implicit-function-declaration $(CARM_CFLAGS)
 
 EXTRA_CLEAN = $(DATA_built) test/results test/output_iso test/regression.diffs test/regression.out
 
@@ -64,8 +67,8 @@ release: $(DATA_built)
 	git -C $(CURDIR) add -f $(DATA_built) .gitignore
 	@echo "$(EXTVERSION) frozen: commit, then open the next version (carm_deleg.control, sql/upgrade/$(EXTVERSION)--NEXT.sql)"
 
-.PHONY: test demo bench
-test:
+.PHONY: test installcheck demo bench
+test installcheck:
 	scripts/test.sh
 demo:
 	scripts/demo.sh

@@ -1245,20 +1245,30 @@ carm_current_role_is_admin(PG_FUNCTION_ARGS)
 }
 
 /*
- * carm_internal.require_admin(): called at the top of the SECURITY DEFINER
- * functions that answer or do everything for carm_admin.  Their EXECUTE
- * privilege is granted to carm_admin only, so PostgreSQL has already checked
- * membership for the role the calling code runs as; this adds that nobody is
- * carm_admin inside a security-restricted operation.
+ * The carm_admin refusal of functions whose EXECUTE privilege is granted to
+ * carm_admin only: PostgreSQL has already checked the role the code runs
+ * as; this adds that nobody is carm_admin inside a security-restricted
+ * operation.  Used by carm_internal.require_admin() and user_has_access().
  */
-Datum
-carm_require_admin(PG_FUNCTION_ARGS)
+void
+carm_require_admin_role(void)
 {
 	if (InSecurityRestrictedOperation())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied: carm_admin only"),
 				 errdetail("Nobody is carm_admin inside a security-restricted operation (ANALYZE, VACUUM, REINDEX, index expressions).")));
+}
+
+/*
+ * carm_internal.require_admin(): called at the top of the SECURITY DEFINER
+ * functions that answer or do everything for carm_admin
+ * (carm_require_admin_role()).
+ */
+Datum
+carm_require_admin(PG_FUNCTION_ARGS)
+{
+	carm_require_admin_role();
 	PG_RETURN_VOID();
 }
 

@@ -1038,6 +1038,29 @@ carm_foreach_program(int64 user_id, void (*fn) (const CarmGrantList *, void *), 
 }
 
 /*
+ * Walk the business-level grants of every business of the user's complete
+ * store (the list's key is the business id).
+ */
+void
+carm_foreach_business(int64 user_id, void (*fn) (const CarmGrantList *, void *), void *arg)
+{
+	HASH_SEQ_STATUS seq;
+	BusinessEntry *b;
+	CarmGrantList list;
+
+	ensure_complete(user_id);
+	hash_seq_init(&seq, cache.businesses);
+	while ((b = hash_seq_search(&seq)) != NULL)
+	{
+		list.key = b->business_id;
+		list.business_id = b->business_id;
+		list.ngrants = b->nbiz;
+		list.grants = b->biz;
+		fn(&list, arg);
+	}
+}
+
+/*
  * The store's generation for user_id if it is complete and holds no
  * unapplied invalidation, else 0: what derived tables (visibility.c) and
  * plans may rely on.  Cheap: called for every row.

@@ -14,8 +14,9 @@
  *   shared_store.c  grant sets shared by every backend, and the change log that keeps them exact
  *   visibility.c  the row check's per-function decision table (V1-V4)
  *   target.c      BN9 / BN15 to ids, for the point checks
- *   check.c       has_access() and the row-level-security checks (V1-V5)
- *   report.c      the check's rules for the reports (§8): matrix, expiry, point level
+ *   point.c       the §8 point-check rule: has_access(), user_has_access(),
+ *                 accessible_programs() and what the reports ask of it
+ *   check.c       the row-level-security checks (V1-V5)
  *   planner.c     planner support: index condition and selectivity for the row check
  *   hierarchy.c   triggers enforcing E5-E10 on carm.employee
  *   citus.c       running on Citus: actor propagation, worker detection
@@ -110,6 +111,7 @@ extern int64 carm_current_actor(int64 *on_behalf_of);	/* 0 when none */
 extern void carm_forbid_restricted(void);	/* 42501 inside a security-restricted operation */
 extern int64 carm_require_actor(void);	/* ereports 42501 'no acting user' */
 extern int64 carm_require_active_actor(void);	/* and 28000 when deactivated */
+extern void carm_require_admin_role(void);	/* 42501 inside a security-restricted operation */
 extern void carm_actor_invalidate_binding(void);
 extern void carm_actor_forget_users(void);
 
@@ -158,6 +160,8 @@ extern const CarmGrantList *carm_target_program_grants(int64 user_id, int64 prog
 														int64 business_id);
 extern void carm_foreach_program(int64 user_id, void (*fn) (const CarmGrantList *, void *),
 								 void *arg, uint64 *generation);
+extern void carm_foreach_business(int64 user_id, void (*fn) (const CarmGrantList *, void *),
+								  void *arg);
 extern int64 carm_total_programs(void);
 extern double carm_reach_estimate(int64 user_id);
 extern uint64 carm_cache_generation(int64 user_id);
@@ -174,9 +178,6 @@ typedef enum CarmInvalKind
 	CARM_INVAL_BUSINESS
 } CarmInvalKind;
 extern Oid	carm_anchor_relid(void);
-extern void carm_invalidate_business(int64 business_id);
-extern void carm_invalidate_user(int64 user_id);
-extern void carm_invalidate_all(void);
 extern void carm_inval_init(void);
 extern CarmInvalKind carm_decode_inval(Oid relid, Oid anchor, int64 *id);
 
@@ -189,6 +190,8 @@ extern CarmInvalKind carm_decode_inval(Oid relid, Oid anchor, int64 *id);
 #define CARM_VIS_MULTI		0x08	/* several acting businesses: ask the grants */
 #define CARM_VIS_PRESENT	0x10	/* a cell in use */
 #define CARM_VIS_BIG_CLIENT 0x20	/* the owner's id does not fit in 32 bits */
+#define CARM_VIS_VIA		0x40	/* of one grant: rows its acting business submitted
+									 * (V2(a), V3, V4); never stored in a cell */
 #define CARM_VIS_MAX_VIAS	255
 
 /* One program in the dense form: 8 bytes, so 20,000 programs take 160 kB. */
@@ -313,11 +316,9 @@ extern bool carm_shared_get(CarmSharedKind kind, int64 user_id, int64 id, uint64
 extern void carm_shared_put(CarmSharedKind kind, int64 user_id, int64 id, uint64 stamp,
 							const void *data, Size len, int64 business_id, double value);
 
-/* ---- report.c ---- */
-/* The level one grant row confers at the point-check level (check.c's rule). */
-extern CarmLevel carm_grant_point_level(const CarmGrant *g, bool business_row,
-										bool program_target, CarmFunction fn,
-										CarmLevel wanted, TimestampTz now);
+/* ---- check.c ---- */
+extern uint8 carm_grant_row_flags(const CarmGrant *g, CarmFunction fn, TimestampTz now);
+extern struct ArrayType *carm_id_array(const int64 *ids, int n);
 
 /* ---- worker.c ---- */
 extern int	carm_maintenance_interval;	/* seconds */
@@ -333,7 +334,13 @@ typedef struct CarmTarget
 	int64		id;				/* program id or business id */
 	int64		business_id;	/* owning business */
 } CarmTarget;
-extern void carm_lookup_target(const char *bn, CarmTarget *target);	/* ereports 22023 / P0002 */
+typedef enum CarmNumberKind
+{
+	CARM_NUMBER_ANY,			/* a BN9 or a BN15 (a target) */
+	CARM_NUMBER_BUSINESS,		/* a BN9 only */
+	CARM_NUMBER_PROGRAM			/* a BN15 only */
+} CarmNumberKind;
+extern void carm_lookup_target(const char *bn, CarmNumberKind kind, CarmTarget *target);	/* ereports 22023 / P0002 */
 
 /* ---- citus.c ---- */
 extern bool carm_citus_loaded(void);

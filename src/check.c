@@ -1,17 +1,12 @@
 /*
- * check.c — the decisions: point checks (SPEC §8) and the row-level-security
- * functions behind carm.protect() (V1-V5).
+ * check.c — the row-level-security decisions behind carm.protect() (V1-V5);
+ * the point checks (§8) are in point.c.
  *
- * All of them read the per-backend grant store (cache.c), which follows the
+ * Both read the per-backend grant store (cache.c), which follows the
  * statement's snapshot (SPEC §8), and compare expiry with the time of the
  * statement (carm_decision_time(), statement_timestamp(): SPEC §10 rev. 1.2,
  * R9 per statement), so a transaction open across an expiry loses reads and
  * writes at its next statement, whether or not maintenance has run.
- *
- * Point checks answer for the account as a whole (SPEC §8, rev. 1.1): only
- * roles that hold the permission count.  The paths that only let a business
- * see rows it submitted itself — a provider's managers (SPMGR, V3) and
- * EXPIRED (V4) — grant nothing there; they act through the row checks.
  *
  * The row functions never raise for a row: a NULL program or submitter, or an
  * absent actor, simply means "not visible".  They are STABLE and PARALLEL
@@ -38,106 +33,12 @@
 #include "utils/rls.h"
 #include "utils/lsyscache.h"
 
-PG_FUNCTION_INFO_V1(carm_has_access);
-PG_FUNCTION_INFO_V1(carm_user_has_access);
 PG_FUNCTION_INFO_V1(carm_row_visible);
+PG_FUNCTION_INFO_V1(carm_row_visible_by_grants);
 PG_FUNCTION_INFO_V1(carm_row_writable);
 PG_FUNCTION_INFO_V1(carm_visible_programs_sql);
 PG_FUNCTION_INFO_V1(carm_fill_submitter);
 PG_FUNCTION_INFO_V1(carm_check_write);
-PG_FUNCTION_INFO_V1(carm_accessible_program_ids);
-
-/* ---- point checks ---- */
-
-/*
- * Level a user holds for fn on a target.  Business-scope functions
- * (business_profile, and employee_access/relationships on a BN9) need a role
- * held at all-programs scope, except business_profile.view, which any
- * employee of the business and a PBAM have (§3.2).
- */
-/* The level one grant confers at the point-check level (V3/V4 paths: none). */
-static CarmLevel
-point_level(const CarmGrant *g, CarmFunction fn, TimestampTz now)
-{
-	CarmRole	role = carm_grant_effective_role(g, now);
-
-	if (role == CARM_ROLE_EXPIRED || role == CARM_ROLE_SPMGR)
-		return CARM_LEVEL_NONE;
-	return carm_role_level(role, fn);
-}
-
-static CarmLevel
-target_level(int64 user_id, const CarmTarget *t, CarmFunction fn, CarmLevel wanted)
-{
-	TimestampTz now = carm_decision_time();
-	const CarmGrantList *list;
-	CarmLevel	best = CARM_LEVEL_NONE;
-	bool		business_scope = !t->is_program || fn == CARM_FN_BUSINESS_PROFILE;
-
-	/*
-	 * The rule for one grant row is carm_grant_point_level() (report.c),
-	 * which the reports use too: one authority for what a path grants.
-	 */
-	list = business_scope ? carm_business_grants(user_id, t->business_id)
-		: carm_target_program_grants(user_id, t->id, t->business_id);
-	for (int i = 0; i < list->ngrants; i++)
-		best = Max(best, carm_grant_point_level(&list->grants[i], business_scope, t->is_program,
-												 fn, wanted, now));
-	return best;
-}
-
-static bool
-check_access(int64 user_id, text *target, text *permission)
-{
-	CarmFunction fn;
-	CarmLevel	level;
-	CarmTarget	t;
-
-	carm_count(CARM_STAT_POINT_CHECKS, 1);
-	carm_parse_permission(text_to_cstring(permission), &fn, &level);
-	carm_lookup_target(text_to_cstring(target), &t);
-	return target_level(user_id, &t, fn, level) >= level;
-}
-
-static void
-require_args(FunctionCallInfo fcinfo, int n)
-{
-	for (int i = 0; i < n; i++)
-		if (PG_ARGISNULL(i))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("argument %d of %s must not be null", i + 1,
-							get_func_name(fcinfo->flinfo->fn_oid))));
-}
-
-/* carm.has_access(target text, permission text) — for the actor. */
-Datum
-carm_has_access(PG_FUNCTION_ARGS)
-{
-	int64		actor;
-
-	require_args(fcinfo, 2);
-	actor = carm_require_active_actor();
-	PG_RETURN_BOOL(check_access(actor, PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1)));
-}
-
-/*
- * carm.user_has_access(user_id bigint, target text, permission text) —
- * carm_admin: EXECUTE is granted to carm_admin only, so PostgreSQL judges
- * the role the calling code runs as; nobody is carm_admin inside a
- * security-restricted operation (SPEC §2).
- */
-Datum
-carm_user_has_access(PG_FUNCTION_ARGS)
-{
-	if (InSecurityRestrictedOperation())
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied: carm_admin only"),
-				 errdetail("Nobody is carm_admin inside a security-restricted operation (ANALYZE, VACUUM, REINDEX, index expressions).")));
-	require_args(fcinfo, 3);
-	PG_RETURN_BOOL(check_access(PG_GETARG_INT64(0), PG_GETARG_TEXT_PP(1), PG_GETARG_TEXT_PP(2)));
-}
 
 /* ---- row-level security ---- */
 
@@ -183,11 +84,41 @@ row_state(FunctionCallInfo fcinfo, int argno)
 }
 
 /*
+ * V1-V4 for one grant: what it lets the actor see of its program's rows, at
+ * time now.  CARM_VIS_ALL: every row (V1, the client's employees);
+ * otherwise CARM_VIS_VIA: rows its acting business submitted (V2(a), V3,
+ * V4), plus CARM_VIS_CLIENT_OK (V2(b)) and CARM_VIS_OTHER_OK (V2(c), never
+ * for rulings) unless it is a V3/V4 path; 0: nothing.  The one rule of row
+ * visibility: row_visible() and the decision table (visibility.c) are both
+ * made of it.
+ */
+uint8
+carm_grant_row_flags(const CarmGrant *g, CarmFunction fn, TimestampTz now)
+{
+	CarmRole	role = carm_grant_effective_role(g, now);
+	uint8		flags;
+
+	if (carm_role_level(role, fn) < CARM_LEVEL_VIEW)
+		return 0;
+	if (g->source == CARM_SRC_EMPLOYEE)
+		return CARM_VIS_ALL;
+	flags = CARM_VIS_VIA;
+	if (role == CARM_ROLE_EXPIRED || role == CARM_ROLE_SPMGR)
+		return flags;			/* V3, V4: nothing else */
+	if (g->see_client)
+		flags |= CARM_VIS_CLIENT_OK;
+	if (g->see_other && fn != CARM_FN_RULINGS)
+		flags |= CARM_VIS_OTHER_OK;
+	return flags;
+}
+
+/*
  * V1-V4 from the grants themselves: may the actor see a row of this program
  * submitted by this business?  The decision table (visibility.c) answers
  * the same question faster; this is the reference, used where no complete
  * store is at hand (a point read in a new session) and for the rare program
  * reached through several acting businesses.
+ * test/pgtap/visibility_property.sql compares the two on a generated world.
  */
 static bool
 row_visible(int64 actor, int64 program_id, int64 submitter, CarmFunction fn)
@@ -201,23 +132,16 @@ row_visible(int64 actor, int64 program_id, int64 submitter, CarmFunction fn)
 	for (int i = 0; i < list->ngrants; i++)
 	{
 		const CarmGrant *g = &list->grants[i];
-		CarmRole	role = carm_grant_effective_role(g, now);
+		uint8		flags = carm_grant_row_flags(g, fn, now);
 
-		if (carm_role_level(role, fn) < CARM_LEVEL_VIEW)
+		if (flags & CARM_VIS_ALL)
+			return true;
+		if (!(flags & CARM_VIS_VIA))
 			continue;
-		if (g->source == CARM_SRC_EMPLOYEE)
-			return true;		/* V1: the client's employees see every row */
 		if (submitter == g->via_business_id)
-			return true;		/* V2(a), V3, V4: what the provider submitted */
-		if (role == CARM_ROLE_EXPIRED || role == CARM_ROLE_SPMGR)
-			continue;			/* V3, V4: nothing else */
-		if (submitter == g->business_id)
-		{
-			if (g->see_client)
-				return true;	/* V2(b) */
-		}
-		else if (g->see_other && fn != CARM_FN_RULINGS)
-			return true;		/* V2(c), never for rulings */
+			return true;
+		if (flags & (submitter == g->business_id ? CARM_VIS_CLIENT_OK : CARM_VIS_OTHER_OK))
+			return true;
 	}
 	return false;
 }
@@ -338,6 +262,26 @@ carm_row_visible(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(row_visible(actor, program_id, submitter, st->fn));
 }
 
+/*
+ * carm_internal.row_visible_by_grants(program bigint, submitter bigint,
+ * function text): row_visible() for the actor, never through a decision
+ * table — the reference the tables are compared with
+ * (test/pgtap/visibility_property.sql).  NULL-safe like row_visible.
+ */
+Datum
+carm_row_visible_by_grants(PG_FUNCTION_ARGS)
+{
+	int64		actor;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		PG_RETURN_BOOL(false);
+	actor = carm_current_actor(NULL);
+	if (actor == 0)
+		PG_RETURN_BOOL(false);
+	PG_RETURN_BOOL(row_visible(actor, PG_GETARG_INT64(0), PG_GETARG_INT64(1),
+							   carm_function_from_name(text_to_cstring(PG_GETARG_TEXT_PP(2)))));
+}
+
 /* carm_internal.row_writable(program bigint, submitter bigint, function text) */
 Datum
 carm_row_writable(PG_FUNCTION_ARGS)
@@ -356,8 +300,9 @@ carm_row_writable(PG_FUNCTION_ARGS)
 							  false, st->fn) != 0);
 }
 
-static ArrayType *
-id_array(const int64 *ids, int n)
+/* A bigint[] of ids (visible_programs, and point.c's accessible ids). */
+ArrayType *
+carm_id_array(const int64 *ids, int n)
 {
 	Datum	   *elems = palloc(sizeof(Datum) * (n + 1));
 
@@ -380,66 +325,14 @@ carm_visible_programs_sql(PG_FUNCTION_ARGS)
 	CarmFunction fn;
 
 	if (PG_ARGISNULL(0))
-		PG_RETURN_ARRAYTYPE_P(id_array(NULL, 0));	/* NULL function: no program */
+		PG_RETURN_ARRAYTYPE_P(carm_id_array(NULL, 0));	/* NULL function: no program */
 	fn = row_state(fcinfo, 0)->fn;
 	actor = carm_current_actor(NULL);
 	if (actor != 0)
 		ids = carm_vis_table_programs(carm_vis_table(actor, fn), &n);
 	else
 		read_without_actor();
-	PG_RETURN_ARRAYTYPE_P(id_array(ids, n));
-}
-
-typedef struct AccessibleState
-{
-	CarmFunction fn;
-	CarmLevel	level;
-	TimestampTz now;
-	int64	   *ids;
-	int			n;
-	int			capacity;
-} AccessibleState;
-
-static void
-collect_accessible(const CarmGrantList *list, void *arg)
-{
-	AccessibleState *as = arg;
-
-	for (int i = 0; i < list->ngrants; i++)
-	{
-		if (point_level(&list->grants[i], as->fn, as->now) >= as->level)
-		{
-			if (as->n == as->capacity)
-			{
-				as->capacity *= 2;
-				as->ids = repalloc(as->ids, sizeof(int64) * as->capacity);
-			}
-			as->ids[as->n++] = list->key;
-			return;
-		}
-	}
-}
-
-/*
- * carm_internal.accessible_program_ids(permission text) — programs where
- * the actor holds the permission, as a point check would answer
- * (carm.accessible_programs() maps them to BN15s).
- */
-Datum
-carm_accessible_program_ids(PG_FUNCTION_ARGS)
-{
-	AccessibleState as;
-	int64		actor;
-
-	require_args(fcinfo, 1);
-	carm_parse_permission(text_to_cstring(PG_GETARG_TEXT_PP(0)), &as.fn, &as.level);
-	actor = carm_require_active_actor();
-	as.now = carm_decision_time();
-	as.n = 0;
-	as.capacity = 64;
-	as.ids = palloc(sizeof(int64) * as.capacity);
-	carm_foreach_program(actor, collect_accessible, &as, NULL);
-	PG_RETURN_ARRAYTYPE_P(id_array(as.ids, as.n));
+	PG_RETURN_ARRAYTYPE_P(carm_id_array(ids, n));
 }
 
 /*

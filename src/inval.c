@@ -92,7 +92,7 @@ send_key(Oid anchor, uint32 key)
 	heap_freetuple(tup);
 }
 
-void
+static void
 carm_invalidate_business(int64 business_id)
 {
 	Oid			anchor = carm_anchor_relid();
@@ -105,7 +105,7 @@ carm_invalidate_business(int64 business_id)
 		send_key(anchor, (uint32) (KEY_BUSINESS | (uint64) business_id));
 }
 
-void
+static void
 carm_invalidate_user(int64 user_id)
 {
 	Oid			anchor = carm_anchor_relid();
@@ -118,7 +118,7 @@ carm_invalidate_user(int64 user_id)
 		send_key(anchor, (uint32) (KEY_USER | (uint64) user_id));
 }
 
-void
+static void
 carm_invalidate_all(void)
 {
 	Oid			anchor = carm_anchor_relid();

@@ -343,13 +343,20 @@ set_key(SetKey *key, CarmSharedKind kind, int64 user_id, int64 id)
 	key->id = id;
 }
 
-/* Free a set's data and its entry (the entry is locked exclusively). */
+/* Free what an entry holds and stop counting it (the entry itself stays). */
 static void
-drop_entry(SetEntry *e)
+free_entry_data(SetEntry *e)
 {
 	if (DsaPointerIsValid(e->data))
 		dsa_free(area, e->data);
 	pg_atomic_fetch_sub_u64(&control->bytes, e->len + ENTRY_OVERHEAD);
+}
+
+/* Free a set's data and its entry (the entry is locked exclusively). */
+static void
+drop_entry(SetEntry *e)
+{
+	free_entry_data(e);
 	dshash_delete_entry(sets, e);
 }
 
@@ -409,6 +416,31 @@ carm_shared_get(CarmSharedKind kind, int64 user_id, int64 id, uint64 upto,
 }
 
 /*
+ * Remove the sets last used before 'used_before' (of every database, or of
+ * this one only), counting them as evictions; returns how many.
+ */
+static int64
+remove_sets(uint64 used_before, bool this_database)
+{
+	dshash_seq_status seq;
+	SetEntry   *e;
+	int64		n = 0;
+
+	dshash_seq_init(&seq, sets, true);
+	while ((e = dshash_seq_next(&seq)) != NULL)
+	{
+		if (e->last_used >= used_before || (this_database && e->key.dbid != MyDatabaseId))
+			continue;
+		free_entry_data(e);
+		dshash_delete_current(&seq);
+		n++;
+	}
+	dshash_seq_term(&seq);
+	carm_count(CARM_STAT_SHARED_EVICTIONS, n);
+	return n;
+}
+
+/*
  * Make room: remove the least recently used half of the sets (by their
  * last use), so evictions are rare and each costs one pass over the table.
  */
@@ -420,26 +452,13 @@ evict(void)
 	uint64		now = pg_atomic_read_u64(&control->clock);
 	uint64		oldest = now;
 	uint64		threshold;
-	int64		n = 0;
 
 	dshash_seq_init(&seq, sets, false);
 	while ((e = dshash_seq_next(&seq)) != NULL)
 		oldest = Min(oldest, e->last_used);
 	dshash_seq_term(&seq);
 	threshold = oldest + (now - oldest) / 2 + 1;
-	dshash_seq_init(&seq, sets, true);
-	while ((e = dshash_seq_next(&seq)) != NULL)
-	{
-		if (e->last_used >= threshold)
-			continue;
-		if (DsaPointerIsValid(e->data))
-			dsa_free(area, e->data);
-		pg_atomic_fetch_sub_u64(&control->bytes, e->len + ENTRY_OVERHEAD);
-		dshash_delete_current(&seq);
-		n++;
-	}
-	dshash_seq_term(&seq);
-	carm_count(CARM_STAT_SHARED_EVICTIONS, n);
+	remove_sets(threshold, false);
 }
 
 /*
@@ -483,11 +502,7 @@ carm_shared_put(CarmSharedKind kind, int64 user_id, int64 id, uint64 stamp,
 		return;
 	}
 	if (found)
-	{
-		if (DsaPointerIsValid(e->data))
-			dsa_free(area, e->data);
-		pg_atomic_fetch_sub_u64(&control->bytes, e->len + ENTRY_OVERHEAD);
-	}
+		free_entry_data(e);
 	e->stamp = stamp;
 	e->last_used = pg_atomic_fetch_add_u64(&control->clock, 1);
 	e->business_id = business_id;
@@ -503,26 +518,9 @@ carm_shared_put(CarmSharedKind kind, int64 user_id, int64 id, uint64 stamp,
 static int64
 shared_clear(void)
 {
-	dshash_seq_status seq;
-	SetEntry   *e;
-	int64		n = 0;
-
 	if (!carm_shared_available() || !attach())
 		return 0;
-	dshash_seq_init(&seq, sets, true);
-	while ((e = dshash_seq_next(&seq)) != NULL)
-	{
-		if (e->key.dbid != MyDatabaseId)
-			continue;
-		if (DsaPointerIsValid(e->data))
-			dsa_free(area, e->data);
-		pg_atomic_fetch_sub_u64(&control->bytes, e->len + ENTRY_OVERHEAD);
-		dshash_delete_current(&seq);
-		n++;
-	}
-	dshash_seq_term(&seq);
-	carm_count(CARM_STAT_SHARED_EVICTIONS, n);
-	return n;
+	return remove_sets(PG_UINT64_MAX, true);
 }
 
 /* Sets and bytes in use, and the area's size (carm.shared_store()). */

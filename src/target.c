@@ -1,6 +1,8 @@
 /*
- * target.c — business and program numbers (BN9, BN15) to internal ids, for
- * the point checks.
+ * target.c — business and program numbers (BN9, BN15) to internal ids: the
+ * one lookup, with its messages, for the point checks and for SQL
+ * (carm_internal.number_id, behind carm.business_id, carm.program_id and
+ * carm_internal.business; carm_internal.target, behind the reports).
  *
  * A number's id never changes while the extension exists, so the answers are
  * kept per backend; the cache is emptied whenever the grant cache sees a
@@ -10,7 +12,10 @@
  */
 #include "carm_deleg.h"
 
+#include "access/htup_details.h"
 #include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -64,25 +69,61 @@ read_target(void *arg)
 }
 
 /*
- * Resolve a BN9 or BN15 to its ids, with a per-backend cache: a number's id
- * never changes while the extension exists, but any invalidation (which also
- * covers DROP/CREATE EXTENSION) empties the cache.
+ * 22004 when bn is NULL (SPEC §10 rev. 1.2), 22023 unless it is a
+ * well-formed number of the kind asked for.
+ */
+static void
+check_number(const char *bn, CarmNumberKind kind)
+{
+	if (bn == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null",
+						kind == CARM_NUMBER_BUSINESS ? "business number" :
+						kind == CARM_NUMBER_PROGRAM ? "program account number" :
+						"business or program number")));
+
+	size_t		len = bn ? strlen(bn) : 0;
+	bool		bn9 = bn != NULL && len == 9 && carm_bn9_is_valid(bn);
+	bool		bn15 = bn != NULL && len == 15 && carm_bn15_is_valid(bn);
+	const char *shown = bn ? bn : "<NULL>";
+
+	if (kind == CARM_NUMBER_BUSINESS && !bn9)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid business number \"%.32s\"", shown),
+				 errhint("A BN9 is nine digits, the last a check digit.")));
+	if (kind == CARM_NUMBER_PROGRAM && !bn15)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid program account number \"%.32s\"", shown),
+				 errhint("A BN15 is a BN9, RM and four digits, e.g. 123456782RM0001.")));
+	if (!bn9 && !bn15)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid business or program number \"%.32s\"", shown),
+				 errhint("A target is a BN9 (nine digits with a check digit) or a BN15 such as 123456782RM0001.")));
+}
+
+/*
+ * Resolve a BN9 or BN15 (NULL: 22004) to its ids, with a per-backend cache:
+ * a number's id never changes while the extension exists, but any
+ * invalidation (which also covers DROP/CREATE EXTENSION) empties the cache.
+ * kind: which numbers are accepted (22023 for another); P0002 when unknown.
  */
 void
-carm_lookup_target(const char *bn, CarmTarget *target)
+carm_lookup_target(const char *bn, CarmNumberKind kind, CarmTarget *target)
 {
-	size_t		len = strlen(bn);
-	bool		is_program = (len == 15);
+	size_t		len;
+	bool		is_program;
 	CarmTargetEntry *entry;
 	char		key[16] = {0};
 	TargetLookup lookup;
 	bool		found;
 
-	if (len == 15 ? !carm_bn15_is_valid(bn) : (len != 9 || !carm_bn9_is_valid(bn)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid business or program number \"%.32s\"", bn),
-				 errhint("A target is a BN9 (nine digits with a check digit) or a BN15 such as 123456782RM0001.")));
+	check_number(bn, kind);
+	len = strlen(bn);
+	is_program = (len == 15);
 
 	if (target_cxt == NULL)
 		target_cxt = AllocSetContextCreate(CacheMemoryContext, "carm_deleg targets",
@@ -129,4 +170,59 @@ carm_lookup_target(const char *bn, CarmTarget *target)
 		entry = hash_search(targets, key, HASH_ENTER, NULL);
 		entry->target = *target;
 	}
+}
+
+static CarmNumberKind
+kind_arg(FunctionCallInfo fcinfo, int argno)
+{
+	const char *k = PG_ARGISNULL(argno) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(argno));
+
+	if (strcmp(k, "business") == 0)
+		return CARM_NUMBER_BUSINESS;
+	if (strcmp(k, "program") == 0)
+		return CARM_NUMBER_PROGRAM;
+	elog(ERROR, "unknown number kind \"%s\"", k);
+	pg_unreachable();
+}
+
+PG_FUNCTION_INFO_V1(carm_number_id);
+PG_FUNCTION_INFO_V1(carm_target_sql);
+
+/*
+ * carm_internal.number_id(number text, kind text) RETURNS bigint: the id of
+ * the business ('business', a BN9) or program account ('program', a BN15);
+ * 22023 malformed or NULL, P0002 unknown.
+ */
+Datum
+carm_number_id(PG_FUNCTION_ARGS)
+{
+	CarmTarget	t;
+
+	carm_lookup_target(PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0)),
+					   kind_arg(fcinfo, 1), &t);
+	PG_RETURN_INT64(t.id);
+}
+
+/*
+ * carm_internal.target(target text, OUT business_id bigint, OUT program_id
+ * bigint): the business and program (NULL for a BN9) a target names, as the
+ * point checks resolve it; 22023 malformed or NULL, P0002 unknown.
+ */
+Datum
+carm_target_sql(PG_FUNCTION_ARGS)
+{
+	CarmTarget	t;
+	TupleDesc	desc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+
+	carm_lookup_target(PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0)),
+					   CARM_NUMBER_ANY, &t);
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "carm_internal.target must return a record");
+	desc = BlessTupleDesc(desc);
+	values[0] = Int64GetDatum(t.business_id);
+	values[1] = Int64GetDatum(t.id);
+	nulls[1] = !t.is_program;
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }

@@ -93,30 +93,21 @@ derive_program(const CarmGrantList *list, void *arg)
 	DeriveState *ds = arg;
 	VisEntry	e = {list->key, list->business_id, 0, 0};
 
+	/* each grant's part is carm_grant_row_flags(), row_visible()'s rule (check.c) */
 	for (int i = 0; i < list->ngrants; i++)
 	{
 		const CarmGrant *g = &list->grants[i];
-		CarmRole	role = carm_grant_effective_role(g, ds->now);
+		uint8		flags = carm_grant_row_flags(g, ds->t->fn, ds->now);
 
 		if (g->source == CARM_SRC_PROXY && g->expires_at > ds->now &&
 			g->expires_at < ds->t->valid_until)
 			ds->t->valid_until = g->expires_at;
-		if (carm_role_level(role, ds->t->fn) < CARM_LEVEL_VIEW)
+		e.flags |= flags & (VIS_ALL | VIS_CLIENT_OK | VIS_OTHER_OK);
+		if (!(flags & CARM_VIS_VIA))
 			continue;
-		if (g->source == CARM_SRC_EMPLOYEE)
-		{
-			e.flags |= VIS_ALL;
-			continue;
-		}
 		if (e.via_id != 0 && e.via_id != g->via_business_id)
 			e.flags |= VIS_MULTI;
 		e.via_id = g->via_business_id;
-		if (role == CARM_ROLE_EXPIRED || role == CARM_ROLE_SPMGR)
-			continue;			/* V3, V4: only what the provider submitted */
-		if (g->see_client)
-			e.flags |= VIS_CLIENT_OK;
-		if (g->see_other && ds->t->fn != CARM_FN_RULINGS)
-			e.flags |= VIS_OTHER_OK;
 	}
 	if (e.flags == 0 && e.via_id == 0)
 		return;

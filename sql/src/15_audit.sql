@@ -96,20 +96,13 @@ BEGIN
         HINT = 'A business account manager reads its business''s events with carm.audit_events(bn9).';
     END IF;
   ELSE
-    IF NOT carm_internal.bn9_is_valid(bn9) THEN
-      RAISE EXCEPTION 'invalid business number "%"', left(bn9, 32) USING ERRCODE = '22023';
-    END IF;
-    SELECT b.id INTO v_business FROM carm.business b WHERE b.bn9 = audit_events.bn9;
-    IF v_business IS NULL THEN
-      RAISE EXCEPTION 'business % does not exist', left(bn9, 32) USING ERRCODE = 'P0002';
-    END IF;
+    v_business := carm_internal.number_id(bn9, 'business');   -- 22023 malformed, P0002 unknown
     -- Two statements, not one AND: the planner evaluates the STABLE
     -- carm_internal.require_actor() while estimating the subquery, so an admin
     -- without an actor would get "no acting user".
     IF NOT p_admin THEN
       v_actor := carm_internal.require_active_actor();
-      IF NOT EXISTS (SELECT FROM carm.employee e
-                     WHERE e.business_id = v_business AND e.user_id = v_actor AND e.role = 'BAM') THEN
+      IF NOT carm_internal.bam_of(v_business, v_actor) THEN
         RAISE EXCEPTION 'permission denied: only a business account manager of % reads its audit events', left(bn9, 32)
           USING ERRCODE = '42501';
       END IF;

@@ -93,7 +93,19 @@ $$;
 COMMENT ON FUNCTION carm_internal.array_arg(anyarray, text, boolean, integer, text) IS
   'Internal (§10): an array argument checked (one dimension 22023, no NULL element 22004, optionally a given length 22023) and returned with subscripts from 1';
 
--- The id of a business from its BN9: 22023 when malformed, P0002 when unknown.
+-- BN9 / BN15 to ids: one lookup, with its messages, in C (src/target.c), the
+-- one the point checks use.  number_id: the id of a business ('business', a
+-- BN9) or program account ('program', a BN15); target: the business and
+-- program (NULL for a BN9) a BN9 or BN15 names.  22004 when NULL (§10 rev.
+-- 1.2), 22023 when malformed, P0002 when unknown.
+CREATE OR REPLACE FUNCTION carm_internal.number_id(p_number text, p_kind text) RETURNS bigint
+  LANGUAGE c STABLE PARALLEL SAFE
+  AS 'MODULE_PATHNAME', 'carm_number_id';
+CREATE OR REPLACE FUNCTION carm_internal.target(p_target text, OUT business_id bigint, OUT program_id bigint)
+  LANGUAGE c STABLE PARALLEL SAFE
+  AS 'MODULE_PATHNAME', 'carm_target_sql';
+
+-- A business from its BN9: 22023 when malformed, P0002 when unknown.
 CREATE OR REPLACE FUNCTION carm_internal.business(p_bn9 text) RETURNS carm.business
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -101,16 +113,7 @@ AS $$
 DECLARE
   b carm.business;
 BEGIN
-  -- the C check first, even for NULL: it loads the library, whose error
-  -- hook keeps this function's name out of the CONTEXT (errors.c)
-  IF NOT coalesce(carm_internal.bn9_is_valid(p_bn9), false) THEN
-    IF p_bn9 IS NULL THEN                                   -- §10 rev. 1.2
-      RAISE EXCEPTION 'business number must not be null' USING ERRCODE = '22004';
-    END IF;
-    RAISE EXCEPTION 'invalid business number "%"', left(p_bn9, 32)
-      USING ERRCODE = '22023', HINT = 'A BN9 is nine digits, the last a check digit.';
-  END IF;
-  SELECT * INTO b FROM carm.business WHERE bn9 = p_bn9;
+  SELECT * INTO b FROM carm.business WHERE id = carm_internal.number_id(p_bn9, 'business');
   IF NOT FOUND THEN
     RAISE EXCEPTION 'business % does not exist', p_bn9 USING ERRCODE = 'P0002';
   END IF;
@@ -436,31 +439,14 @@ COMMENT ON FUNCTION carm.set_business_kinds(text, text[]) IS
 CREATE OR REPLACE FUNCTION carm.business_id(bn9 text) RETURNS bigint
 LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT (carm_internal.business(bn9)).id $$;
+AS $$ SELECT carm_internal.number_id(bn9, 'business') $$;
 COMMENT ON FUNCTION carm.business_id(text) IS
   'Internal id of a business, for application tables (22023 malformed, P0002 unknown)';
 
 CREATE OR REPLACE FUNCTION carm.program_id(bn15 text) RETURNS bigint
-LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
+LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  v_id bigint;
-BEGIN
-  IF bn15 IS NULL THEN                                     -- §10 rev. 1.2
-    RAISE EXCEPTION 'program account number must not be null' USING ERRCODE = '22004';
-  END IF;
-  IF NOT carm_internal.bn15_is_valid(bn15) THEN
-    RAISE EXCEPTION 'invalid program account number "%"', left(bn15, 32)
-      USING ERRCODE = '22023', HINT = 'A BN15 looks like 123456782RM0001.';
-  END IF;
-  SELECT p.id INTO v_id FROM carm.program p WHERE p.bn15 = program_id.bn15;
-  IF v_id IS NULL THEN
-    RAISE EXCEPTION 'program account % does not exist', bn15 USING ERRCODE = 'P0002';
-  END IF;
-  RETURN v_id;
-END
-$$;
+AS $$ SELECT carm_internal.number_id(bn15, 'program') $$;
 COMMENT ON FUNCTION carm.program_id(text) IS
   'Internal id of a program account, for application tables (22023 malformed, P0002 unknown)';
 

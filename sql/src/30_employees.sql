@@ -15,6 +15,33 @@ AS $$
   SELECT carm_internal.role_name(p_role, 'employee');
 $$;
 
+-- The employee row of an active user in a business, or NULL.  Deactivated
+-- users hold nothing (§2), so they manage nothing either.
+CREATE OR REPLACE FUNCTION carm_internal.rel_member(p_business bigint, p_user bigint) RETURNS carm.employee
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v carm.employee;
+BEGIN
+  SELECT e.* INTO v
+  FROM carm.employee e
+  JOIN carm.app_user u ON u.id = e.user_id AND u.active
+  WHERE e.business_id = p_business AND e.user_id = p_user;
+  RETURN v;
+END
+$$;
+
+-- Does this employee row (carm_internal.rel_member's answer, NULL for none)
+-- manage its business: a BAM or a PAM?  The one statement of "manager of a
+-- business" (E3, R1, R3, R4, R7, the relationship listings).
+CREATE OR REPLACE FUNCTION carm_internal.is_manager(p_member carm.employee) RETURNS boolean
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT coalesce(p_member.role IN ('BAM', 'PAM'), false);
+$$;
+
 -- The actor's own employee row when it manages the business's employees
 -- (E3: a BAM, or a PAM); 42501 otherwise.
 CREATE OR REPLACE FUNCTION carm_internal.manager_of(p_business carm.business, p_actor bigint) RETURNS carm.employee
@@ -22,11 +49,9 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  m carm.employee;
+  m carm.employee := carm_internal.rel_member(p_business.id, p_actor);
 BEGIN
-  SELECT e.* INTO m FROM carm.employee e
-  WHERE e.business_id = p_business.id AND e.user_id = p_actor;
-  IF NOT FOUND OR m.role NOT IN ('BAM', 'PAM') THEN
+  IF NOT carm_internal.is_manager(m) THEN
     RAISE EXCEPTION 'permission denied to manage the employees of business %', p_business.bn9
       USING ERRCODE = '42501',
             DETAIL = CASE WHEN m.role IS NULL THEN format('User %s is not an employee of this business.', p_actor)
@@ -35,6 +60,17 @@ BEGIN
   END IF;
   RETURN m;
 END
+$$;
+
+-- Is the user an active business account manager (BAM) of the business?
+-- Deactivated users hold nothing (§2), so they manage nothing either (as
+-- carm_internal.rel_member).  The check of the BAM-only actions: reading a
+-- business's audit events, managing its client groups, its reports.
+CREATE OR REPLACE FUNCTION carm_internal.bam_of(p_business bigint, p_user bigint) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT coalesce((carm_internal.rel_member(p_business, p_user)).role = 'BAM', false);
 $$;
 
 -- A scope for people: 'all programs' or the BN15 list.

@@ -16,21 +16,18 @@
 
 -- Internal helpers ------------------------------------------------------------
 
--- The employee row of an active user in a business, or NULL.  Deactivated
--- users hold nothing (§2), so they manage nothing either.
-CREATE OR REPLACE FUNCTION carm_internal.rel_member(p_business bigint, p_user bigint) RETURNS carm.employee
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
+-- Is a relationship in force at p_at (R9)?  Active and not expired by time,
+-- whether or not the expiry cascade has run: the one statement of the rule
+-- in SQL (the C check applies it to the resolver's rows, cache.c).  Callers
+-- pass statement_timestamp() (R9 per statement) or the time a run acts as of.
+-- Inlined by the planner (one SQL expression, no SET clause), so its
+-- operators are schema-qualified instead of pinning search_path.
+CREATE OR REPLACE FUNCTION carm_internal.relationship_in_force(p_status text, p_expires_at timestamptz,
+                                                              p_at timestamptz) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-DECLARE
-  v carm.employee;
-BEGIN
-  SELECT e.* INTO v
-  FROM carm.employee e
-  JOIN carm.app_user u ON u.id = e.user_id AND u.active
-  WHERE e.business_id = p_business AND e.user_id = p_user;
-  RETURN v;
-END
+  SELECT p_status OPERATOR(pg_catalog.=) 'active'
+         AND coalesce(p_expires_at OPERATOR(pg_catalog.>) p_at, true)
 $$;
 
 -- Active employees of a business holding one of these roles (notification
@@ -286,8 +283,25 @@ BEGIN
   RETURN carm_internal.close_relationships(
            ARRAY(SELECT r.id FROM carm.relationship r
                  WHERE r.provider_id = p_provider AND r.client_id = p_client
-                   AND r.status = 'active' AND r.expires_at <= p_as_of
+                   AND r.status = 'active'
+                   AND NOT carm_internal.relationship_in_force(r.status, r.expires_at, p_as_of)
                  FOR UPDATE),
            'expired', p_as_of);
+END
+$$;
+
+-- A relationship as a decision acts on it: its pair settled first (an
+-- expiry by time is applied before anything is decided, R9), then the row
+-- read again and locked FOR UPDATE for the rest of the transaction.
+CREATE OR REPLACE FUNCTION carm_internal.rel_settled(p_rel carm.relationship) RETURNS carm.relationship
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v carm.relationship;
+BEGIN
+  PERFORM carm_internal.settle_pair(p_rel.provider_id, p_rel.client_id, statement_timestamp());
+  SELECT * INTO v FROM carm.relationship r WHERE r.id = p_rel.id FOR UPDATE;
+  RETURN v;
 END
 $$;

@@ -19,7 +19,7 @@ DECLARE
   v_audit bigint;
 BEGIN
   -- R1: a BAM or PAM of the provider requests
-  IF v_member.role IS NULL OR v_member.role NOT IN ('BAM', 'PAM') THEN
+  IF NOT carm_internal.is_manager(v_member) THEN
     RAISE EXCEPTION 'permission denied: only a business or program account manager of % requests business relationships for it',
                     v_provider.bn9
       USING ERRCODE = '42501';
@@ -89,12 +89,11 @@ DECLARE
   v_audit bigint;
 BEGIN
   -- R3: the provider's BAM or PAM cancels
-  IF v_member.role IS NULL OR v_member.role NOT IN ('BAM', 'PAM') THEN
+  IF NOT carm_internal.is_manager(v_member) THEN
     RAISE EXCEPTION 'permission denied: only a business or program account manager of the service provider cancels its request'
       USING ERRCODE = '42501';
   END IF;
-  PERFORM carm_internal.settle_pair(v_rel.provider_id, v_rel.client_id, statement_timestamp());
-  SELECT * INTO v_rel FROM carm.relationship r WHERE r.id = v_rel.id FOR UPDATE;
+  v_rel := carm_internal.rel_settled(v_rel);
   IF v_rel.status NOT IN ('pending', 'rejected') THEN
     RAISE EXCEPTION 'business relationship % is %, not a pending or rejected request', v_rel.id, v_rel.status
       USING ERRCODE = '55000', HINT = 'Only pending or rejected requests can be cancelled (R3).';
@@ -131,13 +130,12 @@ BEGIN
   PERFORM carm_internal.not_null(reason, 'reason');           -- §10 rev. 1.2: 22004 before any refusal
   -- R4, R11: the client's BAM or a client PAM decides; proxies never see
   -- the client's relationship requests
-  IF v_member.role IS NULL OR v_member.role NOT IN ('BAM', 'PAM') THEN
+  IF NOT carm_internal.is_manager(v_member) THEN
     RAISE EXCEPTION 'permission denied: only a business or program account manager of the client rejects a relationship request'
       USING ERRCODE = '42501';
   END IF;
   v_reason := carm_internal.not_blank(reason, 'reason');        -- R4
-  PERFORM carm_internal.settle_pair(v_rel.provider_id, v_rel.client_id, statement_timestamp());
-  SELECT * INTO v_rel FROM carm.relationship r WHERE r.id = v_rel.id FOR UPDATE;
+  v_rel := carm_internal.rel_settled(v_rel);
   IF v_rel.status <> 'pending' THEN
     RAISE EXCEPTION 'business relationship % is %, not pending', v_rel.id, v_rel.status
       USING ERRCODE = '55000';
@@ -177,7 +175,7 @@ DECLARE
 BEGIN
   PERFORM carm_internal.not_null(access_type, 'access_type'); -- §10 rev. 1.2: 22004 before any refusal
   -- R5, R11: the client's BAM, or a client PAM
-  IF v_member.role IS NULL OR v_member.role NOT IN ('BAM', 'PAM') THEN
+  IF NOT carm_internal.is_manager(v_member) THEN
     RAISE EXCEPTION 'permission denied: only a business or program account manager of the client approves a relationship request'
       USING ERRCODE = '42501';
   END IF;
@@ -200,8 +198,7 @@ BEGIN
     END IF;
   END IF;
 
-  PERFORM carm_internal.settle_pair(v_rel.provider_id, v_rel.client_id, statement_timestamp());
-  SELECT * INTO v_rel FROM carm.relationship r WHERE r.id = v_rel.id FOR UPDATE;
+  v_rel := carm_internal.rel_settled(v_rel);
   IF v_rel.status <> 'pending' THEN
     RAISE EXCEPTION 'business relationship % is %, not pending', v_rel.id, v_rel.status
       USING ERRCODE = '55000';
@@ -255,8 +252,7 @@ BEGIN
                                 update_relationship.programs,
                                 see_client_submissions, see_other_submissions,
                                 update_relationship.expires_at);
-  PERFORM carm_internal.settle_pair(v_rel.provider_id, v_rel.client_id, statement_timestamp());
-  SELECT * INTO v_rel FROM carm.relationship r WHERE r.id = v_rel.id FOR UPDATE;
+  v_rel := carm_internal.rel_settled(v_rel);
   IF v_rel.status <> 'active' THEN
     RAISE EXCEPTION 'business relationship % is %, not active', v_rel.id, v_rel.status
       USING ERRCODE = '55000';
@@ -342,8 +338,7 @@ BEGIN
     RAISE EXCEPTION 'permission denied: only a business account manager of the client ends a business relationship'
       USING ERRCODE = '42501';
   END IF;
-  PERFORM carm_internal.settle_pair(v_rel.provider_id, v_rel.client_id, statement_timestamp());
-  SELECT * INTO v_rel FROM carm.relationship r WHERE r.id = v_rel.id FOR UPDATE;
+  v_rel := carm_internal.rel_settled(v_rel);
   IF v_rel.status <> 'active' THEN
     RAISE EXCEPTION 'business relationship % is %, not active', v_rel.id, v_rel.status
       USING ERRCODE = '55000';

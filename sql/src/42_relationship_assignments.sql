@@ -87,7 +87,7 @@ DECLARE
   v_target_member carm.employee;
 BEGIN
   -- R7 (§6.2): a BAM or PAM of the provider, who is PBAM or PPAM on the client
-  IF v_member.role IS NULL OR v_member.role NOT IN ('BAM', 'PAM') THEN
+  IF NOT carm_internal.is_manager(v_member) THEN
     RAISE EXCEPTION 'permission denied: only a business or program account manager of % assigns its employees to clients',
                     v_provider.bn9
       USING ERRCODE = '42501';

@@ -24,7 +24,7 @@ BEGIN
     v_member := carm_internal.rel_member(v_business.id, v_actor);
     -- §3.2 relationships: BAM and PAM only; R11: a proxy is no employee of
     -- the client and never sees its relationships or requests
-    IF v_member.role IS NULL OR v_member.role NOT IN ('BAM', 'PAM') THEN
+    IF NOT carm_internal.is_manager(v_member) THEN
       RAISE EXCEPTION 'permission denied: only a business or program account manager of % sees its business relationships',
                       v_business.bn9
         USING ERRCODE = '42501';
@@ -43,7 +43,9 @@ BEGIN
     FROM carm.relationship r
     JOIN carm.business pb ON pb.id = r.provider_id
     JOIN carm.business cb ON cb.id = r.client_id
-    CROSS JOIN LATERAL (SELECT r.status = 'active' AND coalesce(r.expires_at <= statement_timestamp(), false) AS due) x
+    CROSS JOIN LATERAL (SELECT r.status = 'active'
+                               AND NOT carm_internal.relationship_in_force(r.status, r.expires_at,
+                                                                           statement_timestamp()) AS due) x
     WHERE r.provider_id = v_business.id
        OR (r.client_id = v_business.id
            -- §3.2 note 3: a client PAM sees the requests, and the relationships
@@ -84,7 +86,7 @@ BEGIN
     v_actor := carm_internal.require_active_actor();
     v_member := carm_internal.rel_member(v_provider.id, v_actor);
     -- a provider-side view (R7): the provider's BAMs and PAMs
-    IF v_member.role IS NULL OR v_member.role NOT IN ('BAM', 'PAM') THEN
+    IF NOT carm_internal.is_manager(v_member) THEN
       RAISE EXCEPTION 'permission denied: only a business or program account manager of % sees its employees'' access to clients',
                       v_provider.bn9
         USING ERRCODE = '42501';

@@ -52,9 +52,7 @@ BEGIN
       USING ERRCODE = '42501',
             DETAIL = 'Client groups belong to customs brokers and trade consultants (G1).';
   END IF;
-  IF NOT EXISTS (SELECT FROM carm.employee e
-                 JOIN carm.app_user u ON u.id = e.user_id AND u.active
-                 WHERE e.business_id = p_provider.id AND e.user_id = p_user AND e.role = 'BAM') THEN
+  IF NOT carm_internal.bam_of(p_provider.id, p_user) THEN
     RAISE EXCEPTION 'permission denied: only a business account manager of % manages its client groups',
                     p_provider.bn9
       USING ERRCODE = '42501';

@@ -47,8 +47,7 @@ BEGIN
     SELECT req.bn9, b.id AS client_id,
            EXISTS (SELECT FROM carm.relationship r
                    WHERE r.provider_id = g.provider_id AND r.client_id = b.id
-                     AND r.status = 'active'
-                     AND (r.expires_at IS NULL OR r.expires_at > p_now)) AS related,
+                     AND carm_internal.relationship_in_force(r.status, r.expires_at, p_now)) AS related,
            gc.group_id AS in_group
     FROM req
     LEFT JOIN carm.business b ON b.bn9 = req.bn9

@@ -66,8 +66,8 @@ BEGIN
     SELECT c.bn9, c.legal_name, r.id, r.access_type, r.expires_at
     FROM carm.relationship r
     JOIN carm.business c ON c.id = r.client_id
-    WHERE r.provider_id = b.id AND r.status = 'active'
-      AND (r.expires_at IS NULL OR r.expires_at > statement_timestamp())
+    WHERE r.provider_id = b.id
+      AND carm_internal.relationship_in_force(r.status, r.expires_at, statement_timestamp())
       AND NOT EXISTS (SELECT FROM carm.group_client gc
                       WHERE gc.provider_id = b.id AND gc.client_id = r.client_id)
     ORDER BY c.bn9;

@@ -35,6 +35,15 @@ CREATE OR REPLACE FUNCTION carm_internal.row_visible(program_id bigint, submitte
 COMMENT ON FUNCTION carm_internal.row_visible(bigint, bigint, text) IS
   'Row check V1-V4: may the actor see a row of this program submitted by this business?';
 
+-- The same question decided from the grants, never through a decision table:
+-- the reference the tables are compared with (test/pgtap/visibility_property.sql).
+CREATE OR REPLACE FUNCTION carm_internal.row_visible_by_grants(program_id bigint, submitter_id bigint, function text)
+  RETURNS boolean
+  LANGUAGE c STABLE PARALLEL SAFE
+  AS 'MODULE_PATHNAME', 'carm_row_visible_by_grants';
+COMMENT ON FUNCTION carm_internal.row_visible_by_grants(bigint, bigint, text) IS
+  'Row check V1-V4 decided from the grants (the reference of the decision table); for tests and diagnosis';
+
 CREATE OR REPLACE FUNCTION carm_internal.row_writable(program_id bigint, submitter_id bigint, function text)
   RETURNS boolean
   LANGUAGE c STABLE PARALLEL SAFE COST 1

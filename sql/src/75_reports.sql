@@ -1,9 +1,16 @@
 -- §8 reports: which programs the actor may use, who has access to a business,
 -- and why a user has (or once had) access to an account.
 
+-- The programs on which the actor holds a permission, as has_access() on
+-- their BN15 answers (src/point.c): the programs themselves for a function
+-- judged on a program's rows, whole businesses for one judged on
+-- business-level rows (business_profile); the other array is empty.
 CREATE OR REPLACE FUNCTION carm_internal.accessible_program_ids(permission text) RETURNS bigint[]
   LANGUAGE c STABLE PARALLEL SAFE
   AS 'MODULE_PATHNAME', 'carm_accessible_program_ids';
+CREATE OR REPLACE FUNCTION carm_internal.accessible_business_ids(permission text) RETURNS bigint[]
+  LANGUAGE c STABLE PARALLEL SAFE
+  AS 'MODULE_PATHNAME', 'carm_accessible_business_ids';
 
 CREATE OR REPLACE FUNCTION carm.accessible_programs(permission text)
 RETURNS TABLE (bn15 text, business text, name text)
@@ -12,16 +19,13 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 BEGIN
-  -- the C function validates the permission and requires an actor, always
+  -- the C functions validate the permission and require an actor, always
   RETURN QUERY
-  WITH ids AS MATERIALIZED (SELECT carm_internal.accessible_program_ids(permission) AS ids)
+  WITH ids AS MATERIALIZED (SELECT carm_internal.accessible_program_ids(permission) AS programs,
+                                   carm_internal.accessible_business_ids(permission) AS businesses)
   SELECT p.bn15, b.bn9, p.name
   FROM ids, carm.program p JOIN carm.business b ON b.id = p.business_id
-  WHERE CASE WHEN split_part(permission, '.', 1) = 'business_profile'
-             -- a business-scope function (§3): the answer of the program's business
-             THEN b.id IN (SELECT g.business_id FROM carm_internal.grants(carm.actor()) g)
-                  AND carm.has_access(b.bn9, permission)
-             ELSE p.id = ANY (ids.ids) END
+  WHERE p.id = ANY (ids.programs) OR p.business_id = ANY (ids.businesses)
   ORDER BY p.bn15;
 END
 $$;
@@ -38,9 +42,7 @@ BEGIN
   IF p_admin THEN
     RETURN true;
   END IF;
-  IF NOT EXISTS (SELECT FROM carm.employee e JOIN carm.app_user u ON u.id = e.user_id AND u.active
-                 WHERE e.business_id = p_business AND e.user_id = carm_internal.require_actor()
-                   AND e.role = 'BAM') THEN
+  IF NOT carm_internal.bam_of(p_business, carm_internal.require_actor()) THEN
     RAISE EXCEPTION 'permission denied: only carm_admin or a business account manager of this business'
       USING ERRCODE = '42501';
   END IF;
@@ -48,29 +50,7 @@ BEGIN
 END
 $$;
 
--- The business and, for a BN15, the program a target names (22023 / P0002).
-CREATE OR REPLACE FUNCTION carm_internal.target(p_target text, OUT business_id bigint, OUT program_id bigint)
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  IF p_target IS NULL THEN                                    -- §10 rev. 1.2
-    RAISE EXCEPTION 'target must not be null' USING ERRCODE = '22004';
-  END IF;
-  IF length(p_target) NOT IN (9, 15) THEN
-    RAISE EXCEPTION 'invalid business or program number "%"', left(p_target, 32)
-      USING ERRCODE = '22023', HINT = 'A target is a BN9 or a BN15 such as 123456782RM0001.';
-  END IF;
-  IF length(p_target) = 9 THEN
-    business_id := (carm_internal.business(p_target)).id;
-  ELSE
-    program_id := carm.program_id(p_target);
-    SELECT p.business_id INTO business_id FROM carm.program p WHERE p.id = program_id;
-  END IF;
-END
-$$;
-
--- The check's rules for the reports (src/report.c).  The reports read the
+-- The check's rules for the reports (src/point.c).  The reports read the
 -- rows of carm_internal.grants(), the resolver behind the C check, and ask
 -- these functions what each row confers: no role, matrix entry or expiry
 -- rule is restated in SQL (SPEC §8: the reports and the check never disagree).
@@ -589,8 +569,8 @@ BEGIN
              || CASE WHEN r.see_other THEN ', sees other submissions' ELSE '' END,
            r.expires_at, 'relationship'::text, NULL::text[]
     FROM carm.relationship r JOIN carm.business pb ON pb.id = r.provider_id
-    WHERE r.client_id = t.business_id AND r.status = 'active'
-      AND (r.expires_at IS NULL OR r.expires_at > statement_timestamp())
+    WHERE r.client_id = t.business_id
+      AND carm_internal.relationship_in_force(r.status, r.expires_at, statement_timestamp())
       AND (t.program_id IS NULL OR r.access_type = 'BUSINESS' OR t.program_id = ANY (r.programs))
   ) w (w_uid, w_name, w_role, w_via, w_scope, w_path, w_exp, w_kind, w_perms)
   ORDER BY w.w_uid NULLS LAST, w.w_via, w.w_path, w.w_role;

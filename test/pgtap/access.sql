@@ -16,7 +16,7 @@ CREATE EXTENSION IF NOT EXISTS pgtap;
 DROP EXTENSION IF EXISTS carm_deleg CASCADE;
 CREATE EXTENSION carm_deleg;
 
-SELECT plan(141);
+SELECT plan(144);
 
 DO $$
 BEGIN
@@ -447,6 +447,17 @@ SELECT throws_ok($$SELECT * FROM carm.explain_access(424242, '300000007')$$, 'P0
                  '§10: explain_access for an unknown user is P0002');
 SELECT throws_ok(format('SELECT * FROM carm.explain_access(%s, %L)', pg_temp.uid('clara'), '30000000X'),
                  '22023', NULL, '§10: explain_access with a malformed target is 22023');
+-- one lookup, one message (src/target.c): a report names a malformed target
+-- as has_access does, whatever its length
+SELECT throws_ok(format('SELECT * FROM carm.explain_access(%s, %L)', pg_temp.uid('clara'), '30000000X'),
+                 '22023', 'invalid business or program number "30000000X"',
+                 '§10: explain_access and has_access name a malformed nine-character target alike');
+SELECT throws_ok(format('SELECT * FROM carm.explain_access(%s, %L)', pg_temp.uid('clara'), '300000007RX0001'),
+                 '22023', 'invalid business or program number "300000007RX0001"',
+                 '§10: explain_access and has_access name a malformed BN15 alike');
+SELECT throws_ok($$SELECT carm.program_id('300000007RX0001')$$,
+                 '22023', 'invalid program account number "300000007RX0001"',
+                 '§10: program_id names a malformed BN15 (the same lookup, a BN15 expected)');
 SELECT throws_ok(format('SELECT * FROM carm.explain_access(%s, %L)', pg_temp.uid('clara'), '300000007RM0009'),
                  'P0002', NULL, '§10: explain_access with an unknown target is P0002');
 
