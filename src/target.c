@@ -75,18 +75,18 @@ read_target(void *arg)
 static void
 check_number(const char *bn, CarmNumberKind kind)
 {
+	size_t		len = bn ? strlen(bn) : 0;
+	bool		bn9 = bn != NULL && len == 9 && carm_bn9_is_valid(bn);
+	bool		bn15 = bn != NULL && len == 15 && carm_bn15_is_valid(bn);
+	const char *shown = bn ? bn : "<NULL>";
+
 	if (bn == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not be null",
 						kind == CARM_NUMBER_BUSINESS ? "business number" :
 						kind == CARM_NUMBER_PROGRAM ? "program account number" :
-						"business or program number")));
-
-	size_t		len = bn ? strlen(bn) : 0;
-	bool		bn9 = bn != NULL && len == 9 && carm_bn9_is_valid(bn);
-	bool		bn15 = bn != NULL && len == 15 && carm_bn15_is_valid(bn);
-	const char *shown = bn ? bn : "<NULL>";
+						"target")));
 
 	if (kind == CARM_NUMBER_BUSINESS && !bn9)
 		ereport(ERROR,
