@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # §12 Upgrades: what a DBA does to go from release 1.0 to this tree.
-#  1. builds release 1.0 (git commit RELEASE_1_0) into a private copy of the
-#     PostgreSQL installation;
+#  1. builds release 1.0 (its commit from test/cluster/releases.txt) into a
+#     private copy of the PostgreSQL installation, and checks that the frozen
+#     scripts of 1.0 and 1.1 in sql/ are the ones each release built;
 #  2. creates extension carm_deleg 1.0 and fills it through the 1.0 API
 #     (test/cluster/upgrade_world.sql);
 #  3. records decisions: user_has_access for every user, BN9 and BN15 and the
 #     27 function.level permissions (as carm_admin), and for every actor the
 #     rows of two protected tables, has_access and accessible_programs (as a
 #     carm_gateway login, and as a bound login role);
-#  4. stops the cluster, installs this tree over 1.0, starts it again, runs
-#     ALTER EXTENSION carm_deleg UPDATE, and requires the same decisions and a
-#     working API;
+#  4. stops the cluster, installs this tree over 1.0, starts it again, walks
+#     the released updates one by one — ALTER EXTENSION carm_deleg UPDATE TO
+#     '1.1', whose catalog must equal a fresh install of 1.1 (the frozen
+#     script, test/cluster/catalog_fingerprint.sql), then UPDATE to this
+#     tree's version — and requires the same decisions and a working API;
 #  5. compares the catalog of the updated extension with a fresh install in a
-#     new database (test/cluster/catalog_fingerprint.sql): identical.
+#     new database: identical.
 # Run by scripts/test.sh (WORK exported); exits non-zero on failure and prints
 # the first difference.
 set -uo pipefail
@@ -20,9 +23,12 @@ cd "$(dirname "$0")/../.."
 . scripts/lib.sh
 : "${WORK:?WORK is not set}"
 
-RELEASE_1_0=ebbbbe5737ffd08e2b3ca8733dab296c562b599f
-NEW_VERSION=$(sed -n "s/^default_version *= *'\(.*\)'/\1/p" carm_deleg.control)
 HERE=test/cluster
+# release VERSION — the commit a version was released from (releases.txt)
+release() { awk -v v="$1" '$1 == v { print $2 }' "$HERE/releases.txt"; }
+RELEASE_1_0=$(release 1.0)
+RELEASE_1_1=$(release 1.1)
+NEW_VERSION=$(sed -n "s/^default_version *= *'\(.*\)'/\1/p" carm_deleg.control)
 
 DIR="$WORK/upgrade"
 DATA="$DIR/data"
@@ -47,6 +53,7 @@ same() {
 }
 
 # 1. Release 1.0, built from its own sources ---------------------------------
+[ -n "$RELEASE_1_0" ] && [ -n "$RELEASE_1_1" ] || fail "releases.txt names no commit for 1.0 or 1.1"
 git -C "$TOP" cat-file -e "$RELEASE_1_0^{commit}" 2>/dev/null ||
   fail "release 1.0 (commit $RELEASE_1_0) is not in this repository: a shallow clone" \
        "or an export cannot run the upgrade test; fetch the full history (git fetch --unshallow)"
@@ -60,6 +67,15 @@ install_into "$DIR/src-1.0" > "$DIR/build-1.0.log" 2>&1 ||
 same "$("$PG_CONFIG" --sharedir)/extension/carm_deleg--1.0.sql" sql/carm_deleg--1.0.sql \
      "release 1.0's install script and sql/carm_deleg--1.0.sql" ||
   fail "sql/carm_deleg--1.0.sql is not the script release 1.0 installs"
+# The frozen 1.1 scripts are what release 1.1 assembled from its sources.
+mkdir -p "$DIR/src-1.1"
+git -C "$TOP" archive "$RELEASE_1_1" | tar -x -C "$DIR/src-1.1" || fail "could not extract release 1.1"
+make -s -C "$DIR/src-1.1" sql/carm_deleg--1.1.sql sql/carm_deleg--1.0--1.1.sql PG_CONFIG="$PG_CONFIG" \
+  > "$DIR/build-1.1.log" 2>&1 || { cat "$DIR/build-1.1.log" >&2; fail "release 1.1's scripts do not build"; }
+for f in carm_deleg--1.1.sql carm_deleg--1.0--1.1.sql; do
+  same "$DIR/src-1.1/sql/$f" "sql/$f" "release 1.1's $f and the frozen sql/$f" ||
+    fail "sql/$f is not the script release 1.1 built"
+done
 
 PORT=$(free_port) || exit 2
 start_cluster "$DATA" "$PORT" || fail "cluster did not start"
@@ -173,6 +189,22 @@ for f in carm_deleg--1.0.sql carm_deleg--1.1.sql carm_deleg--1.0--1.1.sql; do
 done
 as_pg "$PGBIN/pg_ctl" -D "$DATA" -l "$DATA/server.log" -w -t 60 start >/dev/null ||
   fail "the cluster did not start with this tree's library"
+# The released update first: 1.0 -> 1.1 must give a fresh 1.1's catalog.
+sql -c "ALTER EXTENSION carm_deleg UPDATE TO '1.1'" > "$DIR/update-1.1.log" 2>&1 ||
+  { cat "$DIR/update-1.1.log" >&2; fail "ALTER EXTENSION carm_deleg UPDATE TO '1.1' failed"; }
+[ "$(sql -c "SELECT extversion FROM pg_extension WHERE extname = 'carm_deleg'")" = 1.1 ] ||
+  fail "after UPDATE TO '1.1' the version is not 1.1"
+sql -c "CREATE DATABASE carm_fresh_1_1" || fail "could not create a database"
+psql_as postgres -d carm_fresh_1_1 -c "CREATE EXTENSION carm_deleg VERSION '1.1'" ||
+  fail "CREATE EXTENSION carm_deleg VERSION '1.1' failed"
+psql_as postgres -d postgres -f "$HERE/catalog_fingerprint.sql" > "$DIR/catalog-updated-1.1.txt" ||
+  fail "the catalog fingerprint query failed"
+psql_as postgres -d carm_fresh_1_1 -f "$HERE/catalog_fingerprint.sql" > "$DIR/catalog-fresh-1.1.txt" ||
+  fail "the catalog fingerprint query failed"
+same "$DIR/catalog-updated-1.1.txt" "$DIR/catalog-fresh-1.1.txt" "catalogs of 1.0 updated to 1.1 and of a fresh 1.1" ||
+  fail "the frozen 1.0 -> 1.1 update does not produce a fresh 1.1's catalog"
+sql -c "DROP DATABASE carm_fresh_1_1" || fail "could not drop a database"
+# Then this tree's update.
 sql -c "ALTER EXTENSION carm_deleg UPDATE" > "$DIR/update.log" 2>&1 ||
   { cat "$DIR/update.log" >&2; fail "ALTER EXTENSION carm_deleg UPDATE failed"; }
 got=$(sql -c "SELECT extversion FROM pg_extension WHERE extname = 'carm_deleg'")
@@ -240,6 +272,6 @@ grep -q '^function|carm\.has_access(' "$DIR/catalog-fresh.txt" || fail "the cata
 same "$DIR/catalog-updated.txt" "$DIR/catalog-fresh.txt" "catalogs of the updated and the fresh extension" ||
   fail "the upgrade script does not produce a fresh install's catalog"
 
-echo "upgrade test passed: 1.0 -> $NEW_VERSION, $(grep -c '' "$DIR/decisions-1.0.txt") decisions," \
+echo "upgrade test passed: 1.0 -> 1.1 -> $NEW_VERSION, $(grep -c '' "$DIR/decisions-1.0.txt") decisions," \
      "$(grep -c '' "$DIR/catalog-fresh.txt") catalog lines identical"
 exit 0
