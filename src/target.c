@@ -191,7 +191,7 @@ PG_FUNCTION_INFO_V1(carm_target_sql);
 /*
  * carm_internal.number_id(number text, kind text) RETURNS bigint: the id of
  * the business ('business', a BN9) or program account ('program', a BN15);
- * 22023 malformed or NULL, P0002 unknown.
+ * 22004 NULL, 22023 malformed, P0002 unknown.
  */
 Datum
 carm_number_id(PG_FUNCTION_ARGS)
@@ -206,7 +206,7 @@ carm_number_id(PG_FUNCTION_ARGS)
 /*
  * carm_internal.target(target text, OUT business_id bigint, OUT program_id
  * bigint): the business and program (NULL for a BN9) a target names, as the
- * point checks resolve it; 22023 malformed or NULL, P0002 unknown.
+ * point checks resolve it; 22004 NULL, 22023 malformed, P0002 unknown.
  */
 Datum
 carm_target_sql(PG_FUNCTION_ARGS)
