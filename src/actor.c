@@ -20,9 +20,27 @@
  * dropped role whose oid is reused, or a restore into another cluster, binds
  * nobody).
  *
- * carm_admin is judged on the role the code runs as (GetUserId()), never on
+ * The actor's life, and who handles each step:
+ *
+ *   carm.set_actor(user [, on_behalf_of])           set_actor() below
+ *     | gateway role? user exists and active?      (lookup_actor, require_active_user;
+ *     |                                             with preload, shared_store.c first)
+ *     v
+ *   SET [LOCAL] carm_deleg.actor = 'uid[/bid]'     GUC_ACTION_LOCAL: ends with the
+ *     | check hook: only set_actor's own            transaction, savepoints included
+ *     | assignment (carm_actor_assigning)
+ *     v
+ *   assign hook: carm_actor_uid, carm_actor_bid    read by every decision (check.c);
+ *     |                                             copied into parallel workers
+ *     v  (Citus only)
+ *   SET LOCAL sent to the workers                  citus.c: carm_actor_resend(); a
+ *                                                   worker accepts it through
+ *                                                   carm_actor_accept_set_local() and
+ *                                                   checks it at its first decision
+ *
+ * carm_admin is judged in admin.c: on the role the code runs as, never on
  * the session or outer role, and nobody is carm_admin inside a
- * security-restricted operation (SPEC §2): see current_role_is_admin().
+ * security-restricted operation (SPEC §2).
  * Actor-facing functions answer only code running as a member of
  * carm_gateway (or as the login-bound role), judged on the role the caller
  * runs as before the API's SECURITY DEFINER switch (caller.c): see
@@ -61,12 +79,15 @@ PG_FUNCTION_INFO_V1(carm_acting_business_sql);
 char	   *carm_actor_setting = NULL;
 bool		carm_allow_session_actor = false;	/* SPEC §10 rev. 1.2 */
 
-/* true only while set_actor() itself assigns the setting */
-static bool assigning_from_set_actor = false;
+/*
+ * true only while set_actor() itself assigns the setting, or citus.c an
+ * actor received by SET LOCAL (carm_actor_accept_set_local)
+ */
+bool		carm_actor_assigning = false;
 
 /* Parse "uid" or "uid/bid"; false when malformed. */
-static bool
-parse_actor(const char *s, int64 *uid, int64 *bid)
+bool
+carm_parse_actor(const char *s, int64 *uid, int64 *bid)
 {
 	char	   *end;
 
@@ -97,13 +118,13 @@ check_actor(char **newval, void **extra, GucSource source)
 
 	if (*newval == NULL || **newval == '\0')
 		return true;
-	if (!parse_actor(*newval, &uid, &bid))
+	if (!carm_parse_actor(*newval, &uid, &bid))
 	{
 		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
 		GUC_check_errmsg("invalid value for carm_deleg.actor");
 		return false;
 	}
-	if (assigning_from_set_actor || InitializingParallelWorker)
+	if (carm_actor_assigning || InitializingParallelWorker)
 		return true;
 	GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
 	GUC_check_errmsg("carm_deleg.actor can only be set with carm.set_actor()");
@@ -117,7 +138,7 @@ check_actor(char **newval, void **extra, GucSource source)
  * goes through it, so checks read two integers instead of parsing a string.
  */
 int64		carm_actor_uid = 0;	/* read directly by the row check */
-static int64 actor_bid = 0;
+int64		carm_actor_bid = 0;	/* the business fixed by on_behalf_of, or 0 */
 
 /*
  * Under Citus, the actor last validated in this backend (by set_actor() or
@@ -130,18 +151,26 @@ static int64 actor_bid = 0;
  */
 static int64 checked_uid = 0;
 static int64 checked_bid = 0;
+
+/* The actor citus.c has checked (carm_actor_check_set_local). */
+void
+carm_actor_mark_checked(int64 uid, int64 bid)
+{
+	checked_uid = uid;
+	checked_bid = bid;
+}
 bool		carm_actor_changed = false;
 
 static void
 assign_actor_setting(const char *newval, void *extra)
 {
-	if (!parse_actor(newval, &carm_actor_uid, &actor_bid))
-		carm_actor_uid = actor_bid = 0;
+	if (!carm_parse_actor(newval, &carm_actor_uid, &carm_actor_bid))
+		carm_actor_uid = carm_actor_bid = 0;
 	carm_actor_changed = true;
 	if (carm_actor_uid == 0)
 		checked_uid = checked_bid = 0;
 	/* a non-empty value is never assigned in the postmaster (GUC_DISALLOW_IN_FILE) */
-	else if ((carm_actor_uid != checked_uid || actor_bid != checked_bid) &&
+	else if ((carm_actor_uid != checked_uid || carm_actor_bid != checked_bid) &&
 			 carm_citus_loaded())
 	{
 		carm_actor_unchecked = true;
@@ -321,7 +350,7 @@ carm_current_actor(int64 *on_behalf_of)
 	if (carm_actor_uid != 0)
 	{
 		if (on_behalf_of)
-			*on_behalf_of = actor_bid;
+			*on_behalf_of = carm_actor_bid;
 		return carm_actor_uid;
 	}
 	if (on_behalf_of)
@@ -412,8 +441,8 @@ carm_require_actor(void)
 
 /* ---- set_actor() ---- */
 
-static void
-require_gateway(void)
+void
+carm_require_gateway(void)
 {
 	Oid			gateway = get_role_oid("carm_gateway", true);
 
@@ -793,7 +822,7 @@ assign_actor(int64 uid, int64 bid, bool is_local)
 
 	checked_uid = uid;			/* set_actor() checked it (lookup_actor()) */
 	checked_bid = bid;
-	assigning_from_set_actor = true;
+	carm_actor_assigning = true;
 	PG_TRY();
 	{
 		if (is_local && carm_citus_active())
@@ -805,7 +834,7 @@ assign_actor(int64 uid, int64 bid, bool is_local)
 	}
 	PG_FINALLY();
 	{
-		assigning_from_set_actor = false;
+		carm_actor_assigning = false;
 	}
 	PG_END_TRY();
 }
@@ -937,141 +966,6 @@ warn_if_bypassing_rls(void)
 				 errhint("Connect the application as a role without SUPERUSER and BYPASSRLS.")));
 }
 
-/* ---- SET LOCAL carm_deleg.actor under Citus (citus.c) ---- */
-
-typedef struct SetLocalCheck
-{
-	int64		user_id;
-	int64		business_id;
-	bool		exists;
-	bool		active;
-	bool		is_employee;
-} SetLocalCheck;
-
-static void
-read_set_local(void *arg)
-{
-	SetLocalCheck *c = arg;
-	static SPIPlanPtr slot = NULL;
-	Oid			types[2] = {INT8OID, INT8OID};
-	Datum		args[2] = {Int64GetDatum(c->user_id), Int64GetDatum(c->business_id)};
-	bool		isnull;
-	SPIPlanPtr	plan = carm_owner_plan(&slot,
-									   "SELECT u.active, $2 = 0 OR EXISTS (SELECT FROM carm.employee e "
-									   "WHERE e.business_id = $2 AND e.user_id = u.id) "
-									   "FROM carm.app_user u WHERE u.id = $1", 2, types, false);
-
-	if (SPI_execute_snapshot(plan, args, NULL, carm_read_snapshot(), InvalidSnapshot,
-							 true, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "actor lookup failed");
-	c->exists = SPI_processed == 1;
-	if (c->exists)
-	{
-		c->active = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		c->is_employee = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	}
-}
-
-/*
- * Under Citus, "SET LOCAL carm_deleg.actor = 'uid[/bid]'" is how a
- * coordinator's set_actor() reaches a worker.  Any node accepts it as a
- * statement only inside a transaction block, from a member of carm_gateway
- * (as set_actor() requires), for a user that exists and is active, acting
- * for a business it is an employee of: a worker trusts nothing it is sent.
- * Returns true when the check hook is to accept the assignment that
- * follows, until carm_actor_end_set_local(); false leaves the statement to
- * the check hook (set_actor()'s own statement, or a malformed value, which
- * the hook refuses with its usual message).
- */
-bool
-carm_actor_accept_set_local(const char *value)
-{
-	SetLocalCheck c = {0, 0, false, false, false};
-
-	if (assigning_from_set_actor || value == NULL ||
-		!parse_actor(value, &c.user_id, &c.business_id) || c.user_id == 0)
-		return false;
-	carm_forbid_restricted();
-	require_gateway();
-	if (!IsTransactionBlock())
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_ACTIVE_SQL_TRANSACTION),
-				 errmsg("SET LOCAL carm_deleg.actor outside a transaction block would last for no statement")));
-	/*
-	 * The user is read at the first decision that needs it, not here: a
-	 * worker receives this in the same string as Citus's
-	 * assign_distributed_transaction_id(), before which no statement may
-	 * query a reference table (Citus would give the backend a distributed
-	 * transaction of its own).  Every decision asks carm_current_actor(),
-	 * and the new epoch keeps the row check off its fast path until then.
-	 */
-	carm_actor_unchecked = true;
-	carm_decision_epoch++;
-	assigning_from_set_actor = true;
-	return true;
-}
-
-/*
- * The check of an actor received by SET LOCAL (above), at the first
- * decision after it (carm_current_actor()): 28000 or 42501, and the
- * statement fails, when the user is unknown, deactivated, or not an
- * employee of the business it acts for.
- */
-bool		carm_actor_unchecked = false;
-
-void
-carm_actor_check_set_local(void)
-{
-	static bool checking = false;
-	SetLocalCheck c = {0, 0, false, false, false};
-
-	c.user_id = carm_actor_uid;
-	c.business_id = actor_bid;
-	if (c.user_id == 0)
-	{
-		carm_actor_unchecked = false;	/* the transaction that set it has ended */
-		return;
-	}
-	if (checking)
-		return;					/* the check's own reads decide nothing */
-	checking = true;
-	PG_TRY();
-	{
-		carm_as_owner(read_set_local, &c);
-	}
-	PG_FINALLY();
-	{
-		checking = false;
-	}
-	PG_END_TRY();
-
-	/*
-	 * A refusal leaves the actor unchecked: after ROLLBACK TO SAVEPOINT the
-	 * setting may still be there, and every decision must refuse again.
-	 */
-	if (!c.exists)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("acting user does not exist")));
-	if (!c.active)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("acting user " INT64_FORMAT " is deactivated", c.user_id)));
-	if (!c.is_employee)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("user " INT64_FORMAT " is not an employee of business " INT64_FORMAT,
-						c.user_id, c.business_id)));
-	checked_uid = c.user_id;
-	checked_bid = c.business_id;
-	carm_actor_unchecked = false;
-}
-
-void
-carm_actor_end_set_local(void)
-{
-	assigning_from_set_actor = false;
-}
 
 /*
  * Every form of carm.set_actor(): the user by id or by sign-in identity
@@ -1089,7 +983,7 @@ set_actor(FunctionCallInfo fcinfo, bool by_id, int is_local_arg, int on_behalf_o
 		NULL : PG_GETARG_TEXT_PP(on_behalf_of_arg);
 
 	carm_forbid_restricted();
-	require_gateway();
+	carm_require_gateway();
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -1138,38 +1032,6 @@ carm_set_actor_external_for(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/*
- * Under Citus, send the current actor (or its absence) to the workers
- * again, as set_actor() did (citus.c: a released savepoint made Citus
- * forget it).
- */
-void
-carm_actor_resend(void)
-{
-	const char *value = carm_actor_setting ? carm_actor_setting : "";
-	int64		uid,
-				bid;
-
-	if (*value == '\0' || !parse_actor(value, &uid, &bid))
-	{
-		/*
-		 * LOCAL: a plain RESET would outlive the SET clause of the function
-		 * that cleared the actor (reset_actor() means it to, this must not)
-		 */
-		carm_citus_propagate("SET LOCAL carm_deleg.actor TO DEFAULT");
-		return;
-	}
-	assigning_from_set_actor = true;
-	PG_TRY();
-	{
-		carm_citus_propagate(psprintf("SET LOCAL carm_deleg.actor = '%s'", value));
-	}
-	PG_FINALLY();
-	{
-		assigning_from_set_actor = false;
-	}
-	PG_END_TRY();
-}
 
 /* carm.reset_actor(): no actor, in this transaction and for the session. */
 Datum
@@ -1206,94 +1068,3 @@ carm_acting_business_sql(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(bid);
 }
 
-/* ---- carm_admin: judged on the role the code runs as (SPEC §2) ---- */
-
-PG_FUNCTION_INFO_V1(carm_caller_is_admin);
-PG_FUNCTION_INFO_V1(carm_current_role_is_admin);
-PG_FUNCTION_INFO_V1(carm_require_admin);
-PG_FUNCTION_INFO_V1(carm_caller_role);
-
-/*
- * Is the role the code runs as a member of carm_admin, outside any
- * security-restricted operation?  Inside one (ANALYZE, VACUUM, REINDEX,
- * CREATE INDEX running index expressions, refreshing a materialized view)
- * the code runs as the table's owner on behalf of whoever started the
- * operation, so it is nobody's carm_admin.  InSecurityRestrictedOperation()
- * stays set inside nested SECURITY DEFINER calls.
- */
-static bool
-current_role_is_admin(void)
-{
-	Oid			admin;
-
-	if (InSecurityRestrictedOperation())
-		return false;
-	admin = get_role_oid("carm_admin", true);
-	return OidIsValid(admin) && has_privs_of_role(GetUserId(), admin);
-}
-
-/*
- * carm_internal.current_role_is_admin(): called by the SECURITY INVOKER
- * wrappers of the mixed reports, where GetUserId() is the role the caller's
- * code runs as.  Inside a SECURITY DEFINER function it would answer for the
- * definer: the admin variants rely on their EXECUTE privilege instead.
- */
-Datum
-carm_current_role_is_admin(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_BOOL(current_role_is_admin());
-}
-
-/*
- * The carm_admin refusal of functions whose EXECUTE privilege is granted to
- * carm_admin only: PostgreSQL has already checked the role the code runs
- * as; this adds that nobody is carm_admin inside a security-restricted
- * operation.  Used by carm_internal.require_admin() and user_has_access().
- */
-void
-carm_require_admin_role(void)
-{
-	if (InSecurityRestrictedOperation())
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied: carm_admin only"),
-				 errdetail("Nobody is carm_admin inside a security-restricted operation (ANALYZE, VACUUM, REINDEX, index expressions).")));
-}
-
-/*
- * carm_internal.require_admin(): called at the top of the SECURITY DEFINER
- * functions that answer or do everything for carm_admin
- * (carm_require_admin_role()).
- */
-Datum
-carm_require_admin(PG_FUNCTION_ARGS)
-{
-	carm_require_admin_role();
-	PG_RETURN_VOID();
-}
-
-/*
- * The 1.0 SQL function carm._caller_is_admin() (symbol kept so that the 1.0
- * install script still loads; 1.1 drops the function).  Until the update
- * runs it keeps its 1.0 meaning, minus security-restricted operations.
- */
-Datum
-carm_caller_is_admin(PG_FUNCTION_ARGS)
-{
-	Oid			admin = get_role_oid("carm_admin", true);
-
-	PG_RETURN_BOOL(!InSecurityRestrictedOperation() && OidIsValid(admin) &&
-				   has_privs_of_role(GetOuterUserId(), admin));
-}
-
-/*
- * carm_internal.caller_role(): the session's current role outside any
- * SECURITY DEFINER function, recorded in audit events (§9) as information
- * only; no decision is taken on it.
- */
-Datum
-carm_caller_role(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_DATUM(DirectFunctionCall1(namein,
-										CStringGetDatum(GetUserNameFromId(GetOuterUserId(), false))));
-}

@@ -4,6 +4,7 @@
  * Layout of the C side (one job per file):
  *   carm_deleg.c  _PG_init: GUCs, cache callbacks, background worker registration
  *   actor.c       who is acting: the guarded carm_deleg.actor setting, set_actor()
+ *   admin.c       who is carm_admin: the role the code runs as, never in a restricted operation
  *   caller.c      the role the caller's code runs as, behind SECURITY DEFINER (§2)
  *   owner.c       running internal SPI queries as the extension owner
  *   bn.c          BN9 / BN15 validation
@@ -353,6 +354,12 @@ extern void carm_actor_resend(void);
 extern bool carm_actor_accept_set_local(const char *value);
 extern void carm_actor_end_set_local(void);
 extern bool carm_actor_unchecked;
+/* actor.c's state that the SET LOCAL path (citus.c) reads and sets */
+extern bool carm_actor_assigning;	/* the check hook accepts the assignment under way */
+extern int64 carm_actor_bid;	/* the business fixed by on_behalf_of, or 0 */
+extern bool carm_parse_actor(const char *s, int64 *uid, int64 *bid);
+extern void carm_require_gateway(void);	/* 42501 unless the role is in carm_gateway */
+extern void carm_actor_mark_checked(int64 uid, int64 bid);
 extern bool carm_actor_changed;
 extern void carm_actor_check_set_local(void);
 

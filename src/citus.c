@@ -23,7 +23,7 @@
  * - Every node accepts that SET LOCAL only through carm_process_utility()
  *   below: inside a transaction block, from a member of carm_gateway, for a
  *   user that exists and is active and a business it is an employee of,
- *   which the first decision checks (actor.c, carm_actor_accept_set_local).
+ *   which the first decision checks (carm_actor_accept_set_local, below).
  *   Everything else still meets the check hook's refusal.
  * - carm's own reads run inside queries on shards (the row check of a
  *   policy on app.payment_102040 reads the grants): carm_as_owner() allows
@@ -275,4 +275,172 @@ Datum
 carm_citus_is_worker_sql(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_BOOL(carm_citus_is_worker());
+}
+
+/* ---- SET LOCAL carm_deleg.actor: the actor a worker receives (moved from actor.c) ---- */
+
+typedef struct SetLocalCheck
+{
+	int64		user_id;
+	int64		business_id;
+	bool		exists;
+	bool		active;
+	bool		is_employee;
+} SetLocalCheck;
+
+static void
+read_set_local(void *arg)
+{
+	SetLocalCheck *c = arg;
+	static SPIPlanPtr slot = NULL;
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		args[2] = {Int64GetDatum(c->user_id), Int64GetDatum(c->business_id)};
+	bool		isnull;
+	SPIPlanPtr	plan = carm_owner_plan(&slot,
+									   "SELECT u.active, $2 = 0 OR EXISTS (SELECT FROM carm.employee e "
+									   "WHERE e.business_id = $2 AND e.user_id = u.id) "
+									   "FROM carm.app_user u WHERE u.id = $1", 2, types, false);
+
+	if (SPI_execute_snapshot(plan, args, NULL, carm_read_snapshot(), InvalidSnapshot,
+							 true, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "actor lookup failed");
+	c->exists = SPI_processed == 1;
+	if (c->exists)
+	{
+		c->active = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		c->is_employee = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+}
+
+/*
+ * Under Citus, "SET LOCAL carm_deleg.actor = 'uid[/bid]'" is how a
+ * coordinator's set_actor() reaches a worker.  Any node accepts it as a
+ * statement only inside a transaction block, from a member of carm_gateway
+ * (as set_actor() requires), for a user that exists and is active, acting
+ * for a business it is an employee of: a worker trusts nothing it is sent.
+ * Returns true when the check hook is to accept the assignment that
+ * follows, until carm_actor_end_set_local(); false leaves the statement to
+ * the check hook (set_actor()'s own statement, or a malformed value, which
+ * the hook refuses with its usual message).
+ */
+bool
+carm_actor_accept_set_local(const char *value)
+{
+	SetLocalCheck c = {0, 0, false, false, false};
+
+	if (carm_actor_assigning || value == NULL ||
+		!carm_parse_actor(value, &c.user_id, &c.business_id) || c.user_id == 0)
+		return false;
+	carm_forbid_restricted();
+	carm_require_gateway();
+	if (!IsTransactionBlock())
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_ACTIVE_SQL_TRANSACTION),
+				 errmsg("SET LOCAL carm_deleg.actor outside a transaction block would last for no statement")));
+	/*
+	 * The user is read at the first decision that needs it, not here: a
+	 * worker receives this in the same string as Citus's
+	 * assign_distributed_transaction_id(), before which no statement may
+	 * query a reference table (Citus would give the backend a distributed
+	 * transaction of its own).  Every decision asks carm_current_actor(),
+	 * and the new epoch keeps the row check off its fast path until then.
+	 */
+	carm_actor_unchecked = true;
+	carm_decision_epoch++;
+	carm_actor_assigning = true;
+	return true;
+}
+
+/*
+ * The check of an actor received by SET LOCAL (above), at the first
+ * decision after it (carm_current_actor()): 28000 or 42501, and the
+ * statement fails, when the user is unknown, deactivated, or not an
+ * employee of the business it acts for.
+ */
+bool		carm_actor_unchecked = false;
+
+void
+carm_actor_check_set_local(void)
+{
+	static bool checking = false;
+	SetLocalCheck c = {0, 0, false, false, false};
+
+	c.user_id = carm_actor_uid;
+	c.business_id = carm_actor_bid;
+	if (c.user_id == 0)
+	{
+		carm_actor_unchecked = false;	/* the transaction that set it has ended */
+		return;
+	}
+	if (checking)
+		return;					/* the check's own reads decide nothing */
+	checking = true;
+	PG_TRY();
+	{
+		carm_as_owner(read_set_local, &c);
+	}
+	PG_FINALLY();
+	{
+		checking = false;
+	}
+	PG_END_TRY();
+
+	/*
+	 * A refusal leaves the actor unchecked: after ROLLBACK TO SAVEPOINT the
+	 * setting may still be there, and every decision must refuse again.
+	 */
+	if (!c.exists)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("acting user does not exist")));
+	if (!c.active)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("acting user " INT64_FORMAT " is deactivated", c.user_id)));
+	if (!c.is_employee)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("user " INT64_FORMAT " is not an employee of business " INT64_FORMAT,
+						c.user_id, c.business_id)));
+	carm_actor_mark_checked(c.user_id, c.business_id);
+	carm_actor_unchecked = false;
+}
+
+void
+carm_actor_end_set_local(void)
+{
+	carm_actor_assigning = false;
+}
+
+/*
+ * Under Citus, send the current actor (or its absence) to the workers
+ * again, as set_actor() did (citus.c: a released savepoint made Citus
+ * forget it).
+ */
+void
+carm_actor_resend(void)
+{
+	const char *value = carm_actor_setting ? carm_actor_setting : "";
+	int64		uid,
+				bid;
+
+	if (*value == '\0' || !carm_parse_actor(value, &uid, &bid))
+	{
+		/*
+		 * LOCAL: a plain RESET would outlive the SET clause of the function
+		 * that cleared the actor (reset_actor() means it to, this must not)
+		 */
+		carm_citus_propagate("SET LOCAL carm_deleg.actor TO DEFAULT");
+		return;
+	}
+	carm_actor_assigning = true;
+	PG_TRY();
+	{
+		carm_citus_propagate(psprintf("SET LOCAL carm_deleg.actor = '%s'", value));
+	}
+	PG_FINALLY();
+	{
+		carm_actor_assigning = false;
+	}
+	PG_END_TRY();
 }
