@@ -40,6 +40,7 @@
 
 #include "access/parallel.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type_d.h"
@@ -612,13 +613,17 @@ read_grants(void *arg)
  * Whether this load may use and publish shared sets (shared_store.c): the
  * library is preloaded, and the load reads the latest snapshot (not
  * REPEATABLE READ, not parallel mode), on one node (under Citus a load is
- * always complete and computed whole).
+ * always complete and computed whole), in a transaction that has not
+ * changed delegation state itself (its loads see its own uncommitted
+ * changes), on a primary (a standby's backends started after a replayed
+ * commit never receive its keys, and no session there commits to log them).
  */
 static bool
 shared_usable(void)
 {
 	return cache.partial_pays && carm_shared_available() &&
-		!IsInParallelMode() && !IsolationUsesXactSnapshot();
+		!IsInParallelMode() && !IsolationUsesXactSnapshot() &&
+		!carm_xact_changed_state() && !RecoveryInProgress();
 }
 
 /* shared_usable() for actor.c (set_actor's first sight of a user). */

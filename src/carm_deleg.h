@@ -181,6 +181,7 @@ typedef enum CarmInvalKind
 extern Oid	carm_anchor_relid(void);
 extern void carm_inval_init(void);
 extern CarmInvalKind carm_decode_inval(Oid relid, Oid anchor, int64 *id);
+extern bool carm_xact_changed_state(void);	/* this transaction queued a key */
 
 /* ---- visibility.c ---- */
 

@@ -56,6 +56,18 @@ PG_FUNCTION_INFO_V1(carm_invalidate_keys);
 static int	keys_sent = 0;
 static bool all_sent = false;
 
+/*
+ * The keys this transaction queued, for the shared sets' change log
+ * (shared_store.c): the committing backend logs them itself once its
+ * commit is visible (XACT_EVENT_COMMIT, before COMMIT returns), because a
+ * backend that starts after the commit never receives the messages, and
+ * no other backend may be there to process them.  A subtransaction's keys
+ * stay listed after it aborts: logging a key too many only costs a reload.
+ */
+static uint32 xact_keys[MAX_KEYS_PER_XACT];
+static int	xact_nkeys = 0;
+static bool xact_all = false;	/* everything: too many keys, TRUNCATE, ... */
+
 #define KEY_BUSINESS	UINT64CONST(0x80000000)
 #define KEY_USER		UINT64CONST(0xC0000000)
 #define KEY_ID_MASK		UINT64CONST(0x3FFFFFFF)
@@ -81,8 +93,13 @@ send_key(Oid anchor, uint32 key)
 	{
 		CacheInvalidateRelcacheByRelid(anchor);
 		all_sent = true;
+		xact_all = true;
 		return;
 	}
+	if (xact_nkeys < MAX_KEYS_PER_XACT)
+		xact_keys[xact_nkeys++] = key;
+	else
+		xact_all = true;
 	tup = SearchSysCacheCopy1(RELOID, ObjectIdGetDatum(anchor));
 
 	if (!HeapTupleIsValid(tup))
@@ -100,7 +117,10 @@ carm_invalidate_business(int64 business_id)
 	if (!OidIsValid(anchor) || business_id <= 0)
 		return;
 	if ((uint64) business_id > KEY_ID_MASK)
+	{
 		CacheInvalidateRelcacheByRelid(anchor);
+		xact_all = true;
+	}
 	else
 		send_key(anchor, (uint32) (KEY_BUSINESS | (uint64) business_id));
 }
@@ -113,7 +133,10 @@ carm_invalidate_user(int64 user_id)
 	if (!OidIsValid(anchor) || user_id <= 0)
 		return;
 	if ((uint64) user_id > KEY_ID_MASK)
+	{
 		CacheInvalidateRelcacheByRelid(anchor);
+		xact_all = true;
+	}
 	else
 		send_key(anchor, (uint32) (KEY_USER | (uint64) user_id));
 }
@@ -128,6 +151,35 @@ carm_invalidate_all(void)
 		CacheInvalidateRelcacheByRelid(anchor);
 		all_sent = true;
 	}
+	xact_all = true;
+}
+
+/*
+ * Whether this transaction changed delegation state (queued any key):
+ * its loads then see its own uncommitted changes, which must neither be
+ * published to other backends nor be replaced by what they published.
+ */
+bool
+carm_xact_changed_state(void)
+{
+	return xact_nkeys > 0 || xact_all;
+}
+
+/* Log the committed transaction's keys in the shared change log. */
+static void
+log_committed_keys(void)
+{
+	if (xact_all)
+		carm_shared_note(CARM_INVAL_ALL, 0);
+	else
+		for (int i = 0; i < xact_nkeys; i++)
+		{
+			uint32		key = xact_keys[i];
+			int64		id = (int64) (key & KEY_ID_MASK);
+
+			carm_shared_note((key & UINT64CONST(0xC0000000)) == KEY_USER ? CARM_INVAL_USER
+							 : CARM_INVAL_BUSINESS, id);
+		}
 }
 
 /*
@@ -138,8 +190,26 @@ carm_invalidate_all(void)
 static void
 inval_xact_callback(XactEvent event, void *arg)
 {
+	if (event == XACT_EVENT_PRE_PREPARE && carm_xact_changed_state() &&
+		carm_shared_available() && !carm_citus_active())
+		/*
+		 * COMMIT PREPARED, in whatever session runs it, sends the messages
+		 * without processing them: nobody would log the keys, and backends
+		 * started after it would keep using grants the transaction revoked.
+		 */
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot prepare a transaction that changed delegation state while grants are shared across backends"),
+				 errhint("Commit it without two-phase commit, or set carm_deleg.shared_store_size = 0.")));
+	if (event == XACT_EVENT_PRE_PREPARE || event == XACT_EVENT_PRE_COMMIT ||
+		event == XACT_EVENT_PARALLEL_PRE_COMMIT)
+		return;
+	if (event == XACT_EVENT_COMMIT)
+		log_committed_keys();
 	keys_sent = 0;
 	all_sent = false;
+	xact_nkeys = 0;
+	xact_all = false;
 }
 
 static void

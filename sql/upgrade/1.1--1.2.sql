@@ -21,10 +21,10 @@ DROP FUNCTION carm_internal.protect_table(regclass, name, name, text);
 
 -- Grants loaded before the update were computed by 1.1's resolver: make
 -- every backend's store, and the sets shared across backends, stale at
--- commit.  Resetting an option that is not set rewrites the anchor's
--- pg_class row unchanged, which sends the anchor's relcache invalidation:
--- "everything" (src/inval.c).
-ALTER TABLE carm.protected_table RESET (fillfactor);
+-- commit.  An UPDATE of no row still fires login_binding's statement
+-- trigger, which sends "everything" (src/inval.c) and logs it for the
+-- shared sets when the update commits.
+UPDATE carm.login_binding SET user_id = user_id WHERE false;
 
 -- §12: DROP EXTENSION leaves no schema behind.  1.0 and 1.1 were installed in
 -- schema carm, which CREATE EXTENSION created and which therefore was no

@@ -7,9 +7,13 @@
 #  2. every isolation spec and pgTAP file of the suite again, on this server:
 #     decisions are the same with sharing as without;
 #  3. a second backend's first query takes the grants the first one shared;
+#     a backend started after a change its writer committed and left sees it;
+#     a transaction's own uncommitted changes are never shared; two-phase
+#     commit of a delegation change is refused;
 #  4. a backend killed while it loads leaves nothing behind that others use;
-#  5. a hot standby with sharing: a revocation replayed there is honoured by
-#     a backend that shared the grants before and by one that starts after.
+#  5. a hot standby: it shares nothing (its backends load their own), and a
+#     revocation replayed there is honoured by a backend that read before
+#     and by one that starts after.
 # Run by scripts/test.sh (WORK and PGBIN exported); exits non-zero on failure.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -89,6 +93,45 @@ P -d postgres -c "SELECT carm.stats_reset()" >/dev/null
 [ "$(stat 'shared_hits > 0 AND full_loads = 0')" = t ] ||
   fail "a second backend loaded the grants again ($(stat 'shared_hits || \" hits, \" || full_loads || \" loads\"'))"
 
+# 3b. A change committed by a session that then leaves, with no other backend
+# connected: a backend started afterwards never receives its invalidation,
+# so the committing backend logs its keys itself, at commit.  (Without it,
+# every new backend went on using the shared grants the change revoked.)
+P -d postgres -c "UPDATE carm.relationship SET status = 'ended', closed_at = now()
+                  WHERE client_id = (SELECT id FROM carm.business WHERE bn9 <> '200000008' ORDER BY id LIMIT 1)" ||
+  fail "revocation failed"
+[ "$(A -c "$COUNT" | tail -1)" = 2990 ] || fail "a backend started after a revocation uses the revoked shared grants"
+P -d postgres -c "UPDATE carm.relationship SET status = 'active', closed_at = NULL
+                  WHERE client_id = (SELECT id FROM carm.business WHERE bn9 <> '200000008' ORDER BY id LIMIT 1)" ||
+  fail "restoring failed"
+[ "$(A -c "$COUNT" | tail -1)" = 3000 ] || fail "a backend started after a grant does not see it"
+
+# 3c. A transaction that changed delegation state sees its own uncommitted
+# changes: what it loads is neither published nor replaced by shared grants.
+mkfifo "$DIR/dirty_in"; chmod 666 "$DIR/dirty_in"
+P -d postgres < "$DIR/dirty_in" > "$DIR/dirty_out" 2>&1 &
+exec 5> "$DIR/dirty_in"
+echo "BEGIN; UPDATE carm.relationship SET status = 'ended', closed_at = now()
+      WHERE client_id IN (SELECT id FROM carm.business WHERE bn9 <> '200000008' ORDER BY id LIMIT 10);
+      SET LOCAL ROLE regress_shared_login; SELECT carm.set_actor('bam');
+      SELECT 'inside:' || count(*) FROM public.rulings;" >&5
+for _ in $(seq 100); do grep -q inside: "$DIR/dirty_out" && break; sleep 0.1; done
+grep -q '^inside:2900$' "$DIR/dirty_out" || { cat "$DIR/dirty_out"; fail "a transaction does not see its own revocation"; }
+[ "$(A -c "$COUNT" | tail -1)" = 3000 ] || fail "another backend sees a revocation that is not committed"
+echo "ROLLBACK;" >&5
+exec 5>&-
+wait
+[ "$(A -c "$COUNT" | tail -1)" = 3000 ] || fail "the rolled-back revocation is seen"
+
+# 3d. Two-phase commit of a change to delegation state is refused while grants
+# are shared: COMMIT PREPARED would send its invalidations without logging them.
+out=$(P -d postgres -c "BEGIN" -c "UPDATE carm.relationship SET see_other = NOT see_other
+                  WHERE client_id = (SELECT id FROM carm.business WHERE bn9 <> '200000008' ORDER BY id LIMIT 1)" \
+       -c "PREPARE TRANSACTION 'carm_shared_2pc'" 2>&1) && fail "PREPARE TRANSACTION of a delegation change was accepted"
+echo "$out" | grep -q "cannot prepare a transaction that changed delegation state" ||
+  { echo "$out"; fail "PREPARE TRANSACTION was refused for another reason"; }
+[ "$(P -d postgres -c "SELECT count(*) FROM pg_prepared_xacts")" = 0 ] || fail "a transaction was prepared"
+
 # 4. A backend killed while it loads -----------------------------------------
 # The loader waits for a lock on carm.relationship in the middle of its
 # load; it is killed there; a revocation follows; a new backend must not
@@ -132,8 +175,10 @@ exec 4> "$DIR/standby_in"
 echo "BEGIN; SELECT carm.set_actor('bam'); SELECT 'before:' || count(*) FROM public.rulings; COMMIT;" >&4
 for _ in $(seq 100); do grep -q before: "$DIR/standby_out" && break; sleep 0.1; done
 [ "$(RA -c "$COUNT" | tail -1)" = 2000 ] || fail "a second standby backend does not see 2000 rows"
-[ "$(R -d postgres -c "SELECT shared_hits > 0 FROM carm.stats WHERE database = 'postgres'")" = t ] ||
-  fail "the standby's backends do not share grants"
+# a standby shares nothing: its backends started after a replayed commit
+# never receive the commit's keys, and nobody commits there to log them
+[ "$(R -d postgres -c "SELECT shared_hits = 0 AND shared_published = 0 FROM carm.stats WHERE database = 'postgres'")" = t ] ||
+  fail "the standby's backends share grants"
 P -d postgres -c "UPDATE carm.relationship SET status = 'ended', closed_at = now()
                   WHERE client_id IN (SELECT client_id FROM carm.relationship WHERE status = 'active'
                                       ORDER BY client_id LIMIT 50)" || fail "revocation failed"
