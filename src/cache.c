@@ -613,9 +613,11 @@ read_grants(void *arg)
  * Whether this load may use and publish shared sets (shared_store.c): the
  * library is preloaded, and the load reads the latest snapshot (not
  * REPEATABLE READ, not parallel mode), on one node (under Citus a load is
- * always complete and computed whole), in a transaction that has not
- * changed delegation state itself (its loads see its own uncommitted
- * changes), on a primary (a standby's backends started after a replayed
+ * always complete and computed whole), in a transaction that has written
+ * nothing (its loads would see its own uncommitted changes — already
+ * within the statement that writes them, before its invalidation triggers
+ * run at the statement's end: any write, which assigns the transaction an
+ * id, ends sharing for the transaction), on a primary (a standby's backends started after a replayed
  * commit never receive its keys, and no session there commits to log them).
  */
 static bool
@@ -623,7 +625,8 @@ shared_usable(void)
 {
 	return cache.partial_pays && carm_shared_available() &&
 		!IsInParallelMode() && !IsolationUsesXactSnapshot() &&
-		!carm_xact_changed_state() && !RecoveryInProgress();
+		!carm_xact_changed_state() &&
+		!TransactionIdIsValid(GetTopTransactionIdIfAny()) && !RecoveryInProgress();
 }
 
 /* shared_usable() for actor.c (set_actor's first sight of a user). */

@@ -8,7 +8,8 @@
 #     decisions are the same with sharing as without;
 #  3. a second backend's first query takes the grants the first one shared;
 #     a backend started after a change its writer committed and left sees it;
-#     a transaction's own uncommitted changes are never shared; two-phase
+#     a transaction's own uncommitted changes are never shared (also within
+#     the writing statement, before its triggers run); two-phase
 #     commit of a delegation change is refused;
 #  4. a backend killed while it loads leaves nothing behind that others use;
 #  5. a hot standby: it shares nothing (its backends load their own), and a
@@ -122,6 +123,31 @@ echo "ROLLBACK;" >&5
 exec 5>&-
 wait
 [ "$(A -c "$COUNT" | tail -1)" = 3000 ] || fail "the rolled-back revocation is seen"
+
+# 3c'. Within the statement that writes it, before its triggers run, a
+# change is already visible to a function the statement calls: a write of
+# any kind ends sharing for the transaction.  Here the statement fails after
+# the read, so nothing is ever committed, nor logged.
+P -d postgres <<'SQL' || fail "could not create the peeking function"
+CREATE FUNCTION public.peek() RETURNS bigint LANGUAGE plpgsql VOLATILE AS $f$
+BEGIN
+  SET LOCAL ROLE regress_shared_login;
+  PERFORM carm.set_actor('bam');
+  RETURN (SELECT count(*) FROM public.rulings);
+END $f$;
+SQL
+# (the shared set of bam predates the revocation: the reader patches it)
+P -d postgres -c "UPDATE carm.relationship SET status = 'ended', closed_at = now()
+                  WHERE client_id = (SELECT id FROM carm.business WHERE bn9 <> '200000008' ORDER BY id LIMIT 1)" ||
+  fail "revocation failed"
+P -d postgres -c "UPDATE carm.relationship SET status = 'active', closed_at = NULL
+                  WHERE client_id = (SELECT id FROM carm.business WHERE bn9 <> '200000008' ORDER BY id LIMIT 1)
+                  RETURNING public.peek(), 1 / (random() * 0)::int" >/dev/null 2>&1 && fail "the failing statement succeeded"
+[ "$(A -c "$COUNT" | tail -1)" = 2990 ] || fail "a grant read within a failed statement was shared"
+P -d postgres -c "UPDATE carm.relationship SET status = 'active', closed_at = NULL
+                  WHERE client_id = (SELECT id FROM carm.business WHERE bn9 <> '200000008' ORDER BY id LIMIT 1)" ||
+  fail "restoring failed"
+[ "$(A -c "$COUNT" | tail -1)" = 3000 ] || fail "the restored grant is not seen"
 
 # 3d. Two-phase commit of a change to delegation state is refused while grants
 # are shared: COMMIT PREPARED would send its invalidations without logging them.
